@@ -1,0 +1,139 @@
+//! Command-line declarations (clap derive). Doc comments are the `--help` text.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// clusterlab: reproducible deep-clustering research.
+///
+/// A YAML grid declares methods × seeds × datasets × hyper-parameters; `sweep` trains every
+/// cell and records each run under runs/<grid>/<run-id>/ (config, provenance, status, Parquet);
+/// `report` turns the runs into a paper-style table (mean ± std over seeds).
+#[derive(Debug, Parser)]
+#[command(name = "clusterlab", version, about, long_about)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options shared by every command.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Root directory of the run store (one folder per grid, one per run inside).
+    #[arg(
+        long,
+        global = true,
+        default_value = "runs",
+        env = "CLUSTERLAB_RUNS_DIR"
+    )]
+    pub runs_dir: PathBuf,
+    /// Root directory of generated reports (reports/<grid>/table.md, ...).
+    #[arg(
+        long,
+        global = true,
+        default_value = "reports",
+        env = "CLUSTERLAB_REPORTS_DIR"
+    )]
+    pub reports_dir: PathBuf,
+    /// More log output on stderr (-v info, -vv debug, -vvv trace). RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Train every pending cell of a grid, then print and write its results table.
+    ///
+    /// GRID is a path to a YAML grid, or NAME for experiments/NAME.yaml. Without GRID, the
+    /// embedded smoke grid runs (synthetic data, no download). Completed cells are skipped, so
+    /// re-running a sweep resumes it. Exit code 0 when every cell completed, 1 when a run
+    /// failed, 2 on bad input (nothing is written then).
+    Sweep {
+        /// Grid file or name (default: the embedded experiments/smoke.yaml).
+        grid: Option<String>,
+        /// List every cell with its run id and status (pending/completed/failed); run nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        overrides: OverrideArgs,
+    },
+    /// Run one cell of a grid by its index (as listed by `sweep --dry-run`).
+    ///
+    /// Idempotent: a completed cell exits 0 at once. Meant for job arrays (one task per cell).
+    Run {
+        /// Grid file or name.
+        grid: String,
+        /// Cell index, 0-based.
+        #[arg(long)]
+        index: usize,
+        #[command(flatten)]
+        overrides: OverrideArgs,
+    },
+    /// Print a grid's results table and write it to reports/<grid>/table.md.
+    ///
+    /// Reads the run store only (a lazy scan of every run's result.parquet): works after a
+    /// sweep on this machine or on runs copied from elsewhere. GRID is a grid file, a name under
+    /// experiments/, or a grid name present in the run store.
+    Report {
+        /// Grid file, experiments/ name or stored grid name.
+        grid: String,
+    },
+    /// Measure speed: training steps or augmentation throughput; prints one JSON line.
+    ///
+    /// The model and data come from the run config (defaults, `--grid`'s base, `--set`), so
+    /// `bench train --set model.widths=[16,32,64,128] --set dataset.image_size=24` measures
+    /// exactly what a sweep would train.
+    Bench {
+        #[command(subcommand)]
+        what: BenchWhat,
+    },
+    /// Evaluate golden cross-check cases (JSON) against clusterlab's implementation.
+    ///
+    /// Prints, per case, computed vs expected and pass/fail; exit 1 if any case fails.
+    /// The cases in tests/golden/ come from an independent NumPy/scikit-learn script.
+    Golden {
+        /// Case files, or folders of *.json cases.
+        #[arg(required = true)]
+        paths: Vec<std::path::PathBuf>,
+    },
+}
+
+/// Config overrides applied on top of every cell (highest precedence).
+#[derive(Debug, Args, Clone, Default)]
+pub struct OverrideArgs {
+    /// Override a run-config key for every cell: --set optimizer.lr=1e-3 (repeatable).
+    /// Environment variables CLUSTERLAB_<SECTION>__<KEY> apply below --set.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub sets: Vec<String>,
+}
+
+/// What `bench` measures.
+#[derive(Debug, Subcommand)]
+pub enum BenchWhat {
+    /// Timed training steps (after warm-up) on random inputs of the configured size.
+    Train {
+        /// Timed steps.
+        #[arg(long, default_value_t = 10)]
+        steps: usize,
+        /// Untimed warm-up steps.
+        #[arg(long, default_value_t = 2)]
+        warmup: usize,
+        /// Take the base config of this grid (file or name); the first cell's config is used.
+        #[arg(long)]
+        grid: Option<String>,
+        #[command(flatten)]
+        overrides: OverrideArgs,
+    },
+    /// Augmentation throughput of the training view pipeline.
+    Augment {
+        /// Timed batches.
+        #[arg(long, default_value_t = 50)]
+        batches: usize,
+        /// Take the base config of this grid (file or name); the first cell's config is used.
+        #[arg(long)]
+        grid: Option<String>,
+        #[command(flatten)]
+        overrides: OverrideArgs,
+    },
+}

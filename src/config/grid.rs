@@ -1,0 +1,646 @@
+//! Grid specs: a YAML file that declares many runs, and its expansion into cells.
+//!
+//! ```yaml
+//! name: smoke
+//! base: {train: {epochs: 20}}          # a (partial) run config shared by every cell
+//! grid: {method.name: [cc, kmeans], seed: [0, 1, 2]}   # cartesian product, first axis outermost
+//! zip:  [{optimizer.lr: [1e-3, 3e-4], train.batch_size: [64, 128]}]  # axes varying together
+//! include: [{method.name: cc, seed: 9}]  # extra cells
+//! exclude: [{method.name: kmeans, seed: 2}]  # cells matching every given key are dropped
+//! ```
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+use super::layers::{self, Layer, LayerError, Overrides};
+use super::locate::{closest, locate_key_text, locate_path};
+use super::{run_id, RunConfig};
+use crate::error::{Error, Result};
+
+/// The default grid, compiled into the binary so that `clusterlab sweep` works anywhere.
+pub const EMBEDDED_SMOKE: &str = include_str!("../../experiments/smoke.yaml");
+
+/// Top-level keys of a grid file.
+const GRID_KEYS: &[&str] = &[
+    "name",
+    "description",
+    "base",
+    "grid",
+    "zip",
+    "include",
+    "exclude",
+];
+
+/// Where a grid's text came from.
+#[derive(Debug, Clone)]
+pub enum GridSource {
+    File(PathBuf),
+    Embedded(&'static str),
+}
+
+impl std::fmt::Display for GridSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            GridSource::File(p) => write!(f, "{}", p.display()),
+            GridSource::Embedded(name) => write!(f, "<embedded {name}>"),
+        }
+    }
+}
+
+/// One axis of the product: a single key, or a zip group of keys varying together.
+#[derive(Debug, Clone)]
+struct Axis {
+    keys: Vec<String>,
+    /// One row per position; each row holds one value per key.
+    rows: Vec<Vec<Value>>,
+}
+
+/// A parsed grid file.
+#[derive(Debug, Clone)]
+pub struct Grid {
+    pub name: String,
+    pub description: String,
+    pub source: GridSource,
+    text: String,
+    base: Value,
+    axes: Vec<Axis>,
+    include: Vec<Vec<(String, Value)>>,
+    exclude: Vec<Vec<(String, Value)>>,
+}
+
+/// One expanded cell: its position, its axis values and its resolved config.
+#[derive(Debug, Clone)]
+pub struct Cell {
+    pub index: usize,
+    pub assignment: Vec<(String, Value)>,
+    pub config: RunConfig,
+    pub run_id: String,
+}
+
+impl Cell {
+    /// `method.name=cc seed=1`, for listings.
+    pub fn label(&self) -> String {
+        self.assignment
+            .iter()
+            .map(|(k, v)| format!("{k}={}", short(v)))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+fn short(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+impl Grid {
+    /// Loads a grid from a file path.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Error::BadInput(format!(
+                "cannot read grid file {}: {e}; pass a path to a YAML grid or a name under experiments/",
+                path.display()
+            ))
+        })?;
+        Self::parse(&text, GridSource::File(path.to_path_buf()))
+    }
+
+    /// Resolves a grid argument: an existing path, `experiments/NAME.yaml`, or the embedded smoke grid.
+    pub fn find(arg: Option<&str>) -> Result<Self> {
+        let Some(arg) = arg else {
+            return Self::parse(
+                EMBEDDED_SMOKE,
+                GridSource::Embedded("experiments/smoke.yaml"),
+            );
+        };
+        let path = Path::new(arg);
+        if path.is_file() {
+            return Self::load(path);
+        }
+        let named = Path::new("experiments").join(format!("{arg}.yaml"));
+        if named.is_file() {
+            return Self::load(&named);
+        }
+        if arg == "smoke" {
+            return Self::parse(
+                EMBEDDED_SMOKE,
+                GridSource::Embedded("experiments/smoke.yaml"),
+            );
+        }
+        Err(Error::BadInput(format!(
+            "no grid `{arg}`: neither the file {arg} nor {} exists; pass a path to a YAML grid, or a name under experiments/",
+            named.display()
+        )))
+    }
+
+    /// Parses a grid text; errors carry `source:line:column`.
+    pub fn parse(text: &str, source: GridSource) -> Result<Self> {
+        let at = |line: usize, col: usize, msg: String| {
+            Error::Config(format!("{source}:{line}:{col}: {msg}"))
+        };
+        let yaml: serde_yaml::Value =
+            serde_yaml::from_str(text).map_err(|e| match e.location() {
+                Some(l) => at(l.line(), l.column(), format!("YAML syntax error: {e}")),
+                None => Error::Config(format!("{source}: YAML syntax error: {e}")),
+            })?;
+        let root: Value = serde_json::to_value(&yaml)
+            .map_err(|e| Error::Config(format!("{source}: unsupported YAML: {e}")))?;
+        let Value::Object(top) = root else {
+            return Err(Error::Config(format!(
+                "{source}: a grid file must be a mapping with at least `name:`; found {}",
+                kind(&root)
+            )));
+        };
+        let locate_top = |key: &str| locate_path(text, &[key]).unwrap_or((1, 1));
+        for key in top.keys() {
+            if !GRID_KEYS.contains(&key.as_str()) {
+                let (l, c) = locate_top(key);
+                let hint = closest(key, GRID_KEYS.iter().copied())
+                    .map(|s| format!("did you mean `{s}`?"))
+                    .unwrap_or_else(|| format!("valid keys: {}", GRID_KEYS.join(", ")));
+                return Err(at(l, c, format!("unknown grid key `{key}`; {hint}")));
+            }
+        }
+        let name = match top.get("name") {
+            Some(Value::String(s)) => s.clone(),
+            Some(other) => {
+                let (l, c) = locate_top("name");
+                return Err(at(
+                    l,
+                    c,
+                    format!("`name` must be a string, found {}", kind(other)),
+                ));
+            }
+            None => {
+                return Err(Error::Config(format!(
+                    "{source}: the grid has no `name:`; add one, e.g. `name: my-grid`"
+                )))
+            }
+        };
+        if let Err(msg) = crate::store::check_name("grid name", &name) {
+            let (l, c) = locate_top("name");
+            return Err(at(l, c, msg));
+        }
+        let description = match top.get("description") {
+            Some(Value::String(s)) => s.clone(),
+            _ => String::new(),
+        };
+        let base = match top.get("base") {
+            None | Some(Value::Null) => Value::Object(Default::default()),
+            Some(v @ Value::Object(_)) => v.clone(),
+            Some(other) => {
+                let (l, c) = locate_top("base");
+                return Err(at(
+                    l,
+                    c,
+                    format!(
+                        "`base` must be a mapping of run-config keys, found {}",
+                        kind(other)
+                    ),
+                ));
+            }
+        };
+
+        let mut axes = Vec::new();
+        match top.get("grid") {
+            None | Some(Value::Null) => {}
+            Some(Value::Object(map)) => {
+                for (key, values) in map {
+                    let (l, c) = locate_key_text(text, key, locate_top("grid").0)
+                        .unwrap_or(locate_top("grid"));
+                    let Value::Array(list) = values else {
+                        return Err(at(
+                            l,
+                            c,
+                            format!(
+                                "grid axis `{key}` must be a list of values, e.g. `{key}: [a, b]`"
+                            ),
+                        ));
+                    };
+                    if list.is_empty() {
+                        return Err(at(
+                            l,
+                            c,
+                            format!(
+                                "grid axis `{key}` is an empty list: it would produce no cells"
+                            ),
+                        ));
+                    }
+                    axes.push(Axis {
+                        keys: vec![key.clone()],
+                        rows: list.iter().map(|v| vec![v.clone()]).collect(),
+                    });
+                }
+            }
+            Some(other) => {
+                let (l, c) = locate_top("grid");
+                return Err(at(
+                    l,
+                    c,
+                    format!(
+                        "`grid` must be a mapping of axis → list, found {}",
+                        kind(other)
+                    ),
+                ));
+            }
+        }
+        match top.get("zip") {
+            None | Some(Value::Null) => {}
+            Some(Value::Array(groups)) => {
+                for group in groups {
+                    let (l, c) = locate_top("zip");
+                    let Value::Object(map) = group else {
+                        return Err(at(
+                            l,
+                            c,
+                            "each `zip` entry must be a mapping of axis → list".into(),
+                        ));
+                    };
+                    let mut keys = Vec::new();
+                    let mut cols = Vec::new();
+                    for (key, values) in map {
+                        let Value::Array(list) = values else {
+                            return Err(at(l, c, format!("zip axis `{key}` must be a list")));
+                        };
+                        keys.push(key.clone());
+                        cols.push(list.clone());
+                    }
+                    let len = cols.first().map(|c| c.len()).unwrap_or(0);
+                    if len == 0 || cols.iter().any(|c| c.len() != len) {
+                        let lens: Vec<String> = keys
+                            .iter()
+                            .zip(&cols)
+                            .map(|(k, c)| format!("{k}: {}", c.len()))
+                            .collect();
+                        return Err(at(
+                            l,
+                            c,
+                            format!(
+                                "zip axes must be non-empty lists of equal length; found {}",
+                                lens.join(", ")
+                            ),
+                        ));
+                    }
+                    let rows = (0..len)
+                        .map(|i| cols.iter().map(|c| c[i].clone()).collect())
+                        .collect();
+                    axes.push(Axis { keys, rows });
+                }
+            }
+            Some(other) => {
+                let (l, c) = locate_top("zip");
+                return Err(at(
+                    l,
+                    c,
+                    format!("`zip` must be a list of mappings, found {}", kind(other)),
+                ));
+            }
+        }
+        let assignments = |key: &str| -> Result<Vec<Vec<(String, Value)>>> {
+            match top.get(key) {
+                None | Some(Value::Null) => Ok(Vec::new()),
+                Some(Value::Array(items)) => items
+                    .iter()
+                    .map(|item| match item {
+                        Value::Object(map) => {
+                            Ok(map.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                        }
+                        other => {
+                            let (l, c) = locate_top(key);
+                            Err(at(
+                                l,
+                                c,
+                                format!(
+                                    "each `{key}` entry must be a mapping of key → value, found {}",
+                                    kind(other)
+                                ),
+                            ))
+                        }
+                    })
+                    .collect(),
+                Some(other) => {
+                    let (l, c) = locate_top(key);
+                    Err(at(
+                        l,
+                        c,
+                        format!("`{key}` must be a list of mappings, found {}", kind(other)),
+                    ))
+                }
+            }
+        };
+        let include = assignments("include")?;
+        let exclude = assignments("exclude")?;
+        let schema = layers::schema();
+        for (section, list) in [("include", &include), ("exclude", &exclude)] {
+            for a in list.iter() {
+                for (k, _) in a {
+                    if let Err(msg) = layers::check_key(&schema, k) {
+                        let (l, c) = locate_key_text(text, k, locate_top(section).0)
+                            .unwrap_or(locate_top(section));
+                        return Err(at(l, c, msg));
+                    }
+                }
+            }
+        }
+        Ok(Self {
+            name,
+            description,
+            source,
+            text: text.to_string(),
+            base,
+            axes,
+            include,
+            exclude,
+        })
+    }
+
+    /// Expands the grid into cells, resolving each through the config layers.
+    /// Cells with the same run id are kept once (the first).
+    pub fn expand(&self, overrides: &Overrides) -> Result<Vec<Cell>> {
+        let mut assignments: Vec<Vec<(String, Value)>> = vec![Vec::new()];
+        for axis in &self.axes {
+            let mut next = Vec::with_capacity(assignments.len() * axis.rows.len());
+            for a in &assignments {
+                for row in &axis.rows {
+                    let mut cell = a.clone();
+                    cell.extend(axis.keys.iter().cloned().zip(row.iter().cloned()));
+                    next.push(cell);
+                }
+            }
+            assignments = next;
+        }
+        if self.axes.is_empty() && !self.include.is_empty() {
+            assignments.clear();
+        }
+        assignments.extend(self.include.iter().cloned());
+
+        let mut cells: Vec<Cell> = Vec::new();
+        for assignment in assignments {
+            let config = layers::resolve(&self.base, &assignment, overrides)
+                .map_err(|e| self.located(e, &assignment))?;
+            config
+                .validate()
+                .map_err(|e| self.locate_validation(e, &assignment))?;
+            let flat: Vec<(String, Value)> = layers::flatten(&serde_json::to_value(&config)?);
+            if self.exclude.iter().any(|ex| matches(&flat, ex)) {
+                continue;
+            }
+            let run_id = run_id(&config);
+            if cells.iter().any(|c| c.run_id == run_id) {
+                continue;
+            }
+            cells.push(Cell {
+                index: cells.len(),
+                assignment,
+                config,
+                run_id,
+            });
+        }
+        if cells.is_empty() {
+            return Err(Error::Config(format!(
+                "{}: the grid expands to no cells (every cell excluded?)",
+                self.source
+            )));
+        }
+        Ok(cells)
+    }
+
+    /// Turns a layer error into a message with a file location.
+    fn located(&self, e: LayerError, assignment: &[(String, Value)]) -> Error {
+        let cell = render_assignment(assignment);
+        match e.layer {
+            Layer::Base => {
+                let path: Vec<&str> = std::iter::once("base").chain(e.key.split('.')).collect();
+                let (l, c) = locate_path(&self.text, &path)
+                    .or_else(|| locate_path(&self.text, &["base"]))
+                    .unwrap_or((1, 1));
+                Error::Config(format!("{}:{l}:{c}: {}", self.source, e.message))
+            }
+            Layer::Cell => {
+                let (l, c) = self.locate_cell_key(&e.key, assignment);
+                Error::Config(format!(
+                    "{}:{l}:{c}: {} (in cell {cell})",
+                    self.source, e.message
+                ))
+            }
+            Layer::Env => {
+                let var = format!(
+                    "{}{}",
+                    layers::ENV_PREFIX,
+                    e.key.to_uppercase().replace('.', "__")
+                );
+                Error::Config(format!("environment variable {var}: {}", e.message))
+            }
+            Layer::Set => Error::Config(format!("--set {}: {}", e.key, e.message)),
+        }
+    }
+
+    fn locate_cell_key(&self, key: &str, assignment: &[(String, Value)]) -> (usize, usize) {
+        // The axis key that introduced the bad (possibly nested) key.
+        let axis_key = assignment
+            .iter()
+            .map(|(k, _)| k.as_str())
+            .find(|k| {
+                key == *k || key.starts_with(&format!("{k}.")) || k.starts_with(&format!("{key}."))
+            })
+            .unwrap_or(key);
+        locate_key_text(&self.text, axis_key, 1).unwrap_or((1, 1))
+    }
+
+    fn locate_validation(&self, e: Error, assignment: &[(String, Value)]) -> Error {
+        let Error::Config(msg) = e else { return e };
+        // The message starts with "invalid value for `key`".
+        let key = msg
+            .split('`')
+            .nth(1)
+            .unwrap_or("")
+            .split(" / ")
+            .next()
+            .unwrap_or("")
+            .to_string();
+        let from_cell = assignment
+            .iter()
+            .any(|(k, _)| *k == key || key.starts_with(&format!("{k}.")));
+        let loc = if from_cell {
+            Some(self.locate_cell_key(&key, assignment))
+        } else {
+            let path: Vec<&str> = std::iter::once("base").chain(key.split('.')).collect();
+            locate_path(&self.text, &path)
+        };
+        let cell = render_assignment(assignment);
+        match loc {
+            Some((l, c)) => {
+                Error::Config(format!("{}:{l}:{c}: {msg} (in cell {cell})", self.source))
+            }
+            None => Error::Config(format!(
+                "{}: {msg} (in cell {cell}; set by defaults, environment or --set)",
+                self.source
+            )),
+        }
+    }
+}
+
+fn render_assignment(a: &[(String, Value)]) -> String {
+    if a.is_empty() {
+        return "<base>".into();
+    }
+    a.iter()
+        .map(|(k, v)| format!("{k}={}", short(v)))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// True when every key of the partial assignment equals the cell's resolved value.
+fn matches(flat: &[(String, Value)], partial: &[(String, Value)]) -> bool {
+    partial.iter().all(|(k, want)| {
+        flat.iter()
+            .filter(|(fk, _)| fk == k || fk.starts_with(&format!("{k}.")))
+            .any(|(fk, have)| {
+                if fk == k {
+                    values_equal(have, want)
+                } else {
+                    // A partial over a section: compare the nested value.
+                    want.pointer(&format!("/{}", fk[k.len() + 1..].replace('.', "/")))
+                        .is_some_and(|w| values_equal(have, w))
+                }
+            })
+    })
+}
+
+fn values_equal(a: &Value, b: &Value) -> bool {
+    match (a.as_f64(), b.as_f64()) {
+        (Some(x), Some(y)) => x == y,
+        _ => a == b,
+    }
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "nothing",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a mapping",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grid(text: &str) -> Grid {
+        Grid::parse(text, GridSource::Embedded("test")).unwrap()
+    }
+
+    fn labels(cells: &[Cell]) -> Vec<String> {
+        cells.iter().map(|c| c.label()).collect()
+    }
+
+    #[test]
+    fn cartesian_first_axis_outermost() {
+        let g = grid("name: t\ngrid:\n  method.name: [cc, kmeans]\n  seed: [0, 1]\n");
+        let cells = g.expand(&Overrides::default()).unwrap();
+        assert_eq!(
+            labels(&cells),
+            [
+                "method.name=cc seed=0",
+                "method.name=cc seed=1",
+                "method.name=kmeans seed=0",
+                "method.name=kmeans seed=1"
+            ]
+        );
+        assert_eq!(cells[3].config.method.name, "kmeans");
+        assert_eq!(cells[3].config.seed, 1);
+    }
+
+    #[test]
+    fn zip_include_exclude() {
+        let g = grid(
+            "name: t\ngrid: {seed: [0, 1]}\nzip:\n  - {optimizer.lr: [0.1, 0.2], train.batch_size: [16, 32]}\ninclude:\n  - {seed: 7, method.name: kmeans}\nexclude:\n  - {seed: 1, optimizer.lr: 0.2}\n",
+        );
+        let cells = g.expand(&Overrides::default()).unwrap();
+        let got: Vec<(u64, f64, usize)> = cells
+            .iter()
+            .map(|c| {
+                (
+                    c.config.seed,
+                    c.config.optimizer.lr,
+                    c.config.train.batch_size,
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [(0, 0.1, 16), (0, 0.2, 32), (1, 0.1, 16), (7, 3e-4, 128)]
+        );
+        assert_eq!(cells[3].config.method.name, "kmeans");
+        assert_eq!(
+            cells.iter().map(|c| c.index).collect::<Vec<_>>(),
+            [0, 1, 2, 3]
+        );
+    }
+
+    #[test]
+    fn exclude_matches_base_values_too() {
+        let g = grid("name: t\nbase: {train: {epochs: 3}}\ngrid: {seed: [0, 1]}\nexclude:\n  - {train.epochs: 3, seed: 0}\n");
+        let cells = g.expand(&Overrides::default()).unwrap();
+        assert_eq!(labels(&cells), ["seed=1"]);
+    }
+
+    #[test]
+    fn unknown_axis_key_is_located() {
+        let g = grid("name: t\ngrid:\n  seed: [0]\n  optimizer.lrr: [1]\n");
+        let e = g.expand(&Overrides::default()).unwrap_err().to_string();
+        assert!(
+            e.starts_with(
+                "<embedded test>:4:3: unknown key `optimizer.lrr`; did you mean `optimizer.lr`?"
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn unknown_base_key_is_located() {
+        let g = grid("name: t\nbase:\n  train:\n    epoch: 3\n");
+        let e = g.expand(&Overrides::default()).unwrap_err().to_string();
+        assert!(
+            e.starts_with(
+                "<embedded test>:4:5: unknown key `train.epoch`; did you mean `train.epochs`?"
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn syntax_errors_have_line_and_column() {
+        let e = Grid::parse("name: t\ngrid: [1, 2\n", GridSource::Embedded("x"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("<embedded x>:"), "{e}");
+        assert!(e.contains("YAML syntax error"), "{e}");
+    }
+
+    #[test]
+    fn zip_lengths_must_agree() {
+        let e = Grid::parse(
+            "name: t\nzip:\n  - {seed: [0, 1], train.epochs: [1]}\n",
+            GridSource::Embedded("x"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("equal length"), "{e}");
+    }
+
+    #[test]
+    fn out_of_range_value_is_located() {
+        let g = grid("name: t\ngrid:\n  optimizer.lr: [0.1, -1]\n");
+        let e = g.expand(&Overrides::default()).unwrap_err().to_string();
+        assert!(
+            e.starts_with("<embedded test>:3:3: invalid value for `optimizer.lr`: -1"),
+            "{e}"
+        );
+    }
+}

@@ -1,0 +1,302 @@
+//! Layered resolution of one run config with figment.
+//!
+//! Precedence, lowest first: built-in defaults < the grid's `base` < the cell's axis values <
+//! environment (`CLUSTERLAB_OPTIMIZER__LR=1e-3`) < `--set optimizer.lr=1e-3`. Every layer is
+//! checked against the schema before merging, so an unknown key is reported with the layer it
+//! came from and the closest valid key.
+
+use figment::providers::Serialized;
+use figment::Figment;
+use serde_json::Value;
+
+use super::locate::closest;
+use super::RunConfig;
+
+/// Where a configuration value came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layer {
+    /// The grid file's `base:` mapping.
+    Base,
+    /// One cell's values (from `grid`, `zip` or `include`).
+    Cell,
+    /// A `CLUSTERLAB_…` environment variable.
+    Env,
+    /// A `--set key=value` argument.
+    Set,
+}
+
+/// A problem found while resolving, before it is located in a file.
+#[derive(Debug, Clone)]
+pub struct LayerError {
+    pub layer: Layer,
+    /// Dotted key the problem is about.
+    pub key: String,
+    pub message: String,
+}
+
+/// Dotted keys whose value is a free-form map (any sub-key accepted here, checked by `validate`).
+const FREE_MAPS: &[&str] = &["method.weights"];
+
+/// Prefix of environment variables that override run config keys (`__` separates levels).
+pub const ENV_PREFIX: &str = "CLUSTERLAB_";
+
+/// Overrides that apply on top of every cell: environment and `--set`.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub env: Vec<(String, Value)>,
+    pub sets: Vec<(String, Value)>,
+}
+
+impl Overrides {
+    /// Reads `CLUSTERLAB_…` variables whose first level names a run-config section.
+    pub fn from_env_and_sets(sets: &[String]) -> Result<Self, String> {
+        let schema = schema();
+        let mut env = Vec::new();
+        let mut vars: Vec<(String, String)> = std::env::vars()
+            .filter(|(k, _)| k.starts_with(ENV_PREFIX))
+            .collect();
+        vars.sort();
+        for (name, raw) in vars {
+            let key = name[ENV_PREFIX.len()..].to_lowercase().replace("__", ".");
+            let top = key.split('.').next().unwrap_or_default();
+            if schema.get(top).is_none() {
+                continue; // not a run-config variable (e.g. CLUSTERLAB_RUNS_DIR)
+            }
+            env.push((key, parse_scalar(&raw)));
+        }
+        let mut parsed = Vec::new();
+        for s in sets {
+            parsed.push(parse_set(s)?);
+        }
+        Ok(Self { env, sets: parsed })
+    }
+}
+
+/// Parses `key=value`; the value is read as a YAML scalar or flow collection (`1e-3`, `[16, 32]`).
+pub fn parse_set(arg: &str) -> Result<(String, Value), String> {
+    let Some((key, raw)) = arg.split_once('=') else {
+        return Err(format!(
+            "--set {arg:?}: expected KEY=VALUE, e.g. --set optimizer.lr=1e-3"
+        ));
+    };
+    let key = key.trim();
+    if key.is_empty() || key.split('.').any(|s| s.is_empty()) {
+        return Err(format!(
+            "--set {arg:?}: the key {key:?} is empty or has an empty segment; use dotted keys such as train.epochs"
+        ));
+    }
+    Ok((key.to_string(), parse_scalar(raw)))
+}
+
+fn parse_scalar(raw: &str) -> Value {
+    match serde_yaml::from_str::<serde_yaml::Value>(raw) {
+        Ok(v) => serde_json::to_value(v).unwrap_or(Value::String(raw.to_string())),
+        Err(_) => Value::String(raw.to_string()),
+    }
+}
+
+/// The schema: the default config as a JSON tree.
+pub fn schema() -> Value {
+    serde_json::to_value(RunConfig::default()).expect("RunConfig serialises")
+}
+
+/// Checks a dotted key against the schema; on failure, a message with the closest valid key.
+pub fn check_key(schema: &Value, dotted: &str) -> Result<(), String> {
+    let mut node = schema;
+    let mut walked = String::new();
+    for seg in dotted.split('.') {
+        if FREE_MAPS.contains(&walked.as_str()) {
+            return Ok(());
+        }
+        let Some(obj) = node.as_object() else {
+            return Err(format!(
+                "unknown key `{dotted}`: `{walked}` is a value, not a section"
+            ));
+        };
+        match obj.get(seg) {
+            Some(child) => node = child,
+            None => {
+                let full = |s: &str| {
+                    if walked.is_empty() {
+                        s.to_string()
+                    } else {
+                        format!("{walked}.{s}")
+                    }
+                };
+                let hint = match closest(seg, obj.keys().map(|k| k.as_str())) {
+                    Some(c) => format!("; did you mean `{}`?", full(c)),
+                    None => {
+                        let mut keys: Vec<_> = obj.keys().map(|k| full(k)).collect();
+                        keys.sort();
+                        format!("; valid keys here: {}", keys.join(", "))
+                    }
+                };
+                return Err(format!("unknown key `{dotted}`{hint}"));
+            }
+        }
+        if !walked.is_empty() {
+            walked.push('.');
+        }
+        walked.push_str(seg);
+    }
+    Ok(())
+}
+
+/// Checks every leaf key of a nested mapping (the grid `base`).
+pub fn check_tree(schema: &Value, tree: &Value, prefix: &str, errs: &mut Vec<(String, String)>) {
+    let Some(obj) = tree.as_object() else { return };
+    for (k, v) in obj {
+        let dotted = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
+        if let Err(msg) = check_key(schema, &dotted) {
+            errs.push((dotted, msg));
+            continue;
+        }
+        if FREE_MAPS.contains(&dotted.as_str()) {
+            continue;
+        }
+        if v.is_object() {
+            check_tree(schema, v, &dotted, errs);
+        }
+    }
+}
+
+/// Resolves one run config from its layers.
+pub fn resolve(
+    base: &Value,
+    cell: &[(String, Value)],
+    overrides: &Overrides,
+) -> Result<RunConfig, LayerError> {
+    let schema = schema();
+    let mut errs = Vec::new();
+    check_tree(&schema, base, "", &mut errs);
+    if let Some((key, message)) = errs.into_iter().next() {
+        return Err(LayerError {
+            layer: Layer::Base,
+            key,
+            message,
+        });
+    }
+    let layered: Vec<(Layer, &[(String, Value)])> = vec![
+        (Layer::Cell, cell),
+        (Layer::Env, &overrides.env),
+        (Layer::Set, &overrides.sets),
+    ];
+    for (layer, pairs) in &layered {
+        for (key, _) in pairs.iter() {
+            check_key(&schema, key).map_err(|message| LayerError {
+                layer: *layer,
+                key: key.clone(),
+                message,
+            })?;
+        }
+    }
+
+    let mut figment = Figment::from(Serialized::defaults(RunConfig::default()));
+    if base.as_object().is_some_and(|o| !o.is_empty()) {
+        figment = figment.merge(Serialized::defaults(base.clone()));
+    }
+    let mut stages: Vec<(Layer, Figment)> = vec![(Layer::Base, figment.clone())];
+    for (layer, pairs) in layered {
+        for (key, value) in pairs {
+            figment = figment.merge(Serialized::default(key, value.clone()));
+        }
+        stages.push((layer, figment.clone()));
+    }
+    match figment.extract::<RunConfig>() {
+        Ok(cfg) => Ok(cfg),
+        Err(_) => {
+            // Blame the first layer whose addition makes extraction fail.
+            for (layer, stage) in stages {
+                if let Err(e) = stage.extract::<RunConfig>() {
+                    let key = e
+                        .path
+                        .iter()
+                        .filter(|s| s.as_str() != "default")
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(".");
+                    return Err(LayerError {
+                        layer,
+                        message: format!("invalid value for `{key}`: {}", e.kind),
+                        key,
+                    });
+                }
+            }
+            unreachable!("the full figment failed, so one stage fails")
+        }
+    }
+}
+
+/// Flattens a JSON tree into dotted keys → leaf values (lists are leaves).
+pub fn flatten(value: &Value) -> Vec<(String, Value)> {
+    let mut out = Vec::new();
+    flatten_into(value, String::new(), &mut out);
+    out
+}
+
+fn flatten_into(value: &Value, prefix: String, out: &mut Vec<(String, Value)>) {
+    match value {
+        Value::Object(map) => {
+            for (k, v) in map {
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                flatten_into(v, key, out);
+            }
+        }
+        other => out.push((prefix, other.clone())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn layers_apply_in_order() {
+        let base = json!({"optimizer": {"lr": 0.1}, "train": {"epochs": 3}});
+        let cell = vec![("optimizer.lr".to_string(), json!(0.2))];
+        let over = Overrides {
+            env: vec![("train.epochs".into(), json!(4))],
+            sets: vec![("train.epochs".into(), json!(5))],
+        };
+        let cfg = resolve(&base, &cell, &over).unwrap();
+        assert_eq!(cfg.optimizer.lr, 0.2);
+        assert_eq!(cfg.train.epochs, 5);
+        let cfg = resolve(&base, &cell, &Overrides::default()).unwrap();
+        assert_eq!(cfg.train.epochs, 3);
+    }
+
+    #[test]
+    fn unknown_keys_get_suggestions() {
+        let s = schema();
+        let e = check_key(&s, "optimizer.lrr").unwrap_err();
+        assert!(e.contains("did you mean `optimizer.lr`"), "{e}");
+        assert!(check_key(&s, "method.weights.anything").is_ok());
+        let e = check_key(&s, "seed.x").unwrap_err();
+        assert!(e.contains("is a value"), "{e}");
+    }
+
+    #[test]
+    fn type_errors_name_the_key_and_layer() {
+        let cell = vec![("optimizer.lr".to_string(), json!("fast"))];
+        let e = resolve(&json!({}), &cell, &Overrides::default()).unwrap_err();
+        assert_eq!(e.layer, Layer::Cell);
+        assert_eq!(e.key, "optimizer.lr");
+    }
+
+    #[test]
+    fn set_syntax() {
+        assert_eq!(parse_set("optimizer.lr=3e-4").unwrap().1, json!(0.0003));
+        assert_eq!(parse_set("model.widths=[8, 16]").unwrap().1, json!([8, 16]));
+        assert!(parse_set("optimizer.lr").is_err());
+        assert!(parse_set("optimizer..lr=1").is_err());
+    }
+}

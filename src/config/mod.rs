@@ -1,0 +1,11 @@
+//! Configuration: the typed run config, figment layering, grid specs and run identity.
+
+pub mod grid;
+pub mod layers;
+pub mod locate;
+pub mod run;
+pub mod run_id;
+
+pub use grid::{Cell, Grid, GridSource};
+pub use run::RunConfig;
+pub use run_id::run_id;

@@ -1,0 +1,444 @@
+//! The resolved configuration of one run: one typed struct, every field defaulted.
+//!
+//! The serialised form of this struct is what `config.yaml` holds and what the run id hashes.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+use crate::error::{Error, Result};
+
+/// The full configuration of one training run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunConfig {
+    /// The run seed: every random stream (init, data order, augmentation, k-means) derives from it.
+    pub seed: u64,
+    pub method: MethodConfig,
+    pub dataset: DatasetConfig,
+    pub model: ModelConfig,
+    pub optimizer: OptimizerConfig,
+    pub train: TrainConfig,
+    pub augment: AugmentConfig,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        Self {
+            seed: 0,
+            method: MethodConfig::default(),
+            dataset: DatasetConfig::default(),
+            model: ModelConfig::default(),
+            optimizer: OptimizerConfig::default(),
+            train: TrainConfig::default(),
+            augment: AugmentConfig::default(),
+        }
+    }
+}
+
+/// Which method trains the model, and its knobs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MethodConfig {
+    /// `cc` (Contrastive Clustering) or `kmeans` (k-means on raw pixels, a floor).
+    pub name: String,
+    /// Weight per named loss term; 0 disables a term. Terms not named keep the method's default.
+    pub weights: BTreeMap<String, f64>,
+    /// Temperature of the instance-level contrastive loss (CC: 0.5).
+    pub instance_temperature: f64,
+    /// Temperature of the cluster-level contrastive loss (CC: 1.0).
+    pub cluster_temperature: f64,
+    /// Dimension of the L2-normalised instance projection (CC: 128).
+    pub feature_dim: usize,
+    /// Hidden width of the projection heads.
+    pub head_hidden: usize,
+    /// Number of k-means restarts (k-means baseline).
+    pub kmeans_restarts: usize,
+    /// Maximum Lloyd iterations per k-means restart.
+    pub kmeans_iterations: usize,
+}
+
+impl Default for MethodConfig {
+    fn default() -> Self {
+        Self {
+            name: "cc".into(),
+            weights: BTreeMap::new(),
+            instance_temperature: 0.5,
+            cluster_temperature: 1.0,
+            feature_dim: 128,
+            head_hidden: 256,
+            kmeans_restarts: 3,
+            kmeans_iterations: 100,
+        }
+    }
+}
+
+/// Which data, how much of it, and at which size.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatasetConfig {
+    /// `synthetic` (built in, generated from `dataset.seed`).
+    pub name: String,
+    /// Number of images (synthetic).
+    pub size: usize,
+    /// Number of classes, i.e. clusters to find.
+    pub num_classes: usize,
+    /// Side of the square images fed to the network, in pixels.
+    pub image_size: usize,
+    /// Seed of the synthetic generator; kept apart from the run seed so all runs share the data.
+    pub seed: u64,
+    /// Standard deviation of the additive pixel noise of the synthetic images (0..1 scale).
+    pub noise: f64,
+    /// Number of random clutter blobs drawn on each synthetic image.
+    pub clutter: usize,
+}
+
+impl Default for DatasetConfig {
+    fn default() -> Self {
+        Self {
+            name: "synthetic".into(),
+            size: 2000,
+            num_classes: 10,
+            image_size: 32,
+            seed: 0,
+            noise: 0.08,
+            clutter: 2,
+        }
+    }
+}
+
+/// The backbone network.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelConfig {
+    /// `cnn`: conv3x3 → BN → ReLU → max-pool blocks, then global average pooling.
+    pub backbone: String,
+    /// Channels of each CNN block.
+    pub widths: Vec<usize>,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        Self {
+            backbone: "cnn".into(),
+            widths: vec![32, 64, 128, 256],
+        }
+    }
+}
+
+/// Adam optimiser settings (PyTorch semantics).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OptimizerConfig {
+    /// `adam`.
+    pub name: String,
+    pub lr: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+    pub weight_decay: f64,
+}
+
+impl Default for OptimizerConfig {
+    fn default() -> Self {
+        Self {
+            name: "adam".into(),
+            lr: 3e-4,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.0,
+        }
+    }
+}
+
+/// Training loop settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    pub epochs: usize,
+    /// Images per step; the last incomplete batch of an epoch is dropped (as CC does).
+    pub batch_size: usize,
+    /// Evaluate on the full dataset every this many epochs (and always after the last).
+    pub eval_every: usize,
+    /// Images per forward pass during evaluation.
+    pub eval_batch_size: usize,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            epochs: 20,
+            batch_size: 128,
+            eval_every: 1,
+            eval_batch_size: 500,
+        }
+    }
+}
+
+/// SimCLR/CC-style augmentation of each view, torchvision semantics.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AugmentConfig {
+    /// RandomResizedCrop area fraction range.
+    pub crop_scale: [f64; 2],
+    /// RandomResizedCrop aspect-ratio range.
+    pub crop_ratio: [f64; 2],
+    /// Probability of a horizontal flip.
+    pub flip_p: f64,
+    /// Probability of applying colour jitter.
+    pub jitter_p: f64,
+    pub brightness: f64,
+    pub contrast: f64,
+    pub saturation: f64,
+    /// Hue shift range, at most 0.5 (a full turn of the colour wheel).
+    pub hue: f64,
+    /// Probability of converting a view to grayscale.
+    pub grayscale_p: f64,
+}
+
+impl Default for AugmentConfig {
+    fn default() -> Self {
+        // CC's CIFAR setting: s = 0.5 → ColorJitter(0.4, 0.4, 0.4, 0.1) with p = 0.8.
+        Self {
+            crop_scale: [0.08, 1.0],
+            crop_ratio: [3.0 / 4.0, 4.0 / 3.0],
+            flip_p: 0.5,
+            jitter_p: 0.8,
+            brightness: 0.4,
+            contrast: 0.4,
+            saturation: 0.4,
+            hue: 0.1,
+            grayscale_p: 0.2,
+        }
+    }
+}
+
+/// Methods known to this build, with their loss terms and default weights.
+pub const METHODS: &[(&str, &[(&str, f64)])] = &[
+    (
+        "cc",
+        &[("instance", 1.0), ("cluster", 1.0), ("entropy", 1.0)],
+    ),
+    ("kmeans", &[]),
+];
+
+/// Datasets known to this build.
+pub const DATASETS: &[&str] = &["synthetic"];
+
+impl RunConfig {
+    /// The weight of a loss term: the configured one, else the method's default.
+    pub fn weight(&self, term: &str) -> f64 {
+        if let Some(w) = self.method.weights.get(term) {
+            return *w;
+        }
+        METHODS
+            .iter()
+            .find(|(m, _)| *m == self.method.name)
+            .and_then(|(_, terms)| terms.iter().find(|(t, _)| *t == term))
+            .map(|(_, w)| *w)
+            .unwrap_or(0.0)
+    }
+
+    /// Checks value ranges and names; the message names the key, the value and what is allowed.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |key: &str, value: String, want: &str| {
+            Err(Error::Config(format!(
+                "invalid value for `{key}`: {value}; expected {want}"
+            )))
+        };
+        let Some((_, terms)) = METHODS.iter().find(|(m, _)| *m == self.method.name) else {
+            let names: Vec<_> = METHODS.iter().map(|(m, _)| *m).collect();
+            return bad(
+                "method.name",
+                format!("{:?}", self.method.name),
+                &format!("one of {}", names.join(", ")),
+            );
+        };
+        for (term, w) in &self.method.weights {
+            if !terms.iter().any(|(t, _)| t == term) {
+                let names: Vec<_> = terms.iter().map(|(t, _)| *t).collect();
+                return bad(
+                    &format!("method.weights.{term}"),
+                    format!("{w}"),
+                    &format!(
+                        "a term of method `{}`: {}",
+                        self.method.name,
+                        if names.is_empty() {
+                            "(it has no loss terms)".to_string()
+                        } else {
+                            names.join(", ")
+                        }
+                    ),
+                );
+            }
+            if !w.is_finite() || *w < 0.0 {
+                return bad(
+                    &format!("method.weights.{term}"),
+                    format!("{w}"),
+                    "a finite number >= 0",
+                );
+            }
+        }
+        for (key, t) in [
+            (
+                "method.instance_temperature",
+                self.method.instance_temperature,
+            ),
+            (
+                "method.cluster_temperature",
+                self.method.cluster_temperature,
+            ),
+        ] {
+            if !(t.is_finite() && t > 0.0) {
+                return bad(key, format!("{t}"), "a number > 0");
+            }
+        }
+        if !DATASETS.contains(&self.dataset.name.as_str()) {
+            return bad(
+                "dataset.name",
+                format!("{:?}", self.dataset.name),
+                &format!("one of {}", DATASETS.join(", ")),
+            );
+        }
+        if self.dataset.num_classes < 2 {
+            return bad(
+                "dataset.num_classes",
+                self.dataset.num_classes.to_string(),
+                "at least 2",
+            );
+        }
+        if self.dataset.image_size < 8 || self.dataset.image_size > 512 {
+            return bad(
+                "dataset.image_size",
+                self.dataset.image_size.to_string(),
+                "8..=512 pixels",
+            );
+        }
+        if self.dataset.size < self.dataset.num_classes {
+            return bad(
+                "dataset.size",
+                self.dataset.size.to_string(),
+                "at least dataset.num_classes images",
+            );
+        }
+        if !(0.0..=1.0).contains(&self.dataset.noise) {
+            return bad("dataset.noise", format!("{}", self.dataset.noise), "0..=1");
+        }
+        if self.model.backbone != "cnn" {
+            return bad(
+                "model.backbone",
+                format!("{:?}", self.model.backbone),
+                "cnn",
+            );
+        }
+        if self.model.widths.is_empty() || self.model.widths.contains(&0) {
+            return bad(
+                "model.widths",
+                format!("{:?}", self.model.widths),
+                "a non-empty list of channel counts > 0",
+            );
+        }
+        if self.dataset.image_size >> self.model.widths.len() == 0 {
+            return bad(
+                "model.widths",
+                format!("{:?}", self.model.widths),
+                &format!(
+                    "at most {} blocks for {} px images (each block halves the size)",
+                    self.dataset.image_size.ilog2(),
+                    self.dataset.image_size
+                ),
+            );
+        }
+        if self.optimizer.name != "adam" {
+            return bad(
+                "optimizer.name",
+                format!("{:?}", self.optimizer.name),
+                "adam",
+            );
+        }
+        if !(self.optimizer.lr.is_finite() && self.optimizer.lr > 0.0) {
+            return bad(
+                "optimizer.lr",
+                format!("{}", self.optimizer.lr),
+                "a number > 0",
+            );
+        }
+        for (key, b) in [
+            ("optimizer.beta1", self.optimizer.beta1),
+            ("optimizer.beta2", self.optimizer.beta2),
+        ] {
+            if !(0.0..1.0).contains(&b) {
+                return bad(key, format!("{b}"), "a number in [0, 1)");
+            }
+        }
+        if !(self.optimizer.eps > 0.0) || !(self.optimizer.weight_decay >= 0.0) {
+            return bad(
+                "optimizer.eps / optimizer.weight_decay",
+                format!("{} / {}", self.optimizer.eps, self.optimizer.weight_decay),
+                "eps > 0 and weight_decay >= 0",
+            );
+        }
+        if self.train.batch_size < 2 {
+            return bad(
+                "train.batch_size",
+                self.train.batch_size.to_string(),
+                "at least 2",
+            );
+        }
+        if self.method.name != "kmeans" && self.train.batch_size > self.dataset.size {
+            return bad(
+                "train.batch_size",
+                self.train.batch_size.to_string(),
+                &format!("at most dataset.size ({})", self.dataset.size),
+            );
+        }
+        if self.train.epochs == 0 && self.method.name != "kmeans" {
+            return bad("train.epochs", "0".into(), "at least 1");
+        }
+        if self.train.eval_every == 0 || self.train.eval_batch_size == 0 {
+            return bad(
+                "train.eval_every / train.eval_batch_size",
+                "0".into(),
+                "at least 1",
+            );
+        }
+        let a = &self.augment;
+        for (key, p) in [
+            ("augment.flip_p", a.flip_p),
+            ("augment.jitter_p", a.jitter_p),
+            ("augment.grayscale_p", a.grayscale_p),
+        ] {
+            if !(0.0..=1.0).contains(&p) {
+                return bad(key, format!("{p}"), "a probability in [0, 1]");
+            }
+        }
+        if !(0.0 < a.crop_scale[0] && a.crop_scale[0] <= a.crop_scale[1] && a.crop_scale[1] <= 1.0)
+        {
+            return bad(
+                "augment.crop_scale",
+                format!("{:?}", a.crop_scale),
+                "0 < lo <= hi <= 1",
+            );
+        }
+        if !(0.0 < a.crop_ratio[0] && a.crop_ratio[0] <= a.crop_ratio[1]) {
+            return bad(
+                "augment.crop_ratio",
+                format!("{:?}", a.crop_ratio),
+                "0 < lo <= hi",
+            );
+        }
+        for (key, v) in [
+            ("augment.brightness", a.brightness),
+            ("augment.contrast", a.contrast),
+            ("augment.saturation", a.saturation),
+        ] {
+            if !(v >= 0.0 && v.is_finite()) {
+                return bad(key, format!("{v}"), "a number >= 0");
+            }
+        }
+        if !(0.0..=0.5).contains(&a.hue) {
+            return bad("augment.hue", format!("{}", a.hue), "0..=0.5");
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,59 @@
+//! Run identity: a stable hash of the canonical resolved run config.
+//!
+//! The config is first resolved into the typed [`RunConfig`], so the id does not depend on key
+//! order, comments or how a number was spelt (`3e-4` and `0.0003` are the same f64). The typed
+//! value is then serialised to JSON with sorted keys and the shortest round-trip float form, and
+//! hashed with SHA-256.
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::RunConfig;
+
+/// Characters of the hex digest kept as the run id.
+const ID_LEN: usize = 16;
+
+/// The canonical JSON text of a run config: sorted keys, no whitespace.
+pub fn canonical_json(config: &RunConfig) -> String {
+    let value = serde_json::to_value(config).expect("RunConfig serialises to JSON");
+    let mut out = String::new();
+    write_canonical(&value, &mut out);
+    out
+}
+
+fn write_canonical(v: &Value, out: &mut String) {
+    match v {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, k) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(k.clone()).to_string());
+                out.push(':');
+                write_canonical(&map[k], out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(']');
+        }
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+/// The run id of a resolved config: the first 16 hex digits of SHA-256 of its canonical JSON.
+pub fn run_id(config: &RunConfig) -> String {
+    let digest = Sha256::digest(canonical_json(config).as_bytes());
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    hex[..ID_LEN].to_string()
+}

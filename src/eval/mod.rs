@@ -1,0 +1,9 @@
+//! Clustering scores: NMI (arithmetic normalisation, natural log), Hungarian ACC and ARI,
+//! matching scikit-learn's definitions (checked against its values in `tests/golden/`).
+
+pub mod hungarian;
+pub mod metrics;
+
+pub use metrics::{
+    accuracy, adjusted_rand_index, cluster_size_entropy, normalized_mutual_info, Scores,
+};

@@ -1,0 +1,238 @@
+//! Executes one cell: owns `runs/<grid>/<run-id>/` while it trains and leaves it complete.
+//!
+//! Order of writes: status `running` → config.yaml → provenance.json → (train) → epochs.parquet
+//! → result.parquet → provenance.json (end time) → status `completed`. The status file is
+//! written last, so a directory whose status says completed has every other file.
+
+use candle_core::Device;
+use serde_json::Value as Json;
+use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
+use std::path::Path;
+
+use crate::config::{layers::flatten, Cell, RunConfig};
+use crate::data::{self, Dataset};
+use crate::error::{Error, Result};
+use crate::logging;
+use crate::provenance::{now, Provenance};
+use crate::store::tables::{epochs_frame, row_frame, write_parquet, Value};
+use crate::store::{self, write_atomic, RunState, Status, Store};
+use crate::train::{self, Observer, Outcome};
+
+/// Datasets already built in this process, by their config, so a sweep builds each once.
+#[derive(Default)]
+pub struct DatasetCache {
+    sets: HashMap<String, std::sync::Arc<Dataset>>,
+}
+
+impl DatasetCache {
+    pub fn get(&mut self, cfg: &RunConfig) -> Result<std::sync::Arc<Dataset>> {
+        let key = serde_json::to_string(&cfg.dataset)?;
+        if let Some(d) = self.sets.get(&key) {
+            return Ok(d.clone());
+        }
+        let d = std::sync::Arc::new(data::load(&cfg.dataset)?);
+        self.sets.insert(key, d.clone());
+        Ok(d)
+    }
+}
+
+/// Runs a cell and records it; returns the final state (`Completed` or `Failed`).
+/// Errors are returned only when the store itself cannot be written.
+pub fn run_cell(
+    store: &Store,
+    grid: &str,
+    cell: &Cell,
+    cache: &mut DatasetCache,
+    observer: &mut dyn Observer,
+) -> Result<(RunState, Option<String>)> {
+    let dir = store.run_dir(grid, &cell.run_id);
+    store::create_dir(&dir)?;
+    let host = gethostname::gethostname().to_string_lossy().into_owned();
+    let started = now();
+    let mut status = Status {
+        state: RunState::Running,
+        pid: Some(std::process::id()),
+        host: Some(host),
+        started_at: Some(started.clone()),
+        heartbeat: Some(started),
+        ..Default::default()
+    };
+    status.write(&dir)?;
+    let yaml = serde_yaml::to_string(&cell.config).map_err(|e| Error::Other(e.to_string()))?;
+    write_atomic(&dir.join(store::CONFIG_FILE), yaml.as_bytes())?;
+    let device = Device::Cpu;
+    let mut prov = Provenance::collect("cpu");
+    write_atomic(
+        &dir.join(store::PROVENANCE_FILE),
+        &serde_json::to_vec_pretty(&prov)?,
+    )?;
+    let _ = logging::open_run_log(&dir.join(store::LOG_FILE));
+    tracing::info!(run_id = %cell.run_id, cell = %cell.label(), "run started");
+
+    let result = std::panic::catch_unwind(AssertUnwindSafe(|| -> Result<Outcome> {
+        let ds = cache.get(&cell.config)?;
+        let mut hb = |row: &store::tables::EpochRow, total: usize| {
+            status.epoch = Some(row.epoch);
+            status.heartbeat = Some(now());
+            let _ = status.write(&dir);
+            if let Some(s) = row.scores {
+                tracing::info!(
+                    epoch = row.epoch,
+                    nmi = s.nmi,
+                    acc = s.acc,
+                    ari = s.ari,
+                    "epoch done"
+                );
+            } else {
+                tracing::info!(epoch = row.epoch, "epoch done");
+            }
+            observer.epoch_done(row, total);
+        };
+        train::run(&cell.config, &ds, &device, &mut hb)
+    }));
+    let outcome = match result {
+        Ok(r) => r,
+        Err(panic) => Err(Error::RunFailed(format!(
+            "panic: {}",
+            panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "unknown".into())
+        ))),
+    };
+    let outcome = match outcome {
+        Ok(o) => o,
+        Err(e) => {
+            let msg = e.to_string();
+            tracing::error!(run_id = %cell.run_id, "run failed: {msg}");
+            logging::close_run_log();
+            status.state = RunState::Failed;
+            status.error = Some(msg.clone());
+            status.finished_at = Some(now());
+            status.write(&dir)?;
+            return Ok((RunState::Failed, Some(msg)));
+        }
+    };
+    prov.finished_at = Some(now());
+    write_parquet(
+        &dir.join(store::EPOCHS_FILE),
+        &mut epochs_frame(&cell.run_id, &outcome.epochs)?,
+    )?;
+    let row = result_row(grid, cell, &outcome, &prov)?;
+    write_parquet(&dir.join(store::RESULT_FILE), &mut row_frame(&row)?)?;
+    write_atomic(
+        &dir.join(store::PROVENANCE_FILE),
+        &serde_json::to_vec_pretty(&prov)?,
+    )?;
+    tracing::info!(run_id = %cell.run_id, "run completed");
+    logging::close_run_log();
+    status.state = RunState::Completed;
+    status.finished_at = prov.finished_at.clone();
+    status.heartbeat = prov.finished_at.clone();
+    status.write(&dir)?;
+    Ok((RunState::Completed, None))
+}
+
+/// Columns of a result row that are not config keys.
+pub const RESULT_COLUMNS: &[&str] = &[
+    "run_id",
+    "grid",
+    "status",
+    "eval_protocol",
+    "final_epoch",
+    "final_nmi",
+    "final_acc",
+    "final_ari",
+    "final_cluster_entropy",
+    "best_epoch",
+    "best_nmi",
+    "best_acc",
+    "best_ari",
+    "train_seconds",
+    "num_params",
+    "git_commit",
+    "git_dirty",
+    "clusterlab_version",
+    "host",
+    "device",
+    "started_at",
+    "finished_at",
+];
+
+/// The one-row result table: ids, flattened config, metrics, provenance.
+pub fn result_row(
+    grid: &str,
+    cell: &Cell,
+    o: &Outcome,
+    prov: &Provenance,
+) -> Result<Vec<(String, Value)>> {
+    let s = |v: &str| Value::Str(Some(v.to_string()));
+    let mut row = vec![
+        ("run_id".to_string(), s(&cell.run_id)),
+        ("grid".into(), s(grid)),
+        ("status".into(), s("completed")),
+    ];
+    for (k, v) in flatten(&serde_json::to_value(&cell.config)?) {
+        let val = match v {
+            Json::Number(n) if n.is_i64() || n.is_u64() => Value::I64(n.as_i64()),
+            Json::Number(n) => Value::F64(n.as_f64()),
+            Json::String(x) => Value::Str(Some(x)),
+            Json::Bool(b) => Value::Bool(Some(b)),
+            Json::Null => Value::Str(None),
+            other => Value::Str(Some(other.to_string())),
+        };
+        if !k.starts_with("method.weights.") {
+            row.push((k, val));
+        }
+    }
+    if let Some((_, terms)) = crate::config::run::METHODS
+        .iter()
+        .find(|(m, _)| *m == cell.config.method.name)
+    {
+        for (t, _) in terms.iter() {
+            row.push((
+                format!("weight.{t}"),
+                Value::F64(Some(cell.config.weight(t))),
+            ));
+        }
+    }
+    let (fe, fs) = o
+        .final_scores()
+        .ok_or_else(|| Error::RunFailed("the run never evaluated".into()))?;
+    let (be, bs) = o.best_scores().expect("final implies best");
+    let f64v = |x: f64| Value::F64(Some(x));
+    let last = o.epochs.last().expect("evaluated implies a row");
+    row.extend([
+        ("eval_protocol".into(), s(&o.protocol)),
+        ("final_epoch".into(), Value::I64(Some(fe as i64))),
+        ("final_nmi".into(), f64v(fs.nmi)),
+        ("final_acc".into(), f64v(fs.acc)),
+        ("final_ari".into(), f64v(fs.ari)),
+        (
+            "final_cluster_entropy".into(),
+            Value::F64(last.cluster_entropy),
+        ),
+        ("best_epoch".into(), Value::I64(Some(be as i64))),
+        ("best_nmi".into(), f64v(bs.nmi)),
+        ("best_acc".into(), f64v(bs.acc)),
+        ("best_ari".into(), f64v(bs.ari)),
+        ("train_seconds".into(), f64v(last.seconds)),
+        ("num_params".into(), Value::I64(Some(o.num_params as i64))),
+        ("git_commit".into(), Value::Str(prov.git_commit.clone())),
+        ("git_dirty".into(), Value::Bool(prov.git_dirty)),
+        ("clusterlab_version".into(), s(&prov.clusterlab_version)),
+        ("host".into(), s(&prov.host)),
+        ("device".into(), s(&prov.device)),
+        ("started_at".into(), s(&prov.started_at)),
+        ("finished_at".into(), Value::Str(prov.finished_at.clone())),
+    ]);
+    Ok(row)
+}
+
+/// True when the directory holds a completed run.
+pub fn is_completed(dir: &Path) -> bool {
+    Status::read(dir).is_some_and(|s| s.state == RunState::Completed)
+        && dir.join(store::RESULT_FILE).is_file()
+}

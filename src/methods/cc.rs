@@ -1,0 +1,86 @@
+//! CC — Contrastive Clustering (Li et al., AAAI 2021).
+//!
+//! Instance head g_I: Linear(rep, hidden) → ReLU → Linear(hidden, feature_dim) → L2-normalise.
+//! Cluster head g_C: Linear(rep, hidden) → ReLU → Linear(hidden, K) → softmax.
+//! Terms: `instance` (NT-Xent, τ_I = 0.5), `cluster` (column contrast, cosine, τ_C = 1.0),
+//! `entropy` (log K − H(P) per view). Weights default to 1; total = Σ w_t · term_t.
+//! Evaluation: argmax of the cluster head on the test view, model in eval mode.
+
+use candle_core::{Tensor, D};
+
+use super::losses::{cluster_contrastive, entropy_term, instance_nt_xent};
+use super::Method;
+use crate::config::RunConfig;
+use crate::error::Result;
+use crate::nn::heads::Mlp;
+use crate::nn::layers::l2_normalize;
+use crate::nn::Params;
+
+pub struct Cc {
+    instance_head: Mlp,
+    cluster_head: Mlp,
+    tau_i: f64,
+    tau_c: f64,
+}
+
+impl Cc {
+    pub fn new(cfg: &RunConfig, p: &mut Params, rep_dim: usize) -> Result<Self> {
+        let m = &cfg.method;
+        Ok(Self {
+            instance_head: Mlp::new(
+                p,
+                "instance_projector",
+                rep_dim,
+                m.head_hidden,
+                m.feature_dim,
+            )?,
+            cluster_head: Mlp::new(
+                p,
+                "cluster_projector",
+                rep_dim,
+                m.head_hidden,
+                cfg.dataset.num_classes,
+            )?,
+            tau_i: m.instance_temperature,
+            tau_c: m.cluster_temperature,
+        })
+    }
+
+    fn cluster_probs(&self, h: &Tensor) -> Result<Tensor> {
+        Ok(candle_nn::ops::softmax_last_dim(
+            &self.cluster_head.forward(h)?,
+        )?)
+    }
+}
+
+impl Method for Cc {
+    fn num_views(&self) -> usize {
+        2
+    }
+
+    fn losses(&self, feats: &[Tensor]) -> Result<Vec<(&'static str, Tensor)>> {
+        let (h_a, h_b) = (&feats[0], &feats[1]);
+        let z_a = l2_normalize(&self.instance_head.forward(h_a)?)?;
+        let z_b = l2_normalize(&self.instance_head.forward(h_b)?)?;
+        let y_a = self.cluster_probs(h_a)?;
+        let y_b = self.cluster_probs(h_b)?;
+        Ok(vec![
+            ("instance", instance_nt_xent(&z_a, &z_b, self.tau_i)?),
+            ("cluster", cluster_contrastive(&y_a, &y_b, self.tau_c)?),
+            ("entropy", entropy_term(&y_a, &y_b)?),
+        ])
+    }
+
+    fn predict(&self, feats: &Tensor) -> Result<Vec<i64>> {
+        let ids = self
+            .cluster_head
+            .forward(feats)?
+            .argmax(D::Minus1)?
+            .to_vec1::<u32>()?;
+        Ok(ids.into_iter().map(i64::from).collect())
+    }
+
+    fn protocol(&self) -> &'static str {
+        "argmax of the cluster head"
+    }
+}

@@ -1,0 +1,83 @@
+//! Contrastive loss functions shared by the methods: pure functions of tensors, shape-checked.
+
+use candle_core::{DType, Tensor, D};
+
+use crate::error::{Error, Result};
+
+fn check_pair(a: &Tensor, b: &Tensor, what: &str) -> Result<(usize, usize)> {
+    let (n, d) = a
+        .dims2()
+        .map_err(|_| Error::Other(format!("{what}: expected a 2-D tensor, got {:?}", a.dims())))?;
+    if b.dims() != [n, d] {
+        return Err(Error::Other(format!(
+            "{what}: the two views differ in shape: {:?} vs {:?}",
+            a.dims(),
+            b.dims()
+        )));
+    }
+    Ok((n, d))
+}
+
+/// Masked NT-Xent over the rows of `w` (2M × D) with similarities `s` (2M × 2M, already divided
+/// by τ): row r's positive is r ± M, its negatives are all rows but itself.
+/// ℓ_r = −s[r, partner] + log Σ_{c≠r} exp s[r, c]; returns the mean over the 2M rows.
+fn masked_nt_xent(s: &Tensor, m: usize) -> Result<Tensor> {
+    let n2 = 2 * m;
+    let device = s.device();
+    // −1e9 on the diagonal: exp underflows to exactly 0 in f32.
+    let diag: Vec<f32> = (0..n2 * n2)
+        .map(|i| if i / n2 == i % n2 { -1e9 } else { 0.0 })
+        .collect();
+    let masked =
+        s.broadcast_add(&Tensor::from_vec(diag, (n2, n2), device)?.to_dtype(s.dtype())?)?;
+    let max = masked.max_keepdim(D::Minus1)?.detach();
+    let lse = (masked
+        .broadcast_sub(&max)?
+        .exp()?
+        .sum_keepdim(D::Minus1)?
+        .log()?
+        + &max)?
+        .squeeze(1)?;
+    // Positives: the partner of row r is (r + M) mod 2M.
+    let partner: Vec<u32> = (0..n2).map(|r| ((r + m) % n2) as u32).collect();
+    let idx = Tensor::from_vec(partner, (n2, 1), device)?;
+    let pos = s.gather(&idx, 1)?.squeeze(1)?;
+    Ok((lse - pos)?.mean_all()?)
+}
+
+/// CC's instance loss: NT-Xent over the 2N×2N dot-product matrix of L2-normalised projections,
+/// diagonal masked, both directions averaged (÷ 2N).
+pub fn instance_nt_xent(z_a: &Tensor, z_b: &Tensor, tau: f64) -> Result<Tensor> {
+    let (n, _) = check_pair(z_a, z_b, "instance_nt_xent")?;
+    let w = Tensor::cat(&[z_a, z_b], 0)?;
+    let s = (w.matmul(&w.t()?)? / tau)?;
+    masked_nt_xent(&s, n)
+}
+
+/// CC's cluster contrastive loss: NT-Xent over the K columns of the two views' softmax matrices
+/// with cosine similarity (norms clamped at 1e-8, as torch's CosineSimilarity), ÷ 2K.
+pub fn cluster_contrastive(y_a: &Tensor, y_b: &Tensor, tau: f64) -> Result<Tensor> {
+    let (_, k) = check_pair(y_a, y_b, "cluster_contrastive")?;
+    let c = Tensor::cat(&[y_a.t()?, y_b.t()?], 0)?; // 2K × N
+    let norms = c.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?; // 2K × 1
+    let denom = norms.matmul(&norms.t()?)?.maximum(1e-8)?;
+    let s = ((c.matmul(&c.t()?)? / denom)? / tau)?;
+    masked_nt_xent(&s, k)
+}
+
+/// CC's entropy term: Σ over views of (log K + Σ_j P_j log P_j), P = column sums normalised per view.
+pub fn entropy_term(y_a: &Tensor, y_b: &Tensor) -> Result<Tensor> {
+    let (_, k) = check_pair(y_a, y_b, "entropy_term")?;
+    let one = |y: &Tensor| -> Result<Tensor> {
+        let p = y.sum(0)?;
+        let p = p.broadcast_div(&p.sum_all()?)?;
+        let plogp = (&p * p.maximum(1e-30)?.log()?)?.sum_all()?;
+        Ok((plogp + (k as f64).ln())?)
+    };
+    Ok((one(y_a)? + one(y_b)?)?)
+}
+
+/// A scalar loss tensor as f64.
+pub fn scalar(t: &Tensor) -> Result<f64> {
+    Ok(t.to_dtype(DType::F64)?.to_scalar::<f64>()?)
+}

@@ -1,0 +1,369 @@
+//! Fused CPU kernels for the hot element-wise parts of the backbone, as candle custom ops with
+//! hand-written backward passes: BatchNorm (batch statistics) + ReLU, and 2×2 max-pooling.
+//!
+//! candle's generic element-wise ops allocate a tensor per op and reduce over (N, H, W) with
+//! strided loops; a training step of the CNN spent most of its time there (see
+//! docs/benchmarks.md). These kernels make one pass per direction, parallel over channels or
+//! planes with rayon. Other devices use the composed candle ops in `layers.rs`.
+
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+
+fn contiguous<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
+    let data = s.as_slice::<f32>()?;
+    match l.contiguous_offsets() {
+        Some((a, b)) => Ok(&data[a..b]),
+        None => candle_core::bail!("fused kernel needs a contiguous input"),
+    }
+}
+
+/// Per-channel mean and biased variance of an NCHW slice, in f64 accumulation.
+pub fn channel_stats(x: &[f32], n: usize, c: usize, hw: usize) -> (Vec<f32>, Vec<f32>) {
+    let stats: Vec<(f32, f32)> = (0..c)
+        .into_par_iter()
+        .map(|ch| {
+            let (mut s, mut s2) = (0f64, 0f64);
+            for i in 0..n {
+                let plane = &x[(i * c + ch) * hw..(i * c + ch + 1) * hw];
+                let (mut a, mut b) = (0f32, 0f32);
+                for &v in plane {
+                    a += v;
+                    b += v * v;
+                }
+                s += a as f64;
+                s2 += b as f64;
+            }
+            let m = (n * hw) as f64;
+            let mean = s / m;
+            ((mean) as f32, (s2 / m - mean * mean).max(0.0) as f32)
+        })
+        .collect();
+    stats.into_iter().unzip()
+}
+
+/// y = max(0, γ (x − μ) / sqrt(σ² + ε) + β) with μ, σ² the batch statistics (given).
+pub struct BnRelu {
+    pub n: usize,
+    pub c: usize,
+    pub hw: usize,
+    pub mean: Vec<f32>,
+    pub invstd: Vec<f32>,
+    pub gamma: Vec<f32>,
+    pub beta: Vec<f32>,
+}
+
+impl BnRelu {
+    fn forward_slice(&self, x: &[f32]) -> Vec<f32> {
+        let mut out = vec![0f32; x.len()];
+        out.par_chunks_mut(self.hw).enumerate().for_each(|(p, o)| {
+            let ch = p % self.c;
+            let scale = self.gamma[ch] * self.invstd[ch];
+            let shift = self.beta[ch] - self.mean[ch] * scale;
+            let xs = &x[p * self.hw..(p + 1) * self.hw];
+            for (o, &v) in o.iter_mut().zip(xs) {
+                *o = (v * scale + shift).max(0.0);
+            }
+        });
+        out
+    }
+}
+
+impl CustomOp3 for BnRelu {
+    fn name(&self) -> &'static str {
+        "bn-relu"
+    }
+
+    /// Arguments: x (N, C, H, W), γ (C), β (C); γ and β were copied into `self` at construction.
+    fn cpu_fwd(
+        &self,
+        s: &CpuStorage,
+        l: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let x = contiguous(s, l)?;
+        Ok((CpuStorage::F32(self.forward_slice(x)), l.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        _g: &Tensor,
+        _b: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let grad = grad.contiguous()?;
+        let dx = x
+            .apply_op2_no_bwd(&grad, &BnReluBwd(self))?
+            .reshape(x.shape())?;
+        let pg = x.apply_op2_no_bwd(&grad, &BnReluParamGrads(self))?;
+        Ok((
+            Some(dx),
+            Some(pg.narrow(0, 0, self.c)?),
+            Some(pg.narrow(0, self.c, self.c)?),
+        ))
+    }
+}
+
+/// Backward of [`BnRelu`] with respect to x (γ, β gradients are computed by `bn_relu_param_grads`).
+struct BnReluBwd<'a>(&'a BnRelu);
+
+impl CustomOp2 for BnReluBwd<'_> {
+    fn name(&self) -> &'static str {
+        "bn-relu-bwd"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let op = self.0;
+        let x = contiguous(s1, l1)?;
+        let dy = contiguous(s2, l2)?;
+        let (sum_g, sum_gx) = grad_sums(op, x, dy);
+        let m = (op.n * op.hw) as f32;
+        let mut dx = vec![0f32; x.len()];
+        dx.par_chunks_mut(op.hw).enumerate().for_each(|(p, o)| {
+            let ch = p % op.c;
+            let (scale, shift) = (
+                op.gamma[ch] * op.invstd[ch],
+                op.beta[ch] - op.mean[ch] * op.gamma[ch] * op.invstd[ch],
+            );
+            let k = op.gamma[ch] * op.invstd[ch] / m;
+            let (sg, sgx) = (sum_g[ch], sum_gx[ch]);
+            let xs = &x[p * op.hw..(p + 1) * op.hw];
+            let gs = &dy[p * op.hw..(p + 1) * op.hw];
+            for ((o, &v), &g) in o.iter_mut().zip(xs).zip(gs) {
+                let g = if v * scale + shift > 0.0 { g } else { 0.0 };
+                let xhat = (v - op.mean[ch]) * op.invstd[ch];
+                *o = k * (m * g - sg - xhat * sgx);
+            }
+        });
+        Ok((CpuStorage::F32(dx), Shape::from(x.len())))
+    }
+}
+
+/// Per channel: Σ g and Σ g·x̂ where g is dy masked by the ReLU.
+fn grad_sums(op: &BnRelu, x: &[f32], dy: &[f32]) -> (Vec<f32>, Vec<f32>) {
+    let r: Vec<(f32, f32)> = (0..op.c)
+        .into_par_iter()
+        .map(|ch| {
+            let scale = op.gamma[ch] * op.invstd[ch];
+            let shift = op.beta[ch] - op.mean[ch] * scale;
+            let (mut sg, mut sgx) = (0f64, 0f64);
+            for i in 0..op.n {
+                let p = i * op.c + ch;
+                let xs = &x[p * op.hw..(p + 1) * op.hw];
+                let gs = &dy[p * op.hw..(p + 1) * op.hw];
+                let (mut a, mut b) = (0f32, 0f32);
+                for (&v, &g) in xs.iter().zip(gs) {
+                    if v * scale + shift > 0.0 {
+                        a += g;
+                        b += g * (v - op.mean[ch]) * op.invstd[ch];
+                    }
+                }
+                sg += a as f64;
+                sgx += b as f64;
+            }
+            (sg as f32, sgx as f32)
+        })
+        .collect();
+    r.into_iter().unzip()
+}
+
+/// Backward with respect to γ and β as a 2C vector [dγ; dβ], from x and dy.
+struct BnReluParamGrads<'a>(&'a BnRelu);
+
+impl CustomOp2 for BnReluParamGrads<'_> {
+    fn name(&self) -> &'static str {
+        "bn-relu-param-grads"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (sg, sgx) = grad_sums(self.0, contiguous(s1, l1)?, contiguous(s2, l2)?);
+        let mut out = sgx;
+        out.extend(sg);
+        let len = out.len();
+        Ok((CpuStorage::F32(out), Shape::from(len)))
+    }
+}
+
+/// 2×2 max-pooling with stride 2 (floor for odd sizes), gradient routed to the first maximum.
+pub struct MaxPool2 {
+    pub n: usize,
+    pub c: usize,
+    pub h: usize,
+    pub w: usize,
+}
+
+impl CustomOp1 for MaxPool2 {
+    fn name(&self) -> &'static str {
+        "max-pool-2x2"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = contiguous(s, l)?;
+        let (oh, ow) = (self.h / 2, self.w / 2);
+        let mut out = vec![0f32; self.n * self.c * oh * ow];
+        out.par_chunks_mut(oh * ow).enumerate().for_each(|(p, o)| {
+            let xs = &x[p * self.h * self.w..(p + 1) * self.h * self.w];
+            for i in 0..oh {
+                for j in 0..ow {
+                    let a = 2 * i * self.w + 2 * j;
+                    o[i * ow + j] = xs[a]
+                        .max(xs[a + 1])
+                        .max(xs[a + self.w])
+                        .max(xs[a + self.w + 1]);
+                }
+            }
+        });
+        Ok((CpuStorage::F32(out), Shape::from((self.n, self.c, oh, ow))))
+    }
+
+    fn bwd(&self, x: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(x.apply_op2_no_bwd(
+            &grad.contiguous()?,
+            &MaxPool2Bwd(self),
+        )?))
+    }
+}
+
+struct MaxPool2Bwd<'a>(&'a MaxPool2);
+
+impl CustomOp2 for MaxPool2Bwd<'_> {
+    fn name(&self) -> &'static str {
+        "max-pool-2x2-bwd"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let p = self.0;
+        let x = contiguous(s1, l1)?;
+        let dy = contiguous(s2, l2)?;
+        let (oh, ow) = (p.h / 2, p.w / 2);
+        let mut dx = vec![0f32; x.len()];
+        dx.par_chunks_mut(p.h * p.w).enumerate().for_each(|(q, d)| {
+            let xs = &x[q * p.h * p.w..(q + 1) * p.h * p.w];
+            let gs = &dy[q * oh * ow..(q + 1) * oh * ow];
+            for i in 0..oh {
+                for j in 0..ow {
+                    let a = 2 * i * p.w + 2 * j;
+                    let cand = [a, a + 1, a + p.w, a + p.w + 1];
+                    let mut best = a;
+                    for &k in &cand[1..] {
+                        if xs[k] > xs[best] {
+                            best = k;
+                        }
+                    }
+                    d[best] += gs[i * ow + j];
+                }
+            }
+        });
+        Ok((CpuStorage::F32(dx), l1.shape().clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::nn::layers::{max_pool2, BatchNorm2d};
+    use crate::nn::Params;
+    use crate::rng::stream;
+    use candle_core::{Device, Tensor, Var};
+
+    fn close(a: &Tensor, b: &Tensor) -> f32 {
+        let d = (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        let s = b
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+            .max(1.0);
+        d / s
+    }
+
+    #[test]
+    fn bn_relu_matches_composed_ops() {
+        let dev = Device::Cpu;
+        let mut p = Params::new(stream(0, "t"), dev.clone());
+        let bn = BatchNorm2d::new(&mut p, "bn", 3).unwrap();
+        // Non-trivial γ, β.
+        let state = p.trainable();
+        for (name, v) in &state {
+            let t = Tensor::randn(0f32, 0.5, 3, &dev).unwrap();
+            let t = if name.ends_with("weight") {
+                (t + 1.0).unwrap()
+            } else {
+                t
+            };
+            v.set(&t).unwrap();
+        }
+        let x = Var::from_tensor(
+            &(Tensor::randn(0f32, 2., (4, 3, 5, 6), &dev).unwrap() + 0.3).unwrap(),
+        )
+        .unwrap();
+        let fused = bn.forward_relu(&x, true).unwrap();
+        let composed = bn.forward(&x, true).unwrap().relu().unwrap();
+        assert!(close(&fused, &composed) < 1e-5);
+        let m = Tensor::randn(0f32, 1., fused.shape(), &dev).unwrap();
+        let g1 = (fused * &m).unwrap().sum_all().unwrap().backward().unwrap();
+        let g2 = (composed * &m)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        assert!(close(g1.get(&x).unwrap(), g2.get(&x).unwrap()) < 1e-4);
+        for (name, v) in &state {
+            assert!(
+                close(g1.get(v).unwrap(), g2.get(v).unwrap()) < 1e-4,
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn max_pool_matches_candle() {
+        let dev = Device::Cpu;
+        let x = Var::from_tensor(&Tensor::randn(0f32, 1., (2, 3, 6, 8), &dev).unwrap()).unwrap();
+        let a = max_pool2(&x).unwrap();
+        let b = x.max_pool2d(2).unwrap();
+        assert!(close(&a, &b) < 1e-7);
+        let m = Tensor::randn(0f32, 1., a.shape(), &dev).unwrap();
+        let g1 = (a * &m).unwrap().sum_all().unwrap().backward().unwrap();
+        // PyTorch semantics: the whole gradient goes to the window's maximum. (candle 0.11's
+        // own max_pool2d backward scales it by 1/4, which is why it is not the reference here.)
+        let mask = x
+            .eq(&b.upsample_nearest2d(6, 8).unwrap())
+            .unwrap()
+            .to_dtype(candle_core::DType::F32)
+            .unwrap();
+        let expected = (m.upsample_nearest2d(6, 8).unwrap() * mask).unwrap();
+        assert!(close(g1.get(&x).unwrap(), &expected) < 1e-7);
+    }
+}

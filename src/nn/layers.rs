@@ -1,0 +1,185 @@
+//! Layers over [`Params`]: conv, BatchNorm (train/eval), linear.
+
+use candle_core::{Tensor, Var, D};
+
+use super::Params;
+use crate::error::Result;
+
+/// A bias-free 3×3 (or k×k) convolution, Kaiming-normal (fan_out) init.
+pub struct Conv2d {
+    weight: Var,
+    stride: usize,
+    padding: usize,
+}
+
+impl Conv2d {
+    pub fn new(
+        p: &mut Params,
+        name: &str,
+        cin: usize,
+        cout: usize,
+        k: usize,
+        stride: usize,
+        padding: usize,
+    ) -> Result<Self> {
+        let weight = p.kaiming_normal_fan_out(&format!("{name}.weight"), &[cout, cin, k, k])?;
+        Ok(Self {
+            weight,
+            stride,
+            padding,
+        })
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let w = self.weight.as_tensor();
+        if !(x.device().is_cpu() && x.dtype() == candle_core::DType::F32) {
+            return Ok(x.conv2d(w, self.padding, self.stride, 1, 1)?);
+        }
+        let (n, c, h, wd) = x.dims4()?;
+        let (cout, _, k, _) = w.dims4()?;
+        let op = super::conv::Conv {
+            n,
+            c,
+            h,
+            w: wd,
+            cout,
+            k,
+            stride: self.stride,
+            pad: self.padding,
+        };
+        Ok(x.contiguous()?.apply_op2(w, op)?)
+    }
+}
+
+/// BatchNorm2d with PyTorch semantics: batch statistics (biased variance) in train mode, running
+/// statistics (momentum 0.1, unbiased variance) in eval mode.
+pub struct BatchNorm2d {
+    weight: Var,
+    bias: Var,
+    running_mean: Var,
+    running_var: Var,
+    eps: f64,
+    momentum: f64,
+}
+
+impl BatchNorm2d {
+    pub fn new(p: &mut Params, name: &str, c: usize) -> Result<Self> {
+        Ok(Self {
+            weight: p.constant(&format!("{name}.weight"), &[c], 1.0)?,
+            bias: p.constant(&format!("{name}.bias"), &[c], 0.0)?,
+            running_mean: p.buffer(&format!("{name}.running_mean"), &[c], 0.0)?,
+            running_var: p.buffer(&format!("{name}.running_var"), &[c], 1.0)?,
+            eps: 1e-5,
+            momentum: 0.1,
+        })
+    }
+
+    /// BatchNorm followed by ReLU: one fused kernel on CPU in train mode.
+    pub fn forward_relu(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        if !(train && x.device().is_cpu() && x.dtype() == candle_core::DType::F32) {
+            return Ok(self.forward(x, train)?.relu()?);
+        }
+        let x = x.contiguous()?;
+        let (n, c, h, w) = x.dims4()?;
+        let (mean, var) = {
+            let (storage, layout) = x.storage_and_layout();
+            let candle_core::Storage::Cpu(cpu) = &*storage else {
+                unreachable!("checked is_cpu")
+            };
+            let (a, b) = layout.contiguous_offsets().expect("contiguous");
+            super::fused::channel_stats(&cpu.as_slice::<f32>()?[a..b], n, c, h * w)
+        };
+        let m = self.momentum;
+        let count = (n * h * w) as f64;
+        let dev = x.device();
+        let mean_t = Tensor::from_slice(&mean, c, dev)?;
+        let var_t = Tensor::from_slice(&var, c, dev)?;
+        self.running_mean
+            .set(&((self.running_mean.as_tensor() * (1.0 - m))? + (mean_t * m)?)?)?;
+        self.running_var.set(
+            &((self.running_var.as_tensor() * (1.0 - m))?
+                + (var_t * (m * count / (count - 1.0).max(1.0)))?)?,
+        )?;
+        let op = super::fused::BnRelu {
+            n,
+            c,
+            hw: h * w,
+            invstd: var
+                .iter()
+                .map(|v| 1.0 / (v + self.eps as f32).sqrt())
+                .collect(),
+            mean,
+            gamma: self.weight.as_tensor().to_vec1()?,
+            beta: self.bias.as_tensor().to_vec1()?,
+        };
+        Ok(x.apply_op3(self.weight.as_tensor(), self.bias.as_tensor(), op)?)
+    }
+
+    pub fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        let c = self.weight.dim(0)?;
+        let shape = (1, c, 1, 1);
+        let (mean, var) = if train {
+            let mean = x.mean_keepdim((0, 2, 3))?;
+            let centred = x.broadcast_sub(&mean)?;
+            let var = centred.sqr()?.mean_keepdim((0, 2, 3))?;
+            let n = (x.elem_count() / c) as f64;
+            let m = self.momentum;
+            let rm = ((self.running_mean.as_tensor() * (1.0 - m))?
+                + (mean.detach().flatten_all()? * m)?)?;
+            let rv = ((self.running_var.as_tensor() * (1.0 - m))?
+                + (var.detach().flatten_all()? * (m * n / (n - 1.0).max(1.0)))?)?;
+            self.running_mean.set(&rm)?;
+            self.running_var.set(&rv)?;
+            (mean, var)
+        } else {
+            (
+                self.running_mean.as_tensor().reshape(shape)?,
+                self.running_var.as_tensor().reshape(shape)?,
+            )
+        };
+        let inv = (var + self.eps)?.sqrt()?.recip()?;
+        let scale = self
+            .weight
+            .as_tensor()
+            .reshape(shape)?
+            .broadcast_mul(&inv)?;
+        let shift = (self.bias.as_tensor().reshape(shape)? - mean.broadcast_mul(&scale)?)?;
+        Ok(x.broadcast_mul(&scale)?.broadcast_add(&shift)?)
+    }
+}
+
+/// A linear layer with PyTorch's default init.
+pub struct Linear {
+    weight: Var,
+    bias: Var,
+}
+
+impl Linear {
+    pub fn new(p: &mut Params, name: &str, fan_in: usize, fan_out: usize) -> Result<Self> {
+        Ok(Self {
+            weight: p.uniform_fan_in(&format!("{name}.weight"), &[fan_out, fan_in], fan_in)?,
+            bias: p.uniform_fan_in(&format!("{name}.bias"), &[fan_out], fan_in)?,
+        })
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(x.matmul(&self.weight.as_tensor().t()?)?
+            .broadcast_add(self.bias.as_tensor())?)
+    }
+}
+
+/// Row-wise L2 normalisation (torch.nn.functional.normalize, eps 1e-12).
+pub fn l2_normalize(x: &Tensor) -> Result<Tensor> {
+    let norm = x.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?.maximum(1e-12)?;
+    Ok(x.broadcast_div(&norm)?)
+}
+
+/// 2×2 max-pooling, stride 2: the fused kernel on CPU, candle's op elsewhere.
+pub fn max_pool2(x: &Tensor) -> Result<Tensor> {
+    if !(x.device().is_cpu() && x.dtype() == candle_core::DType::F32) {
+        return Ok(x.max_pool2d(2)?);
+    }
+    let (n, c, h, w) = x.dims4()?;
+    Ok(x.contiguous()?
+        .apply_op1(super::fused::MaxPool2 { n, c, h, w })?)
+}

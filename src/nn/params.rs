@@ -1,0 +1,105 @@
+//! A named registry of parameters (trainable) and buffers (BatchNorm running statistics),
+//! with PyTorch's initialisation schemes drawn from a seeded stream.
+
+use candle_core::{Device, Tensor, Var};
+use std::collections::BTreeMap;
+
+use crate::error::Result;
+use crate::rng::{normal, uniform, Rng};
+
+/// All tensors of a model by state-dict name.
+pub struct Params {
+    pub device: Device,
+    rng: Rng,
+    vars: BTreeMap<String, Var>,
+    buffers: BTreeMap<String, Var>,
+}
+
+impl Params {
+    /// A registry whose initial values come from `rng` (the run's `init` stream).
+    pub fn new(rng: Rng, device: Device) -> Self {
+        Self {
+            device,
+            rng,
+            vars: BTreeMap::new(),
+            buffers: BTreeMap::new(),
+        }
+    }
+
+    fn insert(
+        &mut self,
+        name: &str,
+        data: Vec<f32>,
+        shape: &[usize],
+        trainable: bool,
+    ) -> Result<Var> {
+        let t = Tensor::from_vec(data, shape, &self.device)?;
+        let v = Var::from_tensor(&t)?;
+        let map = if trainable {
+            &mut self.vars
+        } else {
+            &mut self.buffers
+        };
+        assert!(
+            map.insert(name.to_string(), v.clone()).is_none(),
+            "parameter {name} registered twice"
+        );
+        Ok(v)
+    }
+
+    /// Kaiming-normal, fan_out, ReLU gain (torchvision ResNet's conv init).
+    pub fn kaiming_normal_fan_out(&mut self, name: &str, shape: &[usize]) -> Result<Var> {
+        let fan_out = shape[0] * shape[2..].iter().product::<usize>();
+        let std = (2.0 / fan_out as f64).sqrt();
+        let n: usize = shape.iter().product();
+        let data = (0..n)
+            .map(|_| (normal(&mut self.rng) * std) as f32)
+            .collect();
+        self.insert(name, data, shape, true)
+    }
+
+    /// U(-1/sqrt(fan_in), 1/sqrt(fan_in)): PyTorch's default for Linear weight and bias
+    /// (kaiming_uniform with a = sqrt(5) reduces to this bound).
+    pub fn uniform_fan_in(&mut self, name: &str, shape: &[usize], fan_in: usize) -> Result<Var> {
+        let bound = 1.0 / (fan_in as f64).sqrt();
+        let n: usize = shape.iter().product();
+        let data = (0..n)
+            .map(|_| uniform(&mut self.rng, -bound, bound) as f32)
+            .collect();
+        self.insert(name, data, shape, true)
+    }
+
+    /// A trainable tensor filled with `value` (BatchNorm γ = 1, β = 0).
+    pub fn constant(&mut self, name: &str, shape: &[usize], value: f32) -> Result<Var> {
+        let n: usize = shape.iter().product();
+        self.insert(name, vec![value; n], shape, true)
+    }
+
+    /// A non-trainable buffer filled with `value` (running mean 0, running var 1).
+    pub fn buffer(&mut self, name: &str, shape: &[usize], value: f32) -> Result<Var> {
+        let n: usize = shape.iter().product();
+        self.insert(name, vec![value; n], shape, false)
+    }
+
+    /// Trainable parameters in name order.
+    pub fn trainable(&self) -> Vec<(String, Var)> {
+        self.vars
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    /// Number of trainable scalars.
+    pub fn count(&self) -> usize {
+        self.vars.values().map(|v| v.elem_count()).sum()
+    }
+
+    /// Every tensor (parameters and buffers) by name, e.g. for safetensors.
+    pub fn state_dict(&self) -> BTreeMap<String, Tensor> {
+        self.vars
+            .iter()
+            .chain(self.buffers.iter())
+            .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
+            .collect()
+    }
+}

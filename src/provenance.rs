@@ -1,0 +1,118 @@
+//! Provenance of a run: code version (git commit, dirty flag, diff), clusterlab version, host,
+//! hardware and times. Written to `provenance.json` in each run directory.
+
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// Largest diff kept in provenance.json (bytes); longer diffs are cut with a marker.
+const MAX_DIFF: usize = 1 << 20;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Provenance {
+    pub git_commit: Option<String>,
+    pub git_dirty: Option<bool>,
+    /// `git diff HEAD` plus the list of untracked files, when dirty.
+    pub git_diff: Option<String>,
+    pub clusterlab_version: String,
+    pub host: String,
+    pub os: String,
+    pub cpu: String,
+    pub threads: usize,
+    /// GPU name, when the run used one.
+    pub gpu: Option<String>,
+    pub device: String,
+    pub command: Vec<String>,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+}
+
+/// The git state of the repository containing `dir`: (commit, dirty, diff).
+pub fn git_state(dir: &Path) -> (Option<String>, Option<bool>, Option<String>) {
+    let Ok(repo) = git2::Repository::discover(dir) else {
+        return (None, None, None);
+    };
+    let commit = repo
+        .head()
+        .ok()
+        .and_then(|h| h.peel_to_commit().ok())
+        .map(|c| c.id().to_string());
+    let mut opts = git2::StatusOptions::new();
+    opts.include_untracked(true)
+        .include_ignored(false)
+        .recurse_untracked_dirs(true);
+    let Ok(statuses) = repo.statuses(Some(&mut opts)) else {
+        return (commit, None, None);
+    };
+    let dirty = !statuses.is_empty();
+    if !dirty {
+        return (commit, Some(false), None);
+    }
+    let mut text = String::new();
+    let tree = repo.head().ok().and_then(|h| h.peel_to_tree().ok());
+    if let Ok(diff) = repo.diff_tree_to_workdir_with_index(tree.as_ref(), None) {
+        let _ = diff.print(git2::DiffFormat::Patch, |_, _, line| {
+            if text.len() < MAX_DIFF {
+                if matches!(line.origin(), '+' | '-' | ' ') {
+                    text.push(line.origin());
+                }
+                text.push_str(&String::from_utf8_lossy(line.content()));
+            }
+            true
+        });
+    }
+    let untracked: Vec<String> = statuses
+        .iter()
+        .filter(|s| s.status().contains(git2::Status::WT_NEW))
+        .filter_map(|s| s.path().ok().map(String::from))
+        .collect();
+    if !untracked.is_empty() {
+        text.push_str("# untracked files:\n");
+        for u in untracked {
+            text.push_str(&format!("#   {u}\n"));
+        }
+    }
+    if text.len() > MAX_DIFF {
+        text.truncate(MAX_DIFF);
+        text.push_str("\n# [diff truncated]\n");
+    }
+    (commit, Some(true), Some(text))
+}
+
+fn cpu_name() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|v| v.trim().to_string())
+        })
+        .unwrap_or_else(|| std::env::consts::ARCH.to_string())
+}
+
+impl Provenance {
+    /// Collects everything known at the start of a run.
+    pub fn collect(device: &str) -> Self {
+        let (git_commit, git_dirty, git_diff) = git_state(Path::new("."));
+        Self {
+            git_commit,
+            git_dirty,
+            git_diff,
+            clusterlab_version: env!("CARGO_PKG_VERSION").to_string(),
+            host: gethostname::gethostname().to_string_lossy().into_owned(),
+            os: format!("{} {}", std::env::consts::OS, std::env::consts::ARCH),
+            cpu: cpu_name(),
+            threads: rayon::current_num_threads(),
+            gpu: None,
+            device: device.to_string(),
+            command: std::env::args().collect(),
+            started_at: now(),
+            finished_at: None,
+        }
+    }
+}
+
+/// The current time, RFC 3339 in UTC.
+pub fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}

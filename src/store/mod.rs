@@ -1,0 +1,89 @@
+//! The run store: `runs/<grid>/<run-id>/` directories, atomic files, status and Parquet tables.
+//!
+//! Each run owns its directory and writes only there. Aggregation (the report) is a read-only
+//! scan, so the store can be filled by one process, several, or copied from a cluster.
+
+pub mod atomic;
+pub mod status;
+pub mod tables;
+
+use std::path::{Path, PathBuf};
+
+pub use atomic::write_atomic;
+pub use status::{RunState, Status};
+
+/// File names inside a run directory.
+pub const CONFIG_FILE: &str = "config.yaml";
+pub const PROVENANCE_FILE: &str = "provenance.json";
+pub const STATUS_FILE: &str = "status.json";
+pub const EPOCHS_FILE: &str = "epochs.parquet";
+pub const RESULT_FILE: &str = "result.parquet";
+pub const LOG_FILE: &str = "run.log";
+
+/// Checks a name used as a path component (grid name, run id): no separators, no `..`.
+pub fn check_name(what: &str, name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 128
+        && name != "."
+        && name != ".."
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && !name.starts_with('.');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid {what} {name:?}: use letters, digits, '-', '_' and '.' only (not starting with '.'), at most 128 characters"
+        ))
+    }
+}
+
+/// The root of all runs and its layout.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pub root: PathBuf,
+}
+
+impl Store {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    /// `runs/<grid>/`.
+    pub fn grid_dir(&self, grid: &str) -> PathBuf {
+        self.root.join(grid)
+    }
+
+    /// `runs/<grid>/<run-id>/`.
+    pub fn run_dir(&self, grid: &str, run_id: &str) -> PathBuf {
+        self.grid_dir(grid).join(run_id)
+    }
+
+    /// The status of a run, `Pending` when it never started.
+    pub fn status(&self, grid: &str, run_id: &str) -> Status {
+        Status::read(&self.run_dir(grid, run_id)).unwrap_or_default()
+    }
+
+    /// Run directories of a grid that hold a result file.
+    pub fn result_files(&self, grid: &str) -> std::io::Result<Vec<PathBuf>> {
+        let dir = self.grid_dir(grid);
+        let mut out = Vec::new();
+        if !dir.is_dir() {
+            return Ok(out);
+        }
+        for entry in std::fs::read_dir(&dir)? {
+            let p = entry?.path().join(RESULT_FILE);
+            if p.is_file() {
+                out.push(p);
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+}
+
+/// Creates a directory and its parents, with the path in the error.
+pub fn create_dir(path: &Path) -> crate::Result<()> {
+    std::fs::create_dir_all(path).map_err(|e| crate::Error::io(path, e))
+}

@@ -1,0 +1,159 @@
+//! Parquet tables of a run: `epochs.parquet` (one row per epoch) and `result.parquet` (one row).
+//!
+//! Plain column types only (Int64, Float64, String, Boolean), so pandas and pyarrow read the
+//! files unchanged.
+
+use polars::prelude::*;
+use std::path::Path;
+
+use super::atomic::write_atomic_with;
+use crate::error::{Error, Result};
+use crate::eval::Scores;
+
+/// What one epoch of training recorded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EpochRow {
+    pub epoch: usize,
+    /// Mean value of each weighted loss term over the epoch's steps (`total` included).
+    pub losses: Vec<(String, f64)>,
+    /// Evaluation scores, on epochs that evaluated.
+    pub scores: Option<Scores>,
+    /// Entropy (nats) of the predicted cluster sizes, on epochs that evaluated.
+    pub cluster_entropy: Option<f64>,
+    /// Wall seconds since the run started.
+    pub seconds: f64,
+}
+
+/// A typed value of the one-row result table.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    F64(Option<f64>),
+    I64(Option<i64>),
+    Str(Option<String>),
+    Bool(Option<bool>),
+}
+
+/// Builds the epochs table.
+pub fn epochs_frame(run_id: &str, rows: &[EpochRow]) -> Result<DataFrame> {
+    let n = rows.len();
+    let mut terms: Vec<String> = Vec::new();
+    for r in rows {
+        for (t, _) in &r.losses {
+            if !terms.contains(t) {
+                terms.push(t.clone());
+            }
+        }
+    }
+    let mut cols: Vec<Column> = vec![
+        Column::new("run_id".into(), vec![run_id.to_string(); n]),
+        Column::new(
+            "epoch".into(),
+            rows.iter().map(|r| r.epoch as i64).collect::<Vec<_>>(),
+        ),
+    ];
+    for t in &terms {
+        let v: Vec<Option<f64>> = rows
+            .iter()
+            .map(|r| r.losses.iter().find(|(k, _)| k == t).map(|(_, v)| *v))
+            .collect();
+        cols.push(Column::new(format!("loss_{t}").into(), v));
+    }
+    let metric = |f: fn(&Scores) -> f64| {
+        rows.iter()
+            .map(|r| r.scores.as_ref().map(f))
+            .collect::<Vec<_>>()
+    };
+    cols.push(Column::new("nmi".into(), metric(|s| s.nmi)));
+    cols.push(Column::new("acc".into(), metric(|s| s.acc)));
+    cols.push(Column::new("ari".into(), metric(|s| s.ari)));
+    cols.push(Column::new(
+        "cluster_entropy".into(),
+        rows.iter().map(|r| r.cluster_entropy).collect::<Vec<_>>(),
+    ));
+    cols.push(Column::new(
+        "seconds".into(),
+        rows.iter().map(|r| r.seconds).collect::<Vec<_>>(),
+    ));
+    Ok(DataFrame::new(n, cols)?)
+}
+
+/// Builds a one-row frame from named values.
+pub fn row_frame(values: &[(String, Value)]) -> Result<DataFrame> {
+    let cols = values
+        .iter()
+        .map(|(name, v)| {
+            let name: PlSmallStr = name.as_str().into();
+            match v {
+                Value::F64(x) => Column::new(name, [*x]),
+                Value::I64(x) => Column::new(name, [*x]),
+                Value::Str(x) => Column::new(name, [x.clone()]),
+                Value::Bool(x) => Column::new(name, [*x]),
+            }
+        })
+        .collect();
+    Ok(DataFrame::new(1, cols)?)
+}
+
+/// Writes a frame to Parquet atomically.
+pub fn write_parquet(path: &Path, df: &mut DataFrame) -> Result<()> {
+    let mut err = None;
+    write_atomic_with(path, |f| {
+        ParquetWriter::new(f)
+            .with_compression(ParquetCompression::Zstd(None))
+            .finish(df)
+            .map(|_| ())
+            .map_err(|e| {
+                err = Some(e.to_string());
+                std::io::Error::other("parquet write failed")
+            })
+    })
+    .map_err(|e| match err {
+        Some(msg) => Error::Other(format!("{}: writing Parquet failed: {msg}", path.display())),
+        None => e,
+    })
+}
+
+/// Reads a Parquet file eagerly.
+pub fn read_parquet(path: &Path) -> Result<DataFrame> {
+    let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    Ok(ParquetReader::new(f).finish()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn epochs_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let rows = vec![
+            EpochRow {
+                epoch: 1,
+                losses: vec![("total".into(), 2.0), ("instance".into(), 1.5)],
+                scores: Some(Scores {
+                    nmi: 0.5,
+                    acc: 0.6,
+                    ari: 0.4,
+                }),
+                cluster_entropy: Some(2.0),
+                seconds: 1.0,
+            },
+            EpochRow {
+                epoch: 2,
+                losses: vec![("total".into(), 1.0), ("instance".into(), 0.5)],
+                scores: None,
+                cluster_entropy: None,
+                seconds: 2.0,
+            },
+        ];
+        let p = dir.path().join("e.parquet");
+        write_parquet(&p, &mut epochs_frame("abc", &rows).unwrap()).unwrap();
+        let df = read_parquet(&p).unwrap();
+        assert_eq!(df.height(), 2);
+        let nmi = df.column("nmi").unwrap().f64().unwrap();
+        assert_eq!(nmi.get(0), Some(0.5));
+        assert_eq!(nmi.get(1), None);
+        let inst = df.column("loss_instance").unwrap().f64().unwrap();
+        assert_eq!(inst.get(1), Some(0.5));
+    }
+}

@@ -1,0 +1,265 @@
+//! The training loop of one run: epochs of augmented batches, Adam steps, evaluation.
+
+pub mod optim;
+
+use candle_core::{Device, Tensor};
+use std::time::Instant;
+
+use crate::config::RunConfig;
+use crate::data::augment::Augmenter;
+use crate::data::{loader, Dataset};
+use crate::error::{Error, Result};
+use crate::eval::{cluster_size_entropy, Scores};
+use crate::methods::{self, kmeans::kmeans, losses::scalar, Method};
+use crate::nn::cnn::Cnn;
+use crate::nn::Params;
+use crate::rng::{permutation, stream, stream_at};
+use crate::store::tables::EpochRow;
+use optim::Adam;
+
+/// What a finished run reports.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub epochs: Vec<EpochRow>,
+    pub protocol: String,
+    pub num_params: usize,
+}
+
+impl Outcome {
+    /// The last evaluated epoch and its scores.
+    pub fn final_scores(&self) -> Option<(usize, Scores)> {
+        self.epochs
+            .iter()
+            .rev()
+            .find_map(|r| r.scores.map(|s| (r.epoch, s)))
+    }
+
+    /// The epoch with the highest NMI.
+    pub fn best_scores(&self) -> Option<(usize, Scores)> {
+        self.epochs
+            .iter()
+            .filter_map(|r| r.scores.map(|s| (r.epoch, s)))
+            .fold(None, |acc: Option<(usize, Scores)>, (e, s)| match acc {
+                Some((_, b)) if b.nmi >= s.nmi => acc,
+                _ => Some((e, s)),
+            })
+    }
+}
+
+/// Progress events a caller may display.
+pub trait Observer {
+    fn epoch_done(&mut self, row: &EpochRow, total_epochs: usize);
+}
+
+impl<F: FnMut(&EpochRow, usize)> Observer for F {
+    fn epoch_done(&mut self, row: &EpochRow, total_epochs: usize) {
+        self(row, total_epochs)
+    }
+}
+
+/// Runs one config to completion on `device`.
+pub fn run(
+    cfg: &RunConfig,
+    ds: &Dataset,
+    device: &Device,
+    observer: &mut dyn Observer,
+) -> Result<Outcome> {
+    if cfg.method.name == "kmeans" {
+        return run_kmeans(cfg, ds, observer);
+    }
+    let start = Instant::now();
+    let mut trainer = Trainer::new(cfg, ds.channels, device)?;
+    let aug = Augmenter::new(cfg.augment.clone(), cfg.dataset.image_size);
+    let b = cfg.train.batch_size;
+    let steps = ds.len() / b;
+    let mut rows = Vec::new();
+    for epoch in 1..=cfg.train.epochs {
+        let order = permutation(
+            &mut stream_at(cfg.seed, "data_order", &[epoch as u64]),
+            ds.len(),
+        );
+        let mut sums: Vec<(String, f64)> = Vec::new();
+        for step in 0..steps {
+            let idx = &order[step * b..(step + 1) * b];
+            let views = (0..trainer.method.num_views())
+                .map(|v| loader::train_batch(ds, &aug, idx, cfg.seed, epoch, v, device))
+                .collect::<Result<Vec<Tensor>>>()?;
+            let values = trainer.step(&views).map_err(|e| match e {
+                Error::RunFailed(m) => {
+                    Error::RunFailed(format!("{m} at epoch {epoch}, step {}", step + 1))
+                }
+                other => other,
+            })?;
+            if sums.is_empty() {
+                sums = values.iter().map(|(k, _)| (k.clone(), 0.0)).collect();
+            }
+            for (acc, (_, v)) in sums.iter_mut().zip(&values) {
+                acc.1 += v;
+            }
+        }
+        let losses = sums
+            .into_iter()
+            .map(|(k, v)| (k, v / steps.max(1) as f64))
+            .collect();
+        let evaluate = epoch % cfg.train.eval_every == 0 || epoch == cfg.train.epochs;
+        let (scores, cluster_entropy) = if evaluate {
+            let pred = predict(
+                cfg,
+                ds,
+                &aug,
+                &trainer.backbone,
+                trainer.method.as_ref(),
+                device,
+            )?;
+            (
+                Some(Scores::compute(&ds.labels, &pred)),
+                Some(cluster_size_entropy(&pred)),
+            )
+        } else {
+            (None, None)
+        };
+        let row = EpochRow {
+            epoch,
+            losses,
+            scores,
+            cluster_entropy,
+            seconds: start.elapsed().as_secs_f64(),
+        };
+        observer.epoch_done(&row, cfg.train.epochs);
+        rows.push(row);
+    }
+    Ok(Outcome {
+        epochs: rows,
+        protocol: trainer.method.protocol().into(),
+        num_params: trainer.params.count(),
+    })
+}
+
+/// A model (backbone + method heads) and its optimiser: one training step at a time.
+pub struct Trainer {
+    pub params: Params,
+    pub backbone: Cnn,
+    pub method: Box<dyn Method>,
+    pub opt: Adam,
+    weights: Vec<(String, f64)>,
+}
+
+impl Trainer {
+    /// Builds the network from the run's `init` stream.
+    pub fn new(cfg: &RunConfig, channels: usize, device: &Device) -> Result<Self> {
+        let mut params = Params::new(stream(cfg.seed, "init"), device.clone());
+        let backbone = Cnn::new(&mut params, channels, &cfg.model.widths)?;
+        let method = methods::build(cfg, &mut params, backbone.out_dim)?;
+        let opt = Adam::new(params.trainable(), cfg.optimizer.clone())?;
+        let terms = crate::config::run::METHODS
+            .iter()
+            .find(|(m, _)| *m == cfg.method.name)
+            .map(|(_, t)| {
+                t.iter()
+                    .map(|(t, _)| (t.to_string(), cfg.weight(t)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(Self {
+            params,
+            backbone,
+            method,
+            opt,
+            weights: terms,
+        })
+    }
+
+    fn weight(&self, term: &str) -> f64 {
+        self.weights
+            .iter()
+            .find(|(t, _)| t == term)
+            .map_or(0.0, |(_, w)| *w)
+    }
+
+    /// One optimisation step on a batch of views; returns `total` and each weighted term.
+    /// A non-finite term fails the step with the term's name.
+    pub fn step(&mut self, views: &[Tensor]) -> Result<Vec<(String, f64)>> {
+        let feats = views
+            .iter()
+            .map(|x| self.backbone.forward(x, true))
+            .collect::<Result<Vec<Tensor>>>()?;
+        let terms = self.method.losses(&feats)?;
+        let mut total: Option<Tensor> = None;
+        let mut values = Vec::with_capacity(terms.len() + 1);
+        for (name, t) in &terms {
+            let w = self.weight(name);
+            let v = scalar(t)?;
+            if !v.is_finite() {
+                return Err(Error::RunFailed(format!(
+                    "non-finite loss: term `{name}` = {v}"
+                )));
+            }
+            values.push((name.to_string(), w * v));
+            if w != 0.0 {
+                let wt = (t * w)?;
+                total = Some(match total {
+                    Some(acc) => (acc + wt)?,
+                    None => wt,
+                });
+            }
+        }
+        let Some(total) = total else {
+            return Err(Error::BadInput(
+                "every loss term has weight 0: nothing to train".into(),
+            ));
+        };
+        values.insert(0, ("total".into(), scalar(&total)?));
+        let grads = total.backward()?;
+        self.opt.step(&grads)?;
+        Ok(values)
+    }
+}
+
+/// Cluster ids of the whole dataset: test view, model in eval mode.
+fn predict(
+    cfg: &RunConfig,
+    ds: &Dataset,
+    aug: &Augmenter,
+    backbone: &Cnn,
+    method: &dyn Method,
+    device: &Device,
+) -> Result<Vec<i64>> {
+    let mut out = Vec::with_capacity(ds.len());
+    let mut start = 0;
+    while start < ds.len() {
+        let end = (start + cfg.train.eval_batch_size).min(ds.len());
+        let x = loader::test_batch(ds, aug, start, end, device)?;
+        let h = backbone.forward(&x, false)?;
+        out.extend(method.predict(&h)?);
+        start = end;
+    }
+    Ok(out)
+}
+
+/// The raw-pixel k-means baseline: one "epoch" 0 row with its scores.
+fn run_kmeans(cfg: &RunConfig, ds: &Dataset, observer: &mut dyn Observer) -> Result<Outcome> {
+    let start = Instant::now();
+    let x = ds.pixels_f32();
+    let r = kmeans(
+        &x,
+        ds.len(),
+        ds.image_len(),
+        ds.num_classes,
+        cfg.method.kmeans_restarts,
+        cfg.method.kmeans_iterations,
+        &mut stream(cfg.seed, "kmeans"),
+    )?;
+    let row = EpochRow {
+        epoch: 0,
+        losses: vec![("inertia".into(), r.inertia)],
+        scores: Some(Scores::compute(&ds.labels, &r.labels)),
+        cluster_entropy: Some(cluster_size_entropy(&r.labels)),
+        seconds: start.elapsed().as_secs_f64(),
+    };
+    observer.epoch_done(&row, 0);
+    Ok(Outcome {
+        epochs: vec![row],
+        protocol: "k-means on raw pixels".into(),
+        num_params: 0,
+    })
+}

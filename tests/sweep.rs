@@ -1,0 +1,174 @@
+//! End-to-end: a tiny grid swept in a temp directory, read back by our code and by pandas.
+
+mod common;
+
+use clusterlab::store::tables::read_parquet;
+use common::*;
+use std::time::Instant;
+
+#[test]
+fn tiny_sweep_end_to_end_skip_and_dry_run() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("tiny.yaml"), TINY).unwrap();
+
+    let dry = clusterlab(dir.path(), &["sweep", "tiny.yaml", "--dry-run"]);
+    assert_eq!(dry.status.code(), Some(0), "{}", stderr(&dry));
+    assert_eq!(
+        stdout(&dry).matches(" pending ").count(),
+        4,
+        "{}",
+        stdout(&dry)
+    );
+    assert!(
+        !dir.path().join("runs").exists(),
+        "a dry run writes nothing"
+    );
+
+    let out = clusterlab(dir.path(), &["sweep", "tiny.yaml"]);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("| cc |") && text.contains("| kmeans |"),
+        "{text}"
+    );
+    assert!(text.contains("4 cells: 4 ran, 0 skipped"), "{text}");
+
+    let dirs = run_dirs(dir.path(), "tiny");
+    assert_eq!(dirs.len(), 4);
+    for d in &dirs {
+        for f in [
+            "config.yaml",
+            "provenance.json",
+            "status.json",
+            "epochs.parquet",
+            "result.parquet",
+            "run.log",
+        ] {
+            assert!(d.join(f).is_file(), "{} lacks {f}", d.display());
+        }
+        let status: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(d.join("status.json")).unwrap()).unwrap();
+        assert_eq!(status["state"], "completed");
+        let result = read_parquet(&d.join("result.parquet")).unwrap();
+        assert_eq!(result.height(), 1);
+        let id = result
+            .column("run_id")
+            .unwrap()
+            .str()
+            .unwrap()
+            .get(0)
+            .unwrap()
+            .to_string();
+        assert_eq!(d.file_name().unwrap().to_string_lossy(), id);
+        let nmi = result
+            .column("final_nmi")
+            .unwrap()
+            .f64()
+            .unwrap()
+            .get(0)
+            .unwrap();
+        assert!((0.0..=1.0).contains(&nmi));
+    }
+    let cc_epochs = dirs
+        .iter()
+        .map(|d| read_parquet(&d.join("epochs.parquet")).unwrap())
+        .find(|df| df.height() == 2)
+        .expect("a CC run has 2 epoch rows");
+    for c in [
+        "loss_total",
+        "loss_instance",
+        "loss_cluster",
+        "loss_entropy",
+        "nmi",
+        "acc",
+        "ari",
+        "cluster_entropy",
+    ] {
+        assert!(cc_epochs.column(c).is_ok(), "epochs.parquet lacks {c}");
+    }
+    let table = std::fs::read_to_string(dir.path().join("reports/tiny/table.md")).unwrap();
+    assert!(table.contains("synthetic NMI"), "{table}");
+    assert!(table.contains("(2)"), "two seeds per cell: {table}");
+
+    // pandas (pyarrow) reads every file unchanged.
+    let script = "import glob, sys, pandas\nfiles = sorted(glob.glob('runs/tiny/*/*.parquet'))\nassert len(files) == 8, files\nfor f in files:\n    df = pandas.read_parquet(f)\n    assert len(df) >= 1\nr = pandas.concat([pandas.read_parquet(f) for f in files if f.endswith('result.parquet')])\nprint(len(r), sorted(r['method.name'].unique()))\n";
+    let py = std::process::Command::new("python3")
+        .current_dir(dir.path())
+        .args(["-c", script])
+        .output()
+        .expect("python3 runs");
+    assert!(
+        py.status.success(),
+        "pandas could not read the Parquet files (pip install pandas pyarrow): {}",
+        String::from_utf8_lossy(&py.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&py.stdout).trim(),
+        "4 ['cc', 'kmeans']"
+    );
+
+    // Again: everything is skipped.
+    let t = Instant::now();
+    let again = clusterlab(dir.path(), &["sweep", "tiny.yaml"]);
+    assert_eq!(again.status.code(), Some(0));
+    assert!(
+        stdout(&again).contains("0 ran, 4 skipped"),
+        "{}",
+        stdout(&again)
+    );
+    eprintln!("second sweep took {:?}", t.elapsed());
+
+    let dry = clusterlab(dir.path(), &["sweep", "tiny.yaml", "--dry-run"]);
+    assert_eq!(
+        stdout(&dry).matches(" completed ").count(),
+        4,
+        "{}",
+        stdout(&dry)
+    );
+
+    let report = clusterlab(dir.path(), &["report", "tiny"]);
+    assert_eq!(report.status.code(), Some(0), "{}", stderr(&report));
+    assert!(stdout(&report).contains("| cc |"));
+}
+
+#[test]
+fn same_config_and_seed_give_identical_bits() {
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    for d in [&a, &b] {
+        std::fs::write(d.path().join("tiny.yaml"), TINY).unwrap();
+        let out = clusterlab(d.path(), &["sweep", "tiny.yaml"]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    }
+    let da = run_dirs(a.path(), "tiny");
+    let db = run_dirs(b.path(), "tiny");
+    assert_eq!(
+        da.iter()
+            .map(|p| p.file_name().unwrap().to_owned())
+            .collect::<Vec<_>>(),
+        db.iter()
+            .map(|p| p.file_name().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    );
+    for (x, y) in da.iter().zip(&db) {
+        let ex = read_parquet(&x.join("epochs.parquet"))
+            .unwrap()
+            .drop("seconds")
+            .unwrap();
+        let ey = read_parquet(&y.join("epochs.parquet"))
+            .unwrap()
+            .drop("seconds")
+            .unwrap();
+        assert!(ex.equals_missing(&ey), "epochs differ for {}", x.display());
+        let cols = ["final_nmi", "final_acc", "final_ari", "best_nmi"];
+        let rx = read_parquet(&x.join("result.parquet"))
+            .unwrap()
+            .select(cols)
+            .unwrap();
+        let ry = read_parquet(&y.join("result.parquet"))
+            .unwrap()
+            .select(cols)
+            .unwrap();
+        assert!(rx.equals_missing(&ry));
+    }
+}
