@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use crate::error::{Error, Result};
 
 /// The full configuration of one training run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct RunConfig {
     /// The run seed: every random stream (init, data order, augmentation, k-means) derives from it.
@@ -19,20 +19,6 @@ pub struct RunConfig {
     pub optimizer: OptimizerConfig,
     pub train: TrainConfig,
     pub augment: AugmentConfig,
-}
-
-impl Default for RunConfig {
-    fn default() -> Self {
-        Self {
-            seed: 0,
-            method: MethodConfig::default(),
-            dataset: DatasetConfig::default(),
-            model: ModelConfig::default(),
-            optimizer: OptimizerConfig::default(),
-            train: TrainConfig::default(),
-            augment: AugmentConfig::default(),
-        }
-    }
 }
 
 /// Which method trains the model, and its knobs.
@@ -371,7 +357,8 @@ impl RunConfig {
                 return bad(key, format!("{b}"), "a number in [0, 1)");
             }
         }
-        if !(self.optimizer.eps > 0.0) || !(self.optimizer.weight_decay >= 0.0) {
+        let (eps, wd) = (self.optimizer.eps, self.optimizer.weight_decay);
+        if !(eps.is_finite() && eps > 0.0 && wd.is_finite() && wd >= 0.0) {
             return bad(
                 "optimizer.eps / optimizer.weight_decay",
                 format!("{} / {}", self.optimizer.eps, self.optimizer.weight_decay),

@@ -16,6 +16,15 @@ pub struct Augmenter {
     pub size: usize,
 }
 
+/// A borrowed u8 image, channels last.
+#[derive(Debug, Clone, Copy)]
+pub struct Image<'a> {
+    pub data: &'a [u8],
+    pub h: usize,
+    pub w: usize,
+    pub c: usize,
+}
+
 /// Scratch buffer reused across images (HWC f32).
 #[derive(Default)]
 pub struct Scratch {
@@ -177,16 +186,8 @@ impl Augmenter {
     }
 
     /// One random training view of a u8 HWC image, written as CHW into `out`.
-    pub fn train_view(
-        &self,
-        src: &[u8],
-        h: usize,
-        w: usize,
-        c: usize,
-        rng: &mut Rng,
-        scratch: &mut Scratch,
-        out: &mut [f32],
-    ) {
+    pub fn train_view(&self, img: Image, rng: &mut Rng, scratch: &mut Scratch, out: &mut [f32]) {
+        let Image { data: src, h, w, c } = img;
         let a = &self.cfg;
         let crop = crop_params(rng, h, w, a.crop_scale, a.crop_ratio);
         resize_crop(src, h, w, c, crop, self.size, &mut scratch.hwc);
@@ -224,15 +225,8 @@ impl Augmenter {
     }
 
     /// The test view: the whole image resized to the output size, CHW.
-    pub fn test_view(
-        &self,
-        src: &[u8],
-        h: usize,
-        w: usize,
-        c: usize,
-        scratch: &mut Scratch,
-        out: &mut [f32],
-    ) {
+    pub fn test_view(&self, img: Image, scratch: &mut Scratch, out: &mut [f32]) {
+        let Image { data: src, h, w, c } = img;
         resize_crop(src, h, w, c, (0, 0, h, w), self.size, &mut scratch.hwc);
         hwc_to_chw(&scratch.hwc, self.size, c, out);
     }

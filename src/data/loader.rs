@@ -27,15 +27,7 @@ pub fn train_batch(
         .zip(indices.par_iter())
         .for_each_init(Scratch::default, |scratch, (out, &idx)| {
             let mut rng = stream_at(seed, "augment", &[epoch as u64, idx as u64, view as u64]);
-            aug.train_view(
-                ds.image(idx),
-                ds.height,
-                ds.width,
-                ds.channels,
-                &mut rng,
-                scratch,
-                out,
-            );
+            aug.train_view(ds.view(idx), &mut rng, scratch, out);
         });
     Ok(Tensor::from_vec(
         buf,
@@ -57,14 +49,7 @@ pub fn test_batch(
     buf.par_chunks_mut(per)
         .enumerate()
         .for_each_init(Scratch::default, |scratch, (k, out)| {
-            aug.test_view(
-                ds.image(start + k),
-                ds.height,
-                ds.width,
-                ds.channels,
-                scratch,
-                out,
-            );
+            aug.test_view(ds.view(start + k), scratch, out);
         });
     Ok(Tensor::from_vec(
         buf,

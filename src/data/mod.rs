@@ -44,6 +44,16 @@ impl Dataset {
         &self.images[i * n..(i + 1) * n]
     }
 
+    /// Image `i` as a borrowed view.
+    pub fn view(&self, i: usize) -> augment::Image<'_> {
+        augment::Image {
+            data: self.image(i),
+            h: self.height,
+            w: self.width,
+            c: self.channels,
+        }
+    }
+
     /// Raw pixels as f32 in [0, 1], one row per image (for the k-means baseline).
     pub fn pixels_f32(&self) -> Vec<f32> {
         self.images.iter().map(|&b| b as f32 / 255.0).collect()

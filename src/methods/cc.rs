@@ -8,7 +8,7 @@
 
 use candle_core::{Tensor, D};
 
-use super::losses::{cluster_contrastive, entropy_term, instance_nt_xent};
+use super::losses::{cluster_contrastive, entropy_term, instance_nt_xent, softmax_rows};
 use super::Method;
 use crate::config::RunConfig;
 use crate::error::Result;
@@ -47,9 +47,7 @@ impl Cc {
     }
 
     fn cluster_probs(&self, h: &Tensor) -> Result<Tensor> {
-        Ok(candle_nn::ops::softmax_last_dim(
-            &self.cluster_head.forward(h)?,
-        )?)
+        softmax_rows(&self.cluster_head.forward(h)?)
     }
 }
 

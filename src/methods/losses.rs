@@ -77,7 +77,58 @@ pub fn entropy_term(y_a: &Tensor, y_b: &Tensor) -> Result<Tensor> {
     Ok((one(y_a)? + one(y_b)?)?)
 }
 
+/// Row-wise softmax built from differentiable ops. (candle-nn's `softmax_last_dim` is a custom
+/// op without a backward pass: a cluster head behind it would never receive a gradient.)
+pub fn softmax_rows(logits: &Tensor) -> Result<Tensor> {
+    let max = logits.max_keepdim(D::Minus1)?.detach();
+    let e = logits.broadcast_sub(&max)?.exp()?;
+    Ok(e.broadcast_div(&e.sum_keepdim(D::Minus1)?)?)
+}
+
 /// A scalar loss tensor as f64.
 pub fn scalar(t: &Tensor) -> Result<f64> {
     Ok(t.to_dtype(DType::F64)?.to_scalar::<f64>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    /// The cluster terms' gradient with respect to the cluster-head logits, by autograd and by
+    /// central finite differences (f64).
+    #[test]
+    fn cluster_terms_backpropagate_to_logits() {
+        let d = Device::Cpu;
+        let a = Var::from_tensor(&Tensor::randn(0f64, 0.5, (12, 4), &d).unwrap()).unwrap();
+        let b = Tensor::randn(0f64, 0.5, (12, 4), &d).unwrap();
+        let f = |a: &Tensor| -> Tensor {
+            let (ya, yb) = (softmax_rows(a).unwrap(), softmax_rows(&b).unwrap());
+            (cluster_contrastive(&ya, &yb, 1.0).unwrap() + entropy_term(&ya, &yb).unwrap()).unwrap()
+        };
+        let g = f(a.as_tensor()).backward().unwrap();
+        let ga = g
+            .get(&a)
+            .expect("gradient reaches the logits")
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f64>()
+            .unwrap();
+        let base: Vec<f64> = a.flatten_all().unwrap().to_vec1().unwrap();
+        for i in [0, 7, 21, 46] {
+            let at = |delta: f64| {
+                let mut v = base.clone();
+                v[i] += delta;
+                f(&Tensor::from_vec(v, (12, 4), &d).unwrap())
+                    .to_scalar::<f64>()
+                    .unwrap()
+            };
+            let numeric = (at(1e-5) - at(-1e-5)) / 2e-5;
+            assert!(
+                (ga[i] - numeric).abs() < 1e-6,
+                "d/dlogit[{i}]: autograd {} numeric {numeric}",
+                ga[i]
+            );
+        }
+    }
 }

@@ -58,7 +58,8 @@ pub fn summarise(store: &Store, grid: &str) -> Result<Option<Table>> {
     };
     let schema = lf.collect_schema()?;
     let cfg_cols = config_columns(&schema);
-    // Config keys that vary across the grid's runs (seed excluded: it is what we average over).
+    // Config keys that vary across the grid's runs (seed excluded: it is what we average over;
+    // nulls ignored: a key a method does not have, such as another method's loss weight).
     let distinct = lf
         .clone()
         .select(
@@ -66,6 +67,7 @@ pub fn summarise(store: &Store, grid: &str) -> Result<Option<Table>> {
                 .iter()
                 .map(|c| {
                     col(c.as_str())
+                        .drop_nulls()
                         .cast(DataType::String)
                         .n_unique()
                         .alias(c.as_str())

@@ -5,6 +5,9 @@ use polars::prelude::*;
 use super::METRICS;
 use crate::error::Result;
 
+/// Per-row values of one float column.
+type Column = Vec<Option<f64>>;
+
 /// mean ± std over n seeds.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Stat {
@@ -80,7 +83,7 @@ impl Table {
             cells: Vec::new(),
             run_ids: Vec::new(),
         };
-        let metric_vals: Vec<(Vec<Option<f64>>, Vec<Option<f64>>)> = METRICS
+        let metric_vals: Vec<(Column, Column)> = METRICS
             .iter()
             .map(|(m, _)| {
                 Ok((
