@@ -31,7 +31,7 @@ fn overrides(sets: &[String]) -> Result<Overrides> {
 }
 
 fn dispatch(cli: Cli) -> Result<i32> {
-    let store = Store::new(&cli.global.runs_dir);
+    let store = Store::new(&cli.global.runs_dir).with_output(&cli.global.reports_dir);
     let stdout = &mut std::io::stdout();
     match cli.command {
         Command::Sweep {

@@ -26,11 +26,23 @@ pub struct Provenance {
     pub finished_at: Option<String>,
 }
 
-/// The git state of the repository containing `dir`: (commit, dirty, diff).
-pub fn git_state(dir: &Path) -> (Option<String>, Option<bool>, Option<String>) {
+/// The git state of the repository containing `dir`: (commit, dirty, diff). Changes under
+/// `outputs` (the run store, the reports) do not count: writing results is not a code change.
+pub fn git_state(dir: &Path, outputs: &[&Path]) -> (Option<String>, Option<bool>, Option<String>) {
     let Ok(repo) = git2::Repository::discover(dir) else {
         return (None, None, None);
     };
+    let workdir = repo.workdir().and_then(|w| w.canonicalize().ok());
+    let skip: Vec<String> = outputs
+        .iter()
+        .filter_map(|o| {
+            let abs = std::path::absolute(o).ok()?;
+            let abs = abs.canonicalize().unwrap_or(abs);
+            let rel = abs.strip_prefix(workdir.as_ref()?).ok()?;
+            Some(format!("{}/", rel.to_string_lossy()))
+        })
+        .filter(|r| r != "/")
+        .collect();
     let commit = repo
         .head()
         .ok()
@@ -43,7 +55,9 @@ pub fn git_state(dir: &Path) -> (Option<String>, Option<bool>, Option<String>) {
     let Ok(statuses) = repo.statuses(Some(&mut opts)) else {
         return (commit, None, None);
     };
-    let dirty = !statuses.is_empty();
+    let counts =
+        |path: Option<&str>| path.is_some_and(|p| !skip.iter().any(|s| p.starts_with(s.as_str())));
+    let dirty = statuses.iter().any(|s| counts(s.path().ok()));
     if !dirty {
         return (commit, Some(false), None);
     }
@@ -62,7 +76,7 @@ pub fn git_state(dir: &Path) -> (Option<String>, Option<bool>, Option<String>) {
     }
     let untracked: Vec<String> = statuses
         .iter()
-        .filter(|s| s.status().contains(git2::Status::WT_NEW))
+        .filter(|s| s.status().contains(git2::Status::WT_NEW) && counts(s.path().ok()))
         .filter_map(|s| s.path().ok().map(String::from))
         .collect();
     if !untracked.is_empty() {
@@ -91,9 +105,10 @@ fn cpu_name() -> String {
 }
 
 impl Provenance {
-    /// Collects everything known at the start of a run.
-    pub fn collect(device: &str) -> Self {
-        let (git_commit, git_dirty, git_diff) = git_state(Path::new("."));
+    /// Collects everything known at the start of a run; `outputs` are the run store (and any
+    /// other output folder) whose contents do not make the code dirty.
+    pub fn collect(device: &str, outputs: &[&Path]) -> Self {
+        let (git_commit, git_dirty, git_diff) = git_state(Path::new("."), outputs);
         Self {
             git_commit,
             git_dirty,

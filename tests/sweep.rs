@@ -172,3 +172,62 @@ fn same_config_and_seed_give_identical_bits() {
         assert!(rx.equals_missing(&ry));
     }
 }
+
+#[test]
+fn provenance_records_commit_and_dirty_diff() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    let git = |args: &[&str]| {
+        let o = std::process::Command::new("git")
+            .current_dir(p)
+            .args(["-c", "user.email=t@example.org", "-c", "user.name=t"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    git(&["init", "-q"]);
+    std::fs::write(p.join("tiny.yaml"), TINY).unwrap();
+    git(&["add", "tiny.yaml"]);
+    git(&["commit", "-qm", "grid"]);
+    let head = git(&["rev-parse", "HEAD"]);
+    let read = |grid: &str| -> Vec<serde_json::Value> {
+        run_dirs(p, grid)
+            .iter()
+            .map(|d| {
+                serde_json::from_str(&std::fs::read_to_string(d.join("provenance.json")).unwrap())
+                    .unwrap()
+            })
+            .collect()
+    };
+    let one = ["--set", "train.epochs=1", "--set", "dataset.size=100"];
+    let out = clusterlab(p, &[&["sweep", "tiny.yaml"][..], &one[..]].concat());
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    for prov in read("tiny") {
+        assert_eq!(prov["git_commit"], head.as_str());
+        assert_eq!(
+            prov["git_dirty"], false,
+            "our own runs/ and reports/ are not code changes"
+        );
+    }
+    std::fs::write(
+        p.join("tiny.yaml"),
+        TINY.replace("name: tiny", "name: tiny2\n# edited"),
+    )
+    .unwrap();
+    let out = clusterlab(p, &[&["sweep", "tiny.yaml"][..], &one[..]].concat());
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    for prov in read("tiny2") {
+        assert_eq!(prov["git_dirty"], true);
+        assert!(
+            prov["git_diff"].as_str().unwrap().contains("+# edited"),
+            "{}",
+            prov["git_diff"]
+        );
+    }
+}

@@ -62,7 +62,7 @@ pub fn run_cell(
     let yaml = serde_yaml::to_string(&cell.config).map_err(|e| Error::Other(e.to_string()))?;
     write_atomic(&dir.join(store::CONFIG_FILE), yaml.as_bytes())?;
     let device = Device::Cpu;
-    let mut prov = Provenance::collect("cpu");
+    let mut prov = Provenance::collect("cpu", &store.outputs());
     write_atomic(
         &dir.join(store::PROVENANCE_FILE),
         &serde_json::to_vec_pretty(&prov)?,

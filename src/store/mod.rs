@@ -43,11 +43,29 @@ pub fn check_name(what: &str, name: &str) -> Result<(), String> {
 #[derive(Debug, Clone)]
 pub struct Store {
     pub root: PathBuf,
+    /// Other folders clusterlab writes results to (reports): changes there are not code changes.
+    pub other_outputs: Vec<PathBuf>,
 }
 
 impl Store {
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
+        Self {
+            root: root.into(),
+            other_outputs: Vec::new(),
+        }
+    }
+
+    /// Declares another output folder (see [`Store::other_outputs`]).
+    pub fn with_output(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.other_outputs.push(dir.into());
+        self
+    }
+
+    /// Every folder clusterlab writes results to.
+    pub fn outputs(&self) -> Vec<&Path> {
+        std::iter::once(self.root.as_path())
+            .chain(self.other_outputs.iter().map(|p| p.as_path()))
+            .collect()
     }
 
     /// `runs/<grid>/`.
