@@ -41,6 +41,11 @@ fn dispatch(cli: Cli) -> Result<i32> {
         } => {
             let grid = Grid::find(grid.as_deref())?;
             let cells = grid.expand(&overrides(&o.sets)?)?;
+            if !dry_run {
+                for c in &cells {
+                    clusterlab::data::check_available(&c.config.dataset)?;
+                }
+            }
             let summary = launch::sweep(&store, &grid, &cells, &SweepOptions { dry_run }, stdout)?;
             if dry_run {
                 return Ok(0);

@@ -231,3 +231,56 @@ fn provenance_records_commit_and_dirty_diff() {
         );
     }
 }
+
+#[test]
+fn sweeps_cifar100_from_files_in_the_official_binary_format() {
+    use clusterlab::data::cifar::write_records;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("cifar-100-binary");
+    std::fs::create_dir(&data).unwrap();
+    // 80 records: coarse label = i % 20, image brightness tied to the label.
+    let recs = |n: usize, off: usize| -> Vec<(Vec<u8>, Vec<u8>)> {
+        (0..n)
+            .map(|i| {
+                let c = ((i + off) % 20) as u8;
+                (vec![c, c * 5], vec![c * 12; 32 * 32 * 3])
+            })
+            .collect()
+    };
+    write_records(&data.join("train.bin"), &recs(60, 0)).unwrap();
+    write_records(&data.join("test.bin"), &recs(20, 0)).unwrap();
+    let grid = format!(
+        "name: c100\nbase:\n  dataset: {{name: cifar100-20, num_classes: 20, path: {}, allow_partial: true, image_size: 16}}\n  model: {{widths: [8]}}\n  method: {{feature_dim: 8, head_hidden: 16, kmeans_restarts: 1}}\n  train: {{epochs: 1, batch_size: 40}}\ngrid:\n  method.name: [cc, kmeans]\n",
+        data.display()
+    );
+    std::fs::write(dir.path().join("c100.yaml"), grid).unwrap();
+    let out = clusterlab(dir.path(), &["sweep", "c100.yaml"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("cifar100-20 NMI"), "{}", stdout(&out));
+    // k-means on these pixels separates the 20 brightness levels perfectly.
+    let km = run_dirs(dir.path(), "c100")
+        .into_iter()
+        .map(|d| read_parquet(&d.join("result.parquet")).unwrap())
+        .find(|df| df.column("method.name").unwrap().str().unwrap().get(0) == Some("kmeans"))
+        .unwrap();
+    let n = km
+        .column("final_nmi")
+        .unwrap()
+        .f64()
+        .unwrap()
+        .get(0)
+        .unwrap();
+    assert!(n > 0.9, "k-means NMI on separable fixtures: {n}");
+
+    // A missing dataset is bad input: exit 2, nothing written.
+    std::fs::remove_file(data.join("test.bin")).unwrap();
+    std::fs::remove_dir_all(dir.path().join("runs")).unwrap();
+    let out = clusterlab(dir.path(), &["sweep", "c100.yaml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("test.bin not found"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!dir.path().join("runs").exists());
+}

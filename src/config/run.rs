@@ -62,9 +62,10 @@ impl Default for MethodConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DatasetConfig {
-    /// `synthetic` (built in, generated from `dataset.seed`).
+    /// `synthetic` (built in, generated from `dataset.seed`), `cifar10` or `cifar100-20`
+    /// (official binary files; train and test merged, as in CC).
     pub name: String,
-    /// Number of images (synthetic).
+    /// Number of images of the synthetic dataset (real datasets use all their images).
     pub size: usize,
     /// Number of classes, i.e. clusters to find.
     pub num_classes: usize,
@@ -76,6 +77,10 @@ pub struct DatasetConfig {
     pub noise: f64,
     /// Number of random clutter blobs drawn on each synthetic image.
     pub clutter: usize,
+    /// Folder of a real dataset's extracted files (default: `data/<official folder name>`).
+    pub path: Option<String>,
+    /// Accept official files with fewer records than the release (subsets, test fixtures).
+    pub allow_partial: bool,
 }
 
 impl Default for DatasetConfig {
@@ -88,6 +93,8 @@ impl Default for DatasetConfig {
             seed: 0,
             noise: 0.08,
             clutter: 2,
+            path: None,
+            allow_partial: false,
         }
     }
 }
@@ -209,7 +216,7 @@ pub const METHODS: &[(&str, &[(&str, f64)])] = &[
 ];
 
 /// Datasets known to this build.
-pub const DATASETS: &[&str] = &["synthetic"];
+pub const DATASETS: &[&str] = &["synthetic", "cifar10", "cifar100-20"];
 
 impl RunConfig {
     /// The weight of a loss term: the configured one, else the method's default.
@@ -300,7 +307,7 @@ impl RunConfig {
                 "8..=512 pixels",
             );
         }
-        if self.dataset.size < self.dataset.num_classes {
+        if self.dataset.name == "synthetic" && self.dataset.size < self.dataset.num_classes {
             return bad(
                 "dataset.size",
                 self.dataset.size.to_string(),
@@ -372,7 +379,10 @@ impl RunConfig {
                 "at least 2",
             );
         }
-        if self.method.name != "kmeans" && self.train.batch_size > self.dataset.size {
+        if self.dataset.name == "synthetic"
+            && self.method.name != "kmeans"
+            && self.train.batch_size > self.dataset.size
+        {
             return bad(
                 "train.batch_size",
                 self.train.batch_size.to_string(),

@@ -5,6 +5,7 @@
 //! [`loader`] (batches as tensors).
 
 pub mod augment;
+pub mod cifar;
 pub mod loader;
 pub mod synthetic;
 
@@ -60,12 +61,22 @@ impl Dataset {
     }
 }
 
+/// Checks that a dataset's files exist (cheap; run before a sweep writes anything).
+pub fn check_available(cfg: &DatasetConfig) -> Result<()> {
+    match cfg.name.as_str() {
+        "cifar10" | "cifar100-20" => cifar::check_available(cfg),
+        _ => Ok(()),
+    }
+}
+
 /// Builds the dataset a run config names.
 pub fn load(cfg: &DatasetConfig) -> Result<Dataset> {
     match cfg.name.as_str() {
         "synthetic" => Ok(synthetic::generate(cfg)),
+        "cifar10" | "cifar100-20" => cifar::load(cfg),
         other => Err(Error::BadInput(format!(
-            "unknown dataset.name {other:?}; available: synthetic"
+            "unknown dataset.name {other:?}; available: {}",
+            crate::config::run::DATASETS.join(", ")
         ))),
     }
 }

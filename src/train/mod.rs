@@ -71,6 +71,13 @@ pub fn run(
     let mut trainer = Trainer::new(cfg, ds.channels, device)?;
     let aug = Augmenter::new(cfg.augment.clone(), cfg.dataset.image_size);
     let b = cfg.train.batch_size;
+    if b > ds.len() {
+        return Err(Error::BadInput(format!(
+            "train.batch_size {b} exceeds the {} images of dataset {}",
+            ds.len(),
+            ds.name
+        )));
+    }
     let steps = ds.len() / b;
     let mut rows = Vec::new();
     for epoch in 1..=cfg.train.epochs {
