@@ -52,9 +52,22 @@ pub enum Command {
     Sweep {
         /// Grid file or name (default: the embedded experiments/smoke.yaml).
         grid: Option<String>,
-        /// List every cell with its run id and status (pending/completed/failed); run nothing.
+        /// List every cell with its run id, status and what the sweep would do; run nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Retry cells whose last run failed (by default they are skipped and reported).
+        #[arg(long)]
+        rerun_failed: bool,
+        /// Recompute: `all`, or one run id (its directory is cleared first).
+        #[arg(long, value_name = "RUN|all")]
+        force: Option<String>,
+        /// Also recompute completed runs whose recorded git commit differs from the current one
+        /// (by default they count as done).
+        #[arg(long)]
+        rerun_changed_code: bool,
+        /// Worker processes running cells in parallel (each `clusterlab run GRID --index I`).
+        #[arg(long, short = 'j', default_value_t = 1)]
+        jobs: usize,
         #[command(flatten)]
         overrides: OverrideArgs,
     },
@@ -70,6 +83,28 @@ pub enum Command {
         #[command(flatten)]
         overrides: OverrideArgs,
     },
+    /// Summarise a grid's runs: counts per status, failed runs with their errors, and runs
+    /// recorded at a git commit other than the current one.
+    Status {
+        /// Grid file, experiments/ name or stored grid name (default: smoke).
+        grid: Option<String>,
+        #[command(flatten)]
+        overrides: OverrideArgs,
+    },
+    /// Re-run a recorded run from its stored config in a scratch directory and compare its
+    /// metrics bit for bit with the recorded ones (the original run is never touched).
+    ///
+    /// Warns when the current git commit or dirty state differs from the recorded one.
+    /// Exit 0 when every metric is identical, 1 otherwise.
+    Reproduce {
+        /// Run id (as listed by `sweep --dry-run` or `status`).
+        run: String,
+        /// Scratch directory for the re-run (default: a fresh temporary directory).
+        #[arg(long)]
+        scratch: Option<std::path::PathBuf>,
+    },
+    /// Show how two runs differ: resolved config keys and provenance (commit, host, ...).
+    Diff { run_a: String, run_b: String },
     /// Print a grid's results table and write it to reports/<grid>/table.md.
     ///
     /// Reads the run store only (a lazy scan of every run's result.parquet): works after a

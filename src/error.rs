@@ -27,6 +27,9 @@ pub enum Error {
     /// A training run failed (non-finite loss, ...).
     #[error("{0}")]
     RunFailed(String),
+    /// The run was asked to stop (SIGINT/SIGTERM/SIGUSR1) and saved a checkpoint.
+    #[error("{0}")]
+    Interrupted(String),
     /// Anything else.
     #[error("{0}")]
     Other(String),

@@ -155,6 +155,11 @@ pub struct TrainConfig {
     pub eval_every: usize,
     /// Images per forward pass during evaluation.
     pub eval_batch_size: usize,
+    /// Save a checkpoint every this many epochs (0: only at the end and on interruption).
+    /// Not part of the run id.
+    pub checkpoint_every: usize,
+    /// Checkpoints kept besides the best one. Not part of the run id.
+    pub keep_checkpoints: usize,
 }
 
 impl Default for TrainConfig {
@@ -164,6 +169,8 @@ impl Default for TrainConfig {
             batch_size: 128,
             eval_every: 1,
             eval_batch_size: 500,
+            checkpoint_every: 1,
+            keep_checkpoints: 2,
         }
     }
 }

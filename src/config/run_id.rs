@@ -13,9 +13,18 @@ use super::RunConfig;
 /// Characters of the hex digest kept as the run id.
 const ID_LEN: usize = 16;
 
+/// Keys that change how a run is kept, not what it computes: left out of the identity.
+pub const NOT_IDENTITY: &[(&str, &str)] =
+    &[("train", "checkpoint_every"), ("train", "keep_checkpoints")];
+
 /// The canonical JSON text of a run config: sorted keys, no whitespace.
 pub fn canonical_json(config: &RunConfig) -> String {
-    let value = serde_json::to_value(config).expect("RunConfig serialises to JSON");
+    let mut value = serde_json::to_value(config).expect("RunConfig serialises to JSON");
+    for (section, key) in NOT_IDENTITY {
+        if let Some(obj) = value.get_mut(*section).and_then(|v| v.as_object_mut()) {
+            obj.remove(*key);
+        }
+    }
     let mut out = String::new();
     write_canonical(&value, &mut out);
     out

@@ -7,7 +7,7 @@
 use super::hungarian::max_weight_matching;
 
 /// The three scores reported for a clustering.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Scores {
     pub nmi: f64,
     pub acc: f64,

@@ -37,8 +37,37 @@ impl DatasetCache {
     }
 }
 
-/// Runs a cell and records it; returns the final state (`Completed` or `Failed`).
-/// Errors are returned only when the store itself cannot be written.
+/// Name of the lock file in a run directory: held (flock) while a process trains the run, so
+/// that two sweeps never run one cell twice; the OS releases it when the process dies.
+pub const LOCK_FILE: &str = ".lock";
+
+/// Why a cell did not end as completed or failed.
+pub const LOCKED: &str = "run by another process";
+
+/// Takes a run directory's lock without waiting; `None` when another process holds it.
+pub fn try_lock(dir: &Path) -> Result<Option<std::fs::File>> {
+    let path = dir.join(LOCK_FILE);
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::io(&path, e))?;
+    match f.try_lock() {
+        Ok(()) => Ok(Some(f)),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::io(&path, e)),
+    }
+}
+
+/// True when no process holds the run's lock (a `running` status is then stale).
+pub fn is_unlocked(dir: &Path) -> bool {
+    matches!(try_lock(dir), Ok(Some(_)))
+}
+
+/// Runs a cell and records it; returns the final state (`Completed`, `Failed`, `Interrupted`,
+/// or `Running` with [`LOCKED`] when another process holds the cell). A run with checkpoints
+/// resumes from the latest one. Errors are returned only when the store cannot be written.
 pub fn run_cell(
     store: &Store,
     grid: &str,
@@ -48,6 +77,13 @@ pub fn run_cell(
 ) -> Result<(RunState, Option<String>)> {
     let dir = store.run_dir(grid, &cell.run_id);
     store::create_dir(&dir)?;
+    store.check_inside(&dir)?;
+    let Some(_lock) = try_lock(&dir)? else {
+        return Ok((RunState::Running, Some(LOCKED.into())));
+    };
+    if is_completed(&dir) {
+        return Ok((RunState::Completed, None));
+    }
     let host = gethostname::gethostname().to_string_lossy().into_owned();
     let started = now();
     let mut status = Status {
@@ -89,7 +125,11 @@ pub fn run_cell(
             }
             observer.epoch_done(row, total);
         };
-        train::run(&cell.config, &ds, &device, &mut hb)
+        let ctx = train::Context {
+            dir: Some(&dir),
+            interrupt: super::signals::flag(),
+        };
+        train::run(&cell.config, &ds, &device, ctx, &mut hb)
     }));
     let outcome = match result {
         Ok(r) => r,
@@ -104,6 +144,14 @@ pub fn run_cell(
     };
     let outcome = match outcome {
         Ok(o) => o,
+        Err(Error::Interrupted(msg)) => {
+            tracing::warn!(run_id = %cell.run_id, "{msg}");
+            logging::close_run_log();
+            status.state = RunState::Interrupted;
+            status.error = Some(msg.clone());
+            status.write(&dir)?;
+            return Ok((RunState::Interrupted, Some(msg)));
+        }
         Err(e) => {
             let msg = e.to_string();
             tracing::error!(run_id = %cell.run_id, "run failed: {msg}");

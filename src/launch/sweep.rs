@@ -1,19 +1,52 @@
-//! Sweeping a grid inline: every pending cell in order, completed ones skipped, progress shown.
+//! Sweeping a grid: every cell that still needs work, inline or in `--jobs N` worker processes.
+//!
+//! Completed cells are skipped, interrupted ones resume from their checkpoint, failed ones are
+//! retried only with `--rerun-failed`, `--force` recomputes. Each cell is guarded by its run
+//! directory's lock, so concurrent sweeps of one grid never run a cell twice.
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
 use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
-use super::cell::{is_completed, run_cell, DatasetCache};
+use super::cell::{is_completed, is_unlocked, run_cell, DatasetCache, LOCKED};
+use super::signals;
 use crate::config::{Cell, Grid};
-use crate::error::Result;
-use crate::store::{RunState, Store};
+use crate::error::{Error, Result};
+use crate::store::{RunState, Status, Store};
+
+/// Which cells `--force` recomputes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Force {
+    All,
+    Run(String),
+}
+
+/// How to start a worker process for one cell (`clusterlab run GRID --index I ...`).
+#[derive(Debug, Clone)]
+pub struct WorkerCommand {
+    pub exe: PathBuf,
+    /// Arguments before `--index I`.
+    pub args: Vec<String>,
+}
 
 /// How a sweep behaves.
 #[derive(Debug, Clone, Default)]
 pub struct SweepOptions {
-    /// List cells with their run ids and status; run nothing.
+    /// List cells with their run ids, status and what would happen; run nothing.
     pub dry_run: bool,
+    /// Retry cells whose last run failed.
+    pub rerun_failed: bool,
+    /// Recompute completed cells too (all, or one run id).
+    pub force: Option<Force>,
+    /// Run ids to recompute as well (e.g. runs recorded at another git commit).
+    pub recompute: Vec<String>,
+    /// Worker processes; 0 or 1 runs inline.
+    pub jobs: usize,
+    /// How to start a worker (required when `jobs > 1`).
+    pub worker: Option<WorkerCommand>,
 }
 
 /// What a sweep did.
@@ -21,15 +54,56 @@ pub struct SweepOptions {
 pub struct SweepSummary {
     pub ran: usize,
     pub skipped: usize,
-    /// (run id, cell label, error) of each failed run.
+    /// (run id, cell label, error) of each failed run (this sweep or earlier).
     pub failed: Vec<(String, String, String)>,
+    /// Cells left interrupted (the sweep was asked to stop).
+    pub interrupted: usize,
+    /// Cells another process was running.
+    pub busy: usize,
 }
 
-/// Prints one line per cell: index, run id, status, axis values.
+/// The state a run is really in: a `running` status nobody holds the lock of is interrupted.
+pub fn effective_state(store: &Store, grid: &str, run_id: &str) -> (RunState, Status) {
+    let dir = store.run_dir(grid, run_id);
+    let st = store.status(grid, run_id);
+    let state = match st.state {
+        RunState::Running if is_unlocked(&dir) => RunState::Interrupted,
+        RunState::Completed if !is_completed(&dir) => RunState::Interrupted,
+        s => s,
+    };
+    (state, st)
+}
+
+/// What a sweep will do with a cell.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Plan {
+    Run,
+    Resume,
+    Skip,
+    SkipFailed,
+}
+
+fn plan(state: RunState, run_id: &str, opts: &SweepOptions) -> Plan {
+    let forced = match &opts.force {
+        Some(Force::All) => true,
+        Some(Force::Run(id)) => id == run_id,
+        None => false,
+    } || opts.recompute.iter().any(|r| r == run_id);
+    match state {
+        _ if forced => Plan::Run,
+        RunState::Completed => Plan::Skip,
+        RunState::Failed if !opts.rerun_failed => Plan::SkipFailed,
+        RunState::Interrupted | RunState::Running => Plan::Resume,
+        _ => Plan::Run,
+    }
+}
+
+/// Prints one line per cell: index, run id, status, what a sweep would do, axis values.
 pub fn list_cells(
     store: &Store,
     grid: &Grid,
     cells: &[Cell],
+    opts: &SweepOptions,
     out: &mut dyn Write,
 ) -> std::io::Result<()> {
     writeln!(
@@ -42,17 +116,24 @@ pub fn list_cells(
     )?;
     writeln!(
         out,
-        "{:>5}  {:<16}  {:<11}  cell",
-        "index", "run id", "status"
+        "{:>5}  {:<16}  {:<11}  {:<10}  cell",
+        "index", "run id", "status", "would"
     )?;
     for c in cells {
-        let st = store.status(&grid.name, &c.run_id);
+        let (state, _) = effective_state(store, &grid.name, &c.run_id);
+        let would = match plan(state, &c.run_id, opts) {
+            Plan::Run => "run",
+            Plan::Resume => "resume",
+            Plan::Skip => "skip",
+            Plan::SkipFailed => "skip (failed; --rerun-failed)",
+        };
         writeln!(
             out,
-            "{:>5}  {:<16}  {:<11}  {}",
+            "{:>5}  {:<16}  {:<11}  {:<10}  {}",
             c.index,
             c.run_id,
-            st.state.to_string(),
+            state.to_string(),
+            would,
             c.label()
         )?;
     }
@@ -65,7 +146,7 @@ fn bar_style(template: &str) -> ProgressStyle {
         .progress_chars("=> ")
 }
 
-/// Runs every cell that is not completed yet.
+/// Runs every cell that needs work.
 pub fn sweep(
     store: &Store,
     grid: &Grid,
@@ -74,19 +155,40 @@ pub fn sweep(
     out: &mut dyn Write,
 ) -> Result<SweepSummary> {
     if opts.dry_run {
-        list_cells(store, grid, cells, out).map_err(|e| crate::Error::io("stdout", e))?;
+        list_cells(store, grid, cells, opts, out).map_err(|e| Error::io("stdout", e))?;
         return Ok(SweepSummary::default());
     }
-    let pending: Vec<&Cell> = cells
-        .iter()
-        .filter(|c| !is_completed(&store.run_dir(&grid.name, &c.run_id)))
-        .collect();
-    let mut summary = SweepSummary {
-        skipped: cells.len() - pending.len(),
-        ..Default::default()
-    };
-    if pending.is_empty() {
+    signals::flag(); // install the handlers before any work starts
+    let mut summary = SweepSummary::default();
+    let mut todo: Vec<&Cell> = Vec::new();
+    for c in cells {
+        let (state, st) = effective_state(store, &grid.name, &c.run_id);
+        match plan(state, &c.run_id, opts) {
+            Plan::Skip => summary.skipped += 1,
+            Plan::SkipFailed => {
+                summary.skipped += 1;
+                summary.failed.push((
+                    c.run_id.clone(),
+                    c.label(),
+                    format!(
+                        "{} (earlier run; --rerun-failed retries it)",
+                        st.error.unwrap_or_default()
+                    ),
+                ));
+            }
+            Plan::Run | Plan::Resume => {
+                if plan(state, &c.run_id, opts) == Plan::Run && state != RunState::Pending {
+                    clear_run(store, &grid.name, &c.run_id)?;
+                }
+                todo.push(c);
+            }
+        }
+    }
+    if todo.is_empty() {
         return Ok(summary);
+    }
+    if opts.jobs > 1 {
+        return sweep_workers(store, grid, &todo, opts, summary);
     }
     let tty = std::io::stderr().is_terminal();
     let multi = MultiProgress::with_draw_target(if tty {
@@ -94,29 +196,26 @@ pub fn sweep(
     } else {
         ProgressDrawTarget::hidden()
     });
-    let cells_bar = multi.add(ProgressBar::new(pending.len() as u64));
+    let cells_bar = multi.add(ProgressBar::new(todo.len() as u64));
     cells_bar.set_style(bar_style(
         "cells  [{bar:30}] {pos}/{len} {elapsed_precise} eta {eta} {msg}",
     ));
     if summary.skipped > 0 {
         cells_bar.println(format!(
-            "{} of {} cells already completed, skipped",
+            "{} of {} cells skipped (completed, or failed earlier)",
             summary.skipped,
             cells.len()
         ));
     }
     let mut cache = DatasetCache::default();
-    for (i, cell) in pending.iter().enumerate() {
+    for (i, cell) in todo.iter().enumerate() {
+        if signals::interrupted() {
+            break;
+        }
         let label = cell.label();
         cells_bar.set_message(format!("{} {}", cell.run_id, label));
         if !tty {
-            eprintln!(
-                "[{}/{}] {} {} ...",
-                i + 1,
-                pending.len(),
-                cell.run_id,
-                label
-            );
+            eprintln!("[{}/{}] {} {} ...", i + 1, todo.len(), cell.run_id, label);
         }
         let epochs_bar = multi.add(ProgressBar::new(cell.config.train.epochs as u64));
         epochs_bar.set_style(bar_style(
@@ -145,17 +244,147 @@ pub fn sweep(
         let (state, err) = run_cell(store, &grid.name, cell, &mut cache, &mut observer)?;
         epochs_bar.finish_and_clear();
         multi.remove(&epochs_bar);
-        summary.ran += 1;
-        if state == RunState::Failed {
-            let e = err.unwrap_or_default();
-            cells_bar.println(format!("FAILED {} {label}: {e}", cell.run_id));
-            if !tty {
-                eprintln!("    FAILED: {e}");
+        match state {
+            RunState::Failed => {
+                summary.ran += 1;
+                let e = err.unwrap_or_default();
+                cells_bar.println(format!("FAILED {} {label}: {e}", cell.run_id));
+                summary.failed.push((cell.run_id.clone(), label, e));
             }
-            summary.failed.push((cell.run_id.clone(), label, e));
+            RunState::Interrupted => {
+                summary.interrupted += 1;
+                cells_bar.println(format!(
+                    "interrupted {} {label}: checkpoint saved, `sweep` again resumes it",
+                    cell.run_id
+                ));
+                break;
+            }
+            RunState::Running if err.as_deref() == Some(LOCKED) => summary.busy += 1,
+            _ => summary.ran += 1,
         }
         cells_bar.inc(1);
     }
     cells_bar.finish_and_clear();
+    Ok(summary)
+}
+
+/// Removes a run's outputs so that it recomputes (under its lock).
+fn clear_run(store: &Store, grid: &str, run_id: &str) -> Result<()> {
+    let dir = store.run_dir(grid, run_id);
+    let Some(_lock) = super::cell::try_lock(&dir)? else {
+        return Err(Error::BadInput(format!(
+            "{run_id} is being run by another process; cannot force it now"
+        )));
+    };
+    for entry in std::fs::read_dir(&dir)
+        .map_err(|e| Error::io(&dir, e))?
+        .flatten()
+    {
+        let p = entry.path();
+        if entry.file_name() == super::cell::LOCK_FILE {
+            continue;
+        }
+        let r = if p.is_dir() {
+            std::fs::remove_dir_all(&p)
+        } else {
+            std::fs::remove_file(&p)
+        };
+        r.map_err(|e| Error::io(&p, e))?;
+    }
+    Ok(())
+}
+
+/// Exit codes of `clusterlab run` that the pool understands.
+pub mod exit {
+    pub const OK: i32 = 0;
+    pub const FAILED: i32 = 1;
+    pub const BUSY: i32 = 75;
+    pub const INTERRUPTED: i32 = 130;
+}
+
+fn sweep_workers(
+    store: &Store,
+    grid: &Grid,
+    todo: &[&Cell],
+    opts: &SweepOptions,
+    mut summary: SweepSummary,
+) -> Result<SweepSummary> {
+    let worker = opts
+        .worker
+        .as_ref()
+        .ok_or_else(|| Error::Other("--jobs needs a worker command".into()))?;
+    let bar = ProgressBar::with_draw_target(
+        Some(todo.len() as u64),
+        if std::io::stderr().is_terminal() {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        },
+    );
+    bar.set_style(bar_style(
+        "cells  [{bar:30}] {pos}/{len} {elapsed_precise} eta {eta} {msg}",
+    ));
+    let mut queue: std::collections::VecDeque<&Cell> = todo.iter().copied().collect();
+    let mut running: Vec<(&Cell, Child)> = Vec::new();
+    let mut forwarded = false;
+    loop {
+        if signals::interrupted() && !forwarded {
+            for (_, child) in &running {
+                signals::terminate(child.id());
+            }
+            forwarded = true;
+            queue.clear();
+        }
+        while running.len() < opts.jobs && !queue.is_empty() {
+            let cell = queue.pop_front().expect("non-empty");
+            let child = Command::new(&worker.exe)
+                .args(&worker.args)
+                .args(["--index", &cell.index.to_string()])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .spawn()
+                .map_err(|e| Error::io(&worker.exe, e))?;
+            eprintln!(
+                "started {} {} (pid {})",
+                cell.run_id,
+                cell.label(),
+                child.id()
+            );
+            running.push((cell, child));
+        }
+        if running.is_empty() {
+            break;
+        }
+        let mut i = 0;
+        while i < running.len() {
+            match running[i]
+                .1
+                .try_wait()
+                .map_err(|e| Error::io("worker", e))?
+            {
+                Some(status) => {
+                    let (cell, _) = running.swap_remove(i);
+                    bar.inc(1);
+                    match status.code() {
+                        Some(exit::OK) => summary.ran += 1,
+                        Some(exit::BUSY) => summary.busy += 1,
+                        Some(exit::INTERRUPTED) => summary.interrupted += 1,
+                        code => {
+                            summary.ran += 1;
+                            let st = store.status(&grid.name, &cell.run_id);
+                            let e = st
+                                .error
+                                .unwrap_or_else(|| format!("worker exited with {code:?}"));
+                            eprintln!("FAILED {} {}: {e}", cell.run_id, cell.label());
+                            summary.failed.push((cell.run_id.clone(), cell.label(), e));
+                        }
+                    }
+                }
+                None => i += 1,
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    bar.finish_and_clear();
     Ok(summary)
 }

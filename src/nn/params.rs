@@ -94,6 +94,24 @@ impl Params {
         self.vars.values().map(|v| v.elem_count()).sum()
     }
 
+    /// Restores every parameter and buffer from a state dict (e.g. a checkpoint).
+    pub fn load_state(&self, state: &std::collections::HashMap<String, Tensor>) -> Result<()> {
+        for (name, var) in self.vars.iter().chain(self.buffers.iter()) {
+            let t = state
+                .get(name)
+                .ok_or_else(|| crate::Error::Other(format!("checkpoint lacks tensor {name}")))?;
+            if t.dims() != var.dims() {
+                return Err(crate::Error::Other(format!(
+                    "checkpoint tensor {name} has shape {:?}, the model expects {:?}",
+                    t.dims(),
+                    var.dims()
+                )));
+            }
+            var.set(t)?;
+        }
+        Ok(())
+    }
+
     /// Every tensor (parameters and buffers) by name, e.g. for safetensors.
     pub fn state_dict(&self) -> BTreeMap<String, Tensor> {
         self.vars

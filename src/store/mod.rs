@@ -78,6 +78,25 @@ impl Store {
         self.grid_dir(grid).join(run_id)
     }
 
+    /// Refuses a path that resolves outside the runs root (a symlink pointing out, say).
+    pub fn check_inside(&self, path: &Path) -> crate::Result<()> {
+        let root = self
+            .root
+            .canonicalize()
+            .map_err(|e| crate::Error::io(&self.root, e))?;
+        let p = path.canonicalize().map_err(|e| crate::Error::io(path, e))?;
+        if p.starts_with(&root) {
+            Ok(())
+        } else {
+            Err(crate::Error::BadInput(format!(
+                "{} resolves to {}, outside the runs root {}: refusing to write there (a symlink?)",
+                path.display(),
+                p.display(),
+                root.display()
+            )))
+        }
+    }
+
     /// The status of a run, `Pending` when it never started.
     pub fn status(&self, grid: &str, run_id: &str) -> Status {
         Status::read(&self.run_dir(grid, run_id)).unwrap_or_default()

@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::eval::Scores;
 
 /// What one epoch of training recorded.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct EpochRow {
     pub epoch: usize,
     /// Mean value of each weighted loss term over the epoch's steps (`total` included).

@@ -1,8 +1,11 @@
 //! The training loop of one run: epochs of augmented batches, Adam steps, evaluation.
 
+pub mod checkpoint;
 pub mod optim;
 
 use candle_core::{Device, Tensor};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use crate::config::RunConfig;
@@ -57,11 +60,33 @@ impl<F: FnMut(&EpochRow, usize)> Observer for F {
     }
 }
 
-/// Runs one config to completion on `device`.
+/// Where a run keeps its progress, and how it is told to stop.
+#[derive(Clone, Copy)]
+pub struct Context<'a> {
+    /// The run directory, for checkpoints; `None` runs without any (benches, tests).
+    pub dir: Option<&'a Path>,
+    /// Checked after every step: when set, the run checkpoints and returns
+    /// [`Error::Interrupted`].
+    pub interrupt: &'a AtomicBool,
+}
+
+impl Context<'_> {
+    /// No checkpoints, never interrupted.
+    pub fn detached() -> Context<'static> {
+        static NEVER: AtomicBool = AtomicBool::new(false);
+        Context {
+            dir: None,
+            interrupt: &NEVER,
+        }
+    }
+}
+
+/// Runs one config to completion on `device`, resuming from the run's latest checkpoint.
 pub fn run(
     cfg: &RunConfig,
     ds: &Dataset,
     device: &Device,
+    ctx: Context,
     observer: &mut dyn Observer,
 ) -> Result<Outcome> {
     if cfg.method.name == "kmeans" {
@@ -79,14 +104,43 @@ pub fn run(
         )));
     }
     let steps = ds.len() / b;
-    let mut rows = Vec::new();
-    for epoch in 1..=cfg.train.epochs {
+    let (mut pos, mut rows, mut sums, base_secs) = match ctx
+        .dir
+        .map(|d| checkpoint::latest(d, device))
+        .transpose()?
+        .flatten()
+    {
+        Some((meta, tensors)) => {
+            trainer.load_state(&tensors, meta.adam_step)?;
+            tracing::info!(
+                epoch = meta.position.epoch,
+                step = meta.position.step,
+                "resumed from checkpoint"
+            );
+            for r in &meta.rows {
+                observer.epoch_done(r, cfg.train.epochs);
+            }
+            (meta.position, meta.rows, meta.sums, meta.seconds)
+        }
+        None => (
+            checkpoint::Position { epoch: 1, step: 0 },
+            Vec::new(),
+            Vec::new(),
+            0.0,
+        ),
+    };
+    let clock = |start: &Instant| base_secs + start.elapsed().as_secs_f64();
+    let mut best: Option<(f64, checkpoint::Position)> = None;
+    while pos.epoch <= cfg.train.epochs {
+        let epoch = pos.epoch;
         let order = permutation(
             &mut stream_at(cfg.seed, "data_order", &[epoch as u64]),
             ds.len(),
         );
-        let mut sums: Vec<(String, f64)> = Vec::new();
-        for step in 0..steps {
+        if pos.step == 0 {
+            sums.clear();
+        }
+        for step in pos.step..steps {
             let idx = &order[step * b..(step + 1) * b];
             let views = (0..trainer.method.num_views())
                 .map(|v| loader::train_batch(ds, &aug, idx, cfg.seed, epoch, v, device))
@@ -103,10 +157,36 @@ pub fn run(
             for (acc, (_, v)) in sums.iter_mut().zip(&values) {
                 acc.1 += v;
             }
+            if ctx.interrupt.load(Ordering::SeqCst) {
+                let at = checkpoint::Position {
+                    epoch,
+                    step: step + 1,
+                };
+                if let Some(dir) = ctx.dir {
+                    let meta = checkpoint::Meta {
+                        position: at.clone(),
+                        adam_step: trainer.opt.step,
+                        rows,
+                        sums,
+                        seconds: clock(&start),
+                    };
+                    checkpoint::save(
+                        dir,
+                        &meta,
+                        &trainer.state(),
+                        cfg.train.keep_checkpoints,
+                        best.as_ref().map(|b| &b.1),
+                    )?;
+                }
+                return Err(Error::Interrupted(format!(
+                    "interrupted at epoch {epoch}, step {}",
+                    step + 1
+                )));
+            }
         }
         let losses = sums
-            .into_iter()
-            .map(|(k, v)| (k, v / steps.max(1) as f64))
+            .iter()
+            .map(|(k, v)| (k.clone(), v / steps.max(1) as f64))
             .collect();
         let evaluate = epoch % cfg.train.eval_every == 0 || epoch == cfg.train.epochs;
         let (scores, cluster_entropy) = if evaluate {
@@ -130,10 +210,38 @@ pub fn run(
             losses,
             scores,
             cluster_entropy,
-            seconds: start.elapsed().as_secs_f64(),
+            seconds: clock(&start),
         };
         observer.epoch_done(&row, cfg.train.epochs);
         rows.push(row);
+        pos = checkpoint::Position {
+            epoch: epoch + 1,
+            step: 0,
+        };
+        if let Some(s) = scores {
+            if best.as_ref().is_none_or(|(b, _)| s.nmi > *b) {
+                best = Some((s.nmi, pos.clone()));
+            }
+        }
+        let every = cfg.train.checkpoint_every;
+        if let Some(dir) = ctx.dir {
+            if (every > 0 && epoch % every == 0) || epoch == cfg.train.epochs {
+                let meta = checkpoint::Meta {
+                    position: pos.clone(),
+                    adam_step: trainer.opt.step,
+                    rows: rows.clone(),
+                    sums: Vec::new(),
+                    seconds: clock(&start),
+                };
+                checkpoint::save(
+                    dir,
+                    &meta,
+                    &trainer.state(),
+                    cfg.train.keep_checkpoints,
+                    best.as_ref().map(|b| &b.1),
+                )?;
+            }
+        }
     }
     Ok(Outcome {
         epochs: rows,
@@ -174,6 +282,24 @@ impl Trainer {
             opt,
             weights: terms,
         })
+    }
+
+    /// Parameters, buffers and optimiser moments by name, for a checkpoint.
+    pub fn state(&self) -> std::collections::HashMap<String, Tensor> {
+        let mut m: std::collections::HashMap<String, Tensor> =
+            self.params.state_dict().into_iter().collect();
+        m.extend(self.opt.state());
+        m
+    }
+
+    /// Restores a checkpoint's tensors and the optimiser's step count.
+    pub fn load_state(
+        &mut self,
+        state: &std::collections::HashMap<String, Tensor>,
+        adam_step: u64,
+    ) -> Result<()> {
+        self.params.load_state(state)?;
+        self.opt.load_state(state, adam_step)
     }
 
     fn weight(&self, term: &str) -> f64 {

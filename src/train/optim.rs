@@ -31,6 +31,37 @@ impl Adam {
         })
     }
 
+    /// Moments by name (`adam.m.<param>`, `adam.v.<param>`), for checkpoints.
+    pub fn state(&self) -> Vec<(String, Tensor)> {
+        let mut out = Vec::with_capacity(2 * self.params.len());
+        for (i, (name, _)) in self.params.iter().enumerate() {
+            out.push((format!("adam.m.{name}"), self.m[i].clone()));
+            out.push((format!("adam.v.{name}"), self.v[i].clone()));
+        }
+        out
+    }
+
+    /// Restores the moments and the step count.
+    pub fn load_state(
+        &mut self,
+        state: &std::collections::HashMap<String, Tensor>,
+        step: u64,
+    ) -> Result<()> {
+        for (i, (name, _)) in self.params.iter().enumerate() {
+            for (key, slot) in [
+                (format!("adam.m.{name}"), &mut self.m[i]),
+                (format!("adam.v.{name}"), &mut self.v[i]),
+            ] {
+                *slot = state
+                    .get(&key)
+                    .ok_or_else(|| crate::Error::Other(format!("checkpoint lacks {key}")))?
+                    .clone();
+            }
+        }
+        self.step = step;
+        Ok(())
+    }
+
     /// One update from the gradients of a loss. Parameters without a gradient are left alone.
     pub fn step(&mut self, grads: &GradStore) -> Result<()> {
         self.step += 1;

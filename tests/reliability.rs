@@ -1,0 +1,282 @@
+//! A sweep that survives: interruption and bit-identical resume, SIGKILL at random moments,
+//! parallel workers and concurrent sweeps, failure isolation, reproduce.
+
+mod common;
+
+use clusterlab::store::tables::read_parquet;
+use common::*;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Small enough to finish in a few seconds, long enough to be interrupted mid-run.
+const SLOW: &str = r#"
+name: slow
+base:
+  dataset: {size: 400, image_size: 16, num_classes: 4}
+  model: {widths: [8, 16]}
+  method: {feature_dim: 16, head_hidden: 32, kmeans_restarts: 1, kmeans_iterations: 20}
+  train: {epochs: 12, batch_size: 50, eval_every: 3}
+  augment: {flip_p: 0.0, crop_scale: [0.3, 1.0]}
+grid:
+  method.name: [cc]
+  seed: [0, 1]
+include:
+  - {method.name: kmeans, seed: 0}
+"#;
+
+fn spawn(dir: &Path, args: &[&str]) -> Child {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_clusterlab"));
+    cmd.current_dir(dir)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for (k, _) in std::env::vars() {
+        if k.starts_with("CLUSTERLAB_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.spawn().unwrap()
+}
+
+fn signal(child: &Child, sig: i32) {
+    unsafe {
+        libc::kill(child.id() as i32, sig);
+    }
+}
+
+/// (run id, epochs table without timings, final metrics) of every run of a grid.
+fn snapshot(root: &Path, grid: &str) -> Vec<(String, polars::prelude::DataFrame, Vec<u64>)> {
+    run_dirs(root, grid)
+        .into_iter()
+        .map(|d| {
+            let id = d.file_name().unwrap().to_string_lossy().into_owned();
+            let epochs = read_parquet(&d.join("epochs.parquet"))
+                .unwrap()
+                .drop("seconds")
+                .unwrap();
+            let r = read_parquet(&d.join("result.parquet")).unwrap();
+            assert_eq!(r.height(), 1);
+            let m = [
+                "final_nmi",
+                "final_acc",
+                "final_ari",
+                "best_nmi",
+                "best_acc",
+                "best_ari",
+            ]
+            .iter()
+            .map(|c| {
+                r.column(c)
+                    .unwrap()
+                    .f64()
+                    .unwrap()
+                    .get(0)
+                    .unwrap()
+                    .to_bits()
+            })
+            .collect();
+            (id, epochs, m)
+        })
+        .collect()
+}
+
+fn assert_same(
+    a: &[(String, polars::prelude::DataFrame, Vec<u64>)],
+    b: &[(String, polars::prelude::DataFrame, Vec<u64>)],
+) {
+    assert_eq!(
+        a.iter().map(|x| &x.0).collect::<Vec<_>>(),
+        b.iter().map(|x| &x.0).collect::<Vec<_>>(),
+        "run ids"
+    );
+    for (x, y) in a.iter().zip(b) {
+        assert!(
+            x.1.equals_missing(&y.1),
+            "epochs of {} differ:\n{}\n{}",
+            x.0,
+            x.1,
+            y.1
+        );
+        assert_eq!(x.2, y.2, "metrics of {} differ", x.0);
+    }
+}
+
+fn reference(
+    grid: &str,
+    text: &str,
+) -> (
+    tempfile::TempDir,
+    Vec<(String, polars::prelude::DataFrame, Vec<u64>)>,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("g.yaml"), text).unwrap();
+    let out = clusterlab(dir.path(), &["sweep", "g.yaml"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let snap = snapshot(dir.path(), grid);
+    (dir, snap)
+}
+
+fn wait_for(path_glob_dir: &Path, pred: impl Fn(&Path) -> bool, limit: Duration) -> bool {
+    let t = Instant::now();
+    while t.elapsed() < limit {
+        if pred(path_glob_dir) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+fn any_checkpoint(root: &Path) -> bool {
+    run_dirs(root, "slow").iter().any(|d| {
+        d.join("checkpoints")
+            .read_dir()
+            .is_ok_and(|mut r| r.next().is_some())
+    })
+}
+
+#[test]
+fn sigterm_checkpoints_and_resume_is_bit_identical() {
+    let (_ref_dir, expected) = reference("slow", SLOW);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("g.yaml"), SLOW).unwrap();
+    let mut child = spawn(dir.path(), &["sweep", "g.yaml"]);
+    assert!(
+        wait_for(dir.path(), any_checkpoint, Duration::from_secs(60)),
+        "no checkpoint appeared"
+    );
+    let t = Instant::now();
+    signal(&child, libc::SIGTERM);
+    let status = child.wait().unwrap();
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "took {:?} to stop",
+        t.elapsed()
+    );
+    assert_eq!(status.code(), Some(130));
+    let states: Vec<String> = run_dirs(dir.path(), "slow")
+        .iter()
+        .map(|d| {
+            let s: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(d.join("status.json")).unwrap())
+                    .unwrap();
+            s["state"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert!(states.contains(&"interrupted".to_string()), "{states:?}");
+    let dry = clusterlab(dir.path(), &["sweep", "g.yaml", "--dry-run"]);
+    assert!(stdout(&dry).contains("resume"), "{}", stdout(&dry));
+    let out = clusterlab(dir.path(), &["sweep", "g.yaml"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_same(&expected, &snapshot(dir.path(), "slow"));
+}
+
+#[test]
+fn sigkill_twenty_times_then_the_store_equals_an_uninterrupted_one() {
+    let (_ref_dir, expected) = reference("slow", SLOW);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("g.yaml"), SLOW).unwrap();
+    // Deterministic "random" moments between 30 and 600 ms.
+    let mut x: u64 = 0x9e3779b97f4a7c15;
+    for _ in 0..20 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let mut child = spawn(dir.path(), &["sweep", "g.yaml"]);
+        std::thread::sleep(Duration::from_millis(30 + x % 570));
+        signal(&child, libc::SIGKILL);
+        child.wait().unwrap();
+    }
+    let out = clusterlab(dir.path(), &["sweep", "g.yaml"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_same(&expected, &snapshot(dir.path(), "slow"));
+    // No leftover temp file sits where a result is read.
+    for d in run_dirs(dir.path(), "slow") {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let name = e.unwrap().file_name().to_string_lossy().into_owned();
+            assert!(
+                !name.ends_with(".tmp"),
+                "leftover {name} in {}",
+                d.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn four_workers_and_two_concurrent_sweeps_never_run_a_cell_twice() {
+    let grid = "name: par\nbase:\n  dataset: {size: 120, image_size: 16, num_classes: 4}\n  model: {widths: [8]}\n  method: {feature_dim: 8, head_hidden: 16, kmeans_restarts: 1}\n  train: {epochs: 2, batch_size: 40}\ngrid:\n  method.name: [cc, kmeans]\n  seed: [0, 1, 2, 3, 4, 5, 6, 7]\n";
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("g.yaml"), grid).unwrap();
+    let a = spawn(dir.path(), &["sweep", "g.yaml", "--jobs", "4"]);
+    let b = spawn(dir.path(), &["sweep", "g.yaml", "--jobs", "4"]);
+    for mut c in [a, b] {
+        let s = c.wait().unwrap();
+        assert_eq!(s.code(), Some(0));
+    }
+    let dirs = run_dirs(dir.path(), "par");
+    assert_eq!(dirs.len(), 16);
+    for d in &dirs {
+        let log = std::fs::read_to_string(d.join("run.log")).unwrap();
+        assert_eq!(
+            log.matches("run started").count(),
+            1,
+            "{} ran {} times",
+            d.display(),
+            log.matches("run started").count()
+        );
+        assert_eq!(read_parquet(&d.join("result.parquet")).unwrap().height(), 1);
+    }
+    let out = clusterlab(dir.path(), &["status", "g.yaml"]);
+    assert!(stdout(&out).contains("completed    16"), "{}", stdout(&out));
+}
+
+#[test]
+fn a_nan_cell_fails_alone_with_term_and_epoch() {
+    let grid = "name: nan\nbase:\n  dataset: {size: 120, image_size: 16, num_classes: 4}\n  model: {widths: [8]}\n  method: {feature_dim: 8, head_hidden: 16}\n  train: {epochs: 3, batch_size: 40}\ngrid:\n  optimizer.lr: [1.0e-3, 1.0e+30]\n";
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("g.yaml"), grid).unwrap();
+    let out = clusterlab(dir.path(), &["sweep", "g.yaml"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("non-finite loss: term `"), "{err}");
+    assert!(err.contains("at epoch "), "{err}");
+    assert!(stdout(&out).contains("1 ran") || stdout(&out).contains("2 ran"));
+    let status = clusterlab(dir.path(), &["status", "g.yaml"]);
+    let s = stdout(&status);
+    assert!(
+        s.contains("completed    1") && s.contains("failed       1"),
+        "{s}"
+    );
+    // A failed cell is skipped (and reported) unless --rerun-failed.
+    let again = clusterlab(dir.path(), &["sweep", "g.yaml", "--dry-run"]);
+    assert!(
+        stdout(&again).contains("skip (failed; --rerun-failed)"),
+        "{}",
+        stdout(&again)
+    );
+}
+
+#[test]
+fn reproduce_reports_every_metric_identical_and_diff_shows_changes() {
+    let (dir, snap) = reference("slow", SLOW);
+    let id = &snap[0].0;
+    let out = clusterlab(
+        dir.path(),
+        &[
+            "reproduce",
+            id,
+            "--scratch",
+            dir.path().join("scratch").to_str().unwrap(),
+        ],
+    );
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}{}", stderr(&out));
+    assert!(text.contains("reproduced bit for bit"), "{text}");
+    assert_eq!(text.matches(" identical").count(), 8, "{text}");
+    let out = clusterlab(dir.path(), &["diff", &snap[0].0, &snap[1].0]);
+    assert!(stdout(&out).contains("seed: "), "{}", stdout(&out));
+    let bad = clusterlab(dir.path(), &["reproduce", "../../etc"]);
+    assert_eq!(bad.status.code(), Some(2));
+}
