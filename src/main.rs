@@ -60,6 +60,9 @@ fn dispatch(cli: Cli) -> Result<i32> {
                 for c in &cells {
                     clusterlab::data::check_available(&c.config.dataset)?;
                 }
+                if store.root.exists() {
+                    store.check_grid_dir(&grid_spec.name)?;
+                }
             }
             let force = match force.as_deref() {
                 None => None,

@@ -76,6 +76,8 @@ pub fn run_cell(
     observer: &mut dyn Observer,
 ) -> Result<(RunState, Option<String>)> {
     let dir = store.run_dir(grid, &cell.run_id);
+    store::create_dir(&store.root)?;
+    store.check_grid_dir(grid)?;
     store::create_dir(&dir)?;
     store.check_inside(&dir)?;
     let Some(_lock) = try_lock(&dir)? else {

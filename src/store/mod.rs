@@ -97,6 +97,16 @@ impl Store {
         }
     }
 
+    /// Checks, before anything is written, that an existing `runs/<grid>` (or the runs root
+    /// itself) does not lead outside the runs root through a symlink.
+    pub fn check_grid_dir(&self, grid: &str) -> crate::Result<()> {
+        let dir = self.grid_dir(grid);
+        if std::fs::symlink_metadata(&dir).is_ok() {
+            self.check_inside(&dir)?;
+        }
+        Ok(())
+    }
+
     /// The status of a run, `Pending` when it never started.
     pub fn status(&self, grid: &str, run_id: &str) -> Status {
         Status::read(&self.run_dir(grid, run_id)).unwrap_or_default()
