@@ -422,13 +422,14 @@ fn reproduce(
             if ok { "identical" } else { "DIFFERENT" }
         );
     }
-    let ea = read_parquet(&dir.join(clusterlab::store::EPOCHS_FILE))?.drop("seconds")?;
+    let ea =
+        read_parquet(&dir.join(clusterlab::store::EPOCHS_FILE))?.drop_many(["seconds", "run_id"]);
     let eb = read_parquet(
         &scratch_store
             .run_dir(&grid, &cell.run_id)
             .join(clusterlab::store::EPOCHS_FILE),
     )?
-    .drop("seconds")?;
+    .drop_many(["seconds", "run_id"]);
     let epochs_same = ea.equals_missing(&eb);
     same &= epochs_same;
     let _ = writeln!(
