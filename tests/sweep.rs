@@ -284,3 +284,49 @@ fn sweeps_cifar100_from_files_in_the_official_binary_format() {
     );
     assert!(!dir.path().join("runs").exists());
 }
+
+#[test]
+fn report_folder_has_tables_figures_and_index() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("tiny.yaml"), TINY).unwrap();
+    let out = clusterlab(dir.path(), &["sweep", "tiny.yaml"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let rep = dir.path().join("reports/tiny");
+    for f in [
+        "table.md",
+        "table.tex",
+        "table.csv",
+        "index.md",
+        "synthetic-nmi-curves.png",
+        "synthetic-nmi-curves.svg",
+        "synthetic-bars.png",
+        "synthetic-cc-losses.png",
+        "synthetic-cc-cluster-sizes.png",
+        "synthetic-cc-embedding.png",
+        "synthetic-kmeans-embedding.svg",
+    ] {
+        assert!(rep.join(f).is_file(), "report lacks {f}");
+    }
+    let index = std::fs::read_to_string(rep.join("index.md")).unwrap();
+    for d in run_dirs(dir.path(), "tiny") {
+        let id = d.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(index.contains(&id), "index.md does not trace run {id}");
+    }
+    assert!(index.contains("![") && index.contains("(table.tex)"));
+    let csv = std::fs::read_to_string(rep.join("table.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 2 * 3, "{csv}");
+    // The LaTeX table compiles as-is inside a minimal document (CI installs texlive).
+    let doc = "\\documentclass{article}\\usepackage{booktabs}\\begin{document}\\input{table.tex}\\end{document}\n";
+    std::fs::write(rep.join("doc.tex"), doc).unwrap();
+    let tex = std::process::Command::new("pdflatex")
+        .current_dir(&rep)
+        .args(["-interaction=nonstopmode", "-halt-on-error", "doc.tex"])
+        .output()
+        .expect("pdflatex runs (apt-get install texlive-latex-base texlive-latex-recommended)");
+    assert!(
+        tex.status.success(),
+        "pdflatex failed:\n{}",
+        String::from_utf8_lossy(&tex.stdout)
+    );
+    assert!(rep.join("doc.pdf").is_file());
+}

@@ -17,7 +17,7 @@ use super::Dataset;
 
 /// Orientation and frequency (cycles per image side) of class `c` out of `k`.
 pub fn class_geometry(c: usize, k: usize) -> (f64, f64) {
-    let (n_orient, n_freq) = if k % 2 == 0 && k >= 4 {
+    let (n_orient, n_freq) = if k.is_multiple_of(2) && k >= 4 {
         (k / 2, 2)
     } else {
         (k, 1)

@@ -3,6 +3,7 @@
 
 pub mod hungarian;
 pub mod metrics;
+pub mod pca;
 
 pub use metrics::{
     accuracy, adjusted_rand_index, cluster_size_entropy, normalized_mutual_info, Scores,

@@ -86,6 +86,14 @@ pub fn run_cell(
     if is_completed(&dir) {
         return Ok((RunState::Completed, None));
     }
+    // Temp files of a writer that died mid-write (we hold the lock: nobody is writing now).
+    if let Ok(rd) = std::fs::read_dir(&dir) {
+        for e in rd.flatten() {
+            if e.file_name().to_string_lossy().ends_with(".tmp") {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
     let host = gethostname::gethostname().to_string_lossy().into_owned();
     let started = now();
     let mut status = Status {
@@ -170,6 +178,12 @@ pub fn run_cell(
         &dir.join(store::EPOCHS_FILE),
         &mut epochs_frame(&cell.run_id, &outcome.epochs)?,
     )?;
+    if let Some(a) = &outcome.assignment {
+        write_parquet(
+            &dir.join(store::ASSIGNMENTS_FILE),
+            &mut assignments_frame(&ds_labels(cache, &cell.config)?, a)?,
+        )?;
+    }
     let row = result_row(grid, cell, &outcome, &prov)?;
     write_parquet(&dir.join(store::RESULT_FILE), &mut row_frame(&row)?)?;
     write_atomic(
@@ -183,6 +197,35 @@ pub fn run_cell(
     status.heartbeat = prov.finished_at.clone();
     status.write(&dir)?;
     Ok((RunState::Completed, None))
+}
+
+fn ds_labels(cache: &mut DatasetCache, cfg: &RunConfig) -> Result<Vec<i64>> {
+    Ok(cache.get(cfg)?.labels.clone())
+}
+
+/// `assignments.parquet`: per sample its index, true label, final cluster and 2-D embedding.
+fn assignments_frame(
+    labels: &[i64],
+    a: &crate::train::Assignment,
+) -> Result<polars::prelude::DataFrame> {
+    use polars::prelude::{Column, DataFrame};
+    let n = a.clusters.len();
+    Ok(DataFrame::new(
+        n,
+        vec![
+            Column::new("index".into(), (0..n as i64).collect::<Vec<_>>()),
+            Column::new("label".into(), labels.to_vec()),
+            Column::new("cluster".into(), a.clusters.clone()),
+            Column::new(
+                "pc1".into(),
+                a.points.iter().map(|p| p.0).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "pc2".into(),
+                a.points.iter().map(|p| p.1).collect::<Vec<_>>(),
+            ),
+        ],
+    )?)
 }
 
 /// Columns of a result row that are not config keys.

@@ -2,6 +2,7 @@
 
 use polars::prelude::*;
 
+use super::stats::welch;
 use super::METRICS;
 use crate::error::Result;
 
@@ -9,12 +10,14 @@ use crate::error::Result;
 type Column = Vec<Option<f64>>;
 
 /// mean ± std over n seeds.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Stat {
     pub mean: f64,
     /// Sample standard deviation (ddof = 1); `None` for a single run.
     pub std: Option<f64>,
     pub n: usize,
+    /// The per-run values (one per seed), for significance tests.
+    pub values: Vec<f64>,
 }
 
 impl Stat {
@@ -83,12 +86,27 @@ impl Table {
             cells: Vec::new(),
             run_ids: Vec::new(),
         };
-        let metric_vals: Vec<(Column, Column)> = METRICS
+        let metric_vals: Vec<(Column, Column, Vec<Vec<f64>>)> = METRICS
             .iter()
             .map(|(m, _)| {
+                let lists = df.column(&format!("{m}_values"))?.list()?.clone();
+                let values = (0..df.height())
+                    .map(|i| {
+                        lists
+                            .get_as_series(i)
+                            .and_then(|s| s.cast(&DataType::Float64).ok())
+                            .map(|s| {
+                                s.f64()
+                                    .map(|c| c.iter().flatten().collect())
+                                    .unwrap_or_default()
+                            })
+                            .unwrap_or_default()
+                    })
+                    .collect();
                 Ok((
                     floats(df, &format!("{m}_mean"))?,
                     floats(df, &format!("{m}_std"))?,
+                    values,
                 ))
             })
             .collect::<Result<_>>()?;
@@ -130,12 +148,13 @@ impl Table {
             for r_ids in t.run_ids.iter_mut() {
                 r_ids.resize(t.groups.len(), Vec::new());
             }
-            for (m, (means, stds)) in metric_vals.iter().enumerate() {
+            for (m, (means, stds, values)) in metric_vals.iter().enumerate() {
                 if let Some(mean) = means[i] {
                     t.cells[r][g * METRICS.len() + m] = Some(Stat {
                         mean,
                         std: stds[i].filter(|s| s.is_finite()),
                         n: n[i].unwrap_or(0.0) as usize,
+                        values: values[i].clone(),
                     });
                 }
             }
@@ -146,57 +165,285 @@ impl Table {
         Ok(t)
     }
 
-    /// Index of the best (highest mean) row per column.
-    fn best_per_column(&self) -> Vec<Option<usize>> {
+    /// Per column: the best row, the runner-up, and whether the best beats the runner-up
+    /// significantly (Welch's t-test, p < 0.05).
+    pub fn ranking(&self) -> Vec<Ranking> {
         let width = self.groups.len() * METRICS.len();
         (0..width)
             .map(|c| {
-                self.cells
+                let mut order: Vec<(usize, &Stat)> = self
+                    .cells
                     .iter()
                     .enumerate()
-                    .filter_map(|(r, row)| row.get(c).copied().flatten().map(|s| (r, s.mean)))
-                    .max_by(|a, b| a.1.total_cmp(&b.1))
-                    .map(|(r, _)| r)
+                    .filter_map(|(r, row)| row.get(c).and_then(|x| x.as_ref()).map(|s| (r, s)))
+                    .collect();
+                order.sort_by(|a, b| b.1.mean.total_cmp(&a.1.mean));
+                let best = order.first().map(|x| x.0);
+                let second = order.get(1).map(|x| x.0);
+                let p = match (order.first(), order.get(1)) {
+                    (Some(a), Some(b)) => welch(&a.1.values, &b.1.values).map(|w| w.p),
+                    _ => None,
+                };
+                Ranking { best, second, p }
             })
             .collect()
     }
 
-    /// The Markdown table with a caption line; best mean per column in bold.
-    pub fn markdown(&self) -> String {
-        let best = self.best_per_column();
-        let mut out = String::new();
-        out.push_str(&format!("## {}\n\n", self.grid));
+    /// The most runs any cell has: cells with fewer are flagged.
+    fn max_n(&self) -> usize {
+        self.cells
+            .iter()
+            .flatten()
+            .flatten()
+            .map(|s| s.n)
+            .max()
+            .unwrap_or(0)
+    }
+
+    fn header(&self) -> Vec<String> {
         let mut header = self.row_keys.clone();
         for g in &self.groups {
             for (_, m) in METRICS {
                 header.push(format!("{g} {m}"));
             }
         }
+        header
+    }
+
+    /// The Markdown table with a caption; best mean per column in bold, second underlined,
+    /// `*` where the best is significantly better than the runner-up, `‡` for fewer runs.
+    pub fn markdown(&self) -> String {
+        let rank = self.ranking();
+        let max_n = self.max_n();
+        let mut out = format!("## {}\n\n", self.grid);
+        let header = self.header();
         out.push_str(&format!("| {} |\n", header.join(" | ")));
         out.push_str(&format!(
             "|{}\n",
-            header
-                .iter()
-                .enumerate()
-                .map(|(i, _)| if i < self.row_keys.len() {
+            (0..header.len())
+                .map(|i| if i < self.row_keys.len() {
                     "---|"
                 } else {
                     "---:|"
                 })
                 .collect::<String>()
         ));
+        let (mut any_sig, mut any_few) = (false, false);
         for (r, row) in self.rows.iter().enumerate() {
             let mut cells = row.clone();
             for (c, cell) in self.cells[r].iter().enumerate() {
                 cells.push(match cell {
-                    Some(s) if best[c] == Some(r) => format!("**{}**", s.render()),
-                    Some(s) => s.render(),
                     None => "–".into(),
+                    Some(s) => {
+                        let mut txt = s.render();
+                        if s.n < max_n {
+                            txt.push_str(" ‡");
+                            any_few = true;
+                        }
+                        if rank[c].best == Some(r) {
+                            let sig = rank[c].p.is_some_and(|p| p < 0.05);
+                            any_sig |= sig;
+                            format!("**{txt}**{}", if sig { " *" } else { "" })
+                        } else if rank[c].second == Some(r) {
+                            format!("<u>{txt}</u>")
+                        } else {
+                            txt
+                        }
+                    }
                 });
             }
             out.push_str(&format!("| {} |\n", cells.join(" | ")));
         }
-        out.push_str("\nFinal-epoch scores, mean ± sample std over seeds (number of runs); best mean per column in bold.\n");
+        out.push_str("\nFinal-epoch scores, mean ± sample std over seeds (number of runs). Best mean per column in bold, second underlined.\n");
+        if any_sig {
+            out.push_str("\n\\* the best is significantly better than the runner-up (Welch's t-test over seeds, p < 0.05); a bold value without \\* is not.\n");
+        } else {
+            out.push_str("\nNo best value is significantly better than its runner-up (Welch's t-test over seeds, p < 0.05).\n");
+        }
+        if any_few {
+            out.push_str(&format!(
+                "\n‡ fewer runs than the {max_n} of the fullest cell (missing or failed seeds).\n"
+            ));
+        }
         out
+    }
+
+    /// A booktabs LaTeX table that compiles as-is inside any document loading `booktabs`.
+    pub fn latex(&self) -> String {
+        let rank = self.ranking();
+        let max_n = self.max_n();
+        let esc = |s: &str| {
+            s.replace('\\', "\\textbackslash{}")
+                .replace('_', "\\_")
+                .replace('%', "\\%")
+                .replace('&', "\\&")
+                .replace('#', "\\#")
+        };
+        let k = self.row_keys.len();
+        let mut out = String::new();
+        out.push_str("% Generated by clusterlab report. Needs \\usepackage{booktabs}.\n");
+        out.push_str(&format!(
+            "\\begin{{tabular}}{{{}{}}}\n\\toprule\n",
+            "l".repeat(k),
+            "r".repeat(self.groups.len() * METRICS.len())
+        ));
+        let mut h1: Vec<String> = vec![String::new(); k];
+        for g in &self.groups {
+            h1.push(format!(
+                "\\multicolumn{{{}}}{{c}}{{{}}}",
+                METRICS.len(),
+                esc(g)
+            ));
+        }
+        out.push_str(&format!("{} \\\\\n", h1.join(" & ")));
+        let mut rule = String::new();
+        for gi in 0..self.groups.len() {
+            let a = k + gi * METRICS.len() + 1;
+            rule.push_str(&format!(
+                "\\cmidrule(lr){{{}-{}}}",
+                a,
+                a + METRICS.len() - 1
+            ));
+        }
+        out.push_str(&rule);
+        out.push('\n');
+        let mut h2: Vec<String> = self.row_keys.iter().map(|s| esc(s)).collect();
+        for _ in &self.groups {
+            h2.extend(METRICS.iter().map(|(_, m)| m.to_string()));
+        }
+        out.push_str(&format!("{} \\\\\n\\midrule\n", h2.join(" & ")));
+        for (r, row) in self.rows.iter().enumerate() {
+            let mut cells: Vec<String> = row.iter().map(|s| esc(s)).collect();
+            for (c, cell) in self.cells[r].iter().enumerate() {
+                cells.push(match cell {
+                    None => "--".into(),
+                    Some(s) => {
+                        let mut v = match s.std {
+                            Some(sd) => format!("{:.3} $\\pm$ {:.3}", s.mean, sd),
+                            None => format!("{:.3}", s.mean),
+                        };
+                        if s.n < max_n {
+                            v.push_str("$^\\ddagger$");
+                        }
+                        if rank[c].best == Some(r) {
+                            let sig = rank[c].p.is_some_and(|p| p < 0.05);
+                            format!("\\textbf{{{v}}}{}", if sig { "$^*$" } else { "" })
+                        } else if rank[c].second == Some(r) {
+                            format!("\\underline{{{v}}}")
+                        } else {
+                            v
+                        }
+                    }
+                });
+            }
+            out.push_str(&format!("{} \\\\\n", cells.join(" & ")));
+        }
+        out.push_str("\\bottomrule\n\\end{tabular}\n");
+        out
+    }
+
+    /// One line per (row, group, metric): row keys, group, metric, mean, std, n, run ids.
+    pub fn csv(&self) -> String {
+        let q = |s: &str| {
+            if s.contains([',', '"', '\n']) {
+                format!("\"{}\"", s.replace('"', "\"\""))
+            } else {
+                s.to_string()
+            }
+        };
+        let mut out = self
+            .row_keys
+            .iter()
+            .map(|k| q(k))
+            .collect::<Vec<_>>()
+            .join(",");
+        out.push_str(",dataset,metric,mean,std,n,run_ids\n");
+        for (r, row) in self.rows.iter().enumerate() {
+            for (g, group) in self.groups.iter().enumerate() {
+                for (m, (name, _)) in METRICS.iter().enumerate() {
+                    if let Some(s) = &self.cells[r][g * METRICS.len() + m] {
+                        let mut line: Vec<String> = row.iter().map(|x| q(x)).collect();
+                        line.push(q(group));
+                        line.push(name.to_string());
+                        line.push(format!("{}", s.mean));
+                        line.push(s.std.map(|x| x.to_string()).unwrap_or_default());
+                        line.push(s.n.to_string());
+                        line.push(self.run_ids[r][g].join(" "));
+                        out.push_str(&line.join(","));
+                        out.push('\n');
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Best and runner-up of one column, and the Welch p-value between them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Ranking {
+    pub best: Option<usize>,
+    pub second: Option<usize>,
+    pub p: Option<f64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stat(values: &[f64]) -> Option<Stat> {
+        let (mean, std) = super::super::stats::mean_std(values);
+        Some(Stat {
+            mean,
+            std,
+            n: values.len(),
+            values: values.to_vec(),
+        })
+    }
+
+    /// Two methods on one dataset: CC clearly ahead on NMI (significant), tied on ACC (not),
+    /// and k-means with a missing seed on ARI.
+    fn table() -> Table {
+        Table {
+            grid: "demo".into(),
+            row_keys: vec!["method.name".into()],
+            rows: vec![vec!["cc".into()], vec!["kmeans".into()]],
+            groups: vec!["synthetic".into()],
+            cells: vec![
+                vec![
+                    stat(&[0.90, 0.91, 0.92]),
+                    stat(&[0.50, 0.60, 0.70]),
+                    stat(&[0.80, 0.81, 0.82]),
+                ],
+                vec![
+                    stat(&[0.10, 0.11, 0.12]),
+                    stat(&[0.49, 0.61, 0.69]),
+                    stat(&[0.01, 0.02]),
+                ],
+            ],
+            run_ids: vec![
+                vec![vec!["a".into(), "b".into(), "c".into()]],
+                vec![vec!["d".into(), "e".into(), "f".into()]],
+            ],
+        }
+    }
+
+    #[test]
+    fn markdown_snapshot() {
+        insta::assert_snapshot!(table().markdown());
+    }
+
+    #[test]
+    fn latex_and_csv_snapshots() {
+        insta::assert_snapshot!(table().latex());
+        insta::assert_snapshot!(table().csv());
+    }
+
+    #[test]
+    fn significance_follows_welch() {
+        let r = table().ranking();
+        assert_eq!((r[0].best, r[0].second), (Some(0), Some(1)));
+        assert!(r[0].p.unwrap() < 0.05);
+        assert!(r[1].p.unwrap() > 0.05);
     }
 }

@@ -19,6 +19,7 @@ pub const STATUS_FILE: &str = "status.json";
 pub const EPOCHS_FILE: &str = "epochs.parquet";
 pub const RESULT_FILE: &str = "result.parquet";
 pub const LOG_FILE: &str = "run.log";
+pub const ASSIGNMENTS_FILE: &str = "assignments.parquet";
 
 /// Checks a name used as a path component (grid name, run id): no separators, no `..`.
 pub fn check_name(what: &str, name: &str) -> Result<(), String> {

@@ -26,6 +26,15 @@ pub struct Outcome {
     pub epochs: Vec<EpochRow>,
     pub protocol: String,
     pub num_params: usize,
+    /// The final model's cluster per sample and a 2-D PCA view of the features it clustered.
+    pub assignment: Option<Assignment>,
+}
+
+/// Where every sample ended up: its cluster and a 2-D embedding (PCA of the clustered features).
+#[derive(Debug, Clone)]
+pub struct Assignment {
+    pub clusters: Vec<i64>,
+    pub points: Vec<(f64, f64)>,
 }
 
 impl Outcome {
@@ -243,10 +252,20 @@ pub fn run(
             }
         }
     }
+    let (clusters, features, dim) = predict_with_features(
+        cfg,
+        ds,
+        &aug,
+        &trainer.backbone,
+        trainer.method.as_ref(),
+        device,
+    )?;
+    let points = crate::eval::pca::pca_2d(&features, clusters.len(), dim);
     Ok(Outcome {
         epochs: rows,
         protocol: trainer.method.protocol().into(),
         num_params: trainer.params.count(),
+        assignment: Some(Assignment { clusters, points }),
     })
 }
 
@@ -369,6 +388,31 @@ fn predict(
     Ok(out)
 }
 
+/// Cluster ids and backbone features (row-major, `dim` per sample) of the whole dataset.
+fn predict_with_features(
+    cfg: &RunConfig,
+    ds: &Dataset,
+    aug: &Augmenter,
+    backbone: &Cnn,
+    method: &dyn Method,
+    device: &Device,
+) -> Result<(Vec<i64>, Vec<f32>, usize)> {
+    let mut ids = Vec::with_capacity(ds.len());
+    let mut feats = Vec::new();
+    let mut dim = 0;
+    let mut start = 0;
+    while start < ds.len() {
+        let end = (start + cfg.train.eval_batch_size).min(ds.len());
+        let x = loader::test_batch(ds, aug, start, end, device)?;
+        let h = backbone.forward(&x, false)?;
+        ids.extend(method.predict(&h)?);
+        dim = h.dim(1)?;
+        feats.extend(h.flatten_all()?.to_vec1::<f32>()?);
+        start = end;
+    }
+    Ok((ids, feats, dim))
+}
+
 /// The raw-pixel k-means baseline: one "epoch" 0 row with its scores.
 fn run_kmeans(cfg: &RunConfig, ds: &Dataset, observer: &mut dyn Observer) -> Result<Outcome> {
     let start = Instant::now();
@@ -390,9 +434,14 @@ fn run_kmeans(cfg: &RunConfig, ds: &Dataset, observer: &mut dyn Observer) -> Res
         seconds: start.elapsed().as_secs_f64(),
     };
     observer.epoch_done(&row, 0);
+    let points = crate::eval::pca::pca_2d(&x, ds.len(), ds.image_len());
     Ok(Outcome {
         epochs: vec![row],
         protocol: "k-means on raw pixels".into(),
         num_params: 0,
+        assignment: Some(Assignment {
+            clusters: r.labels,
+            points,
+        }),
     })
 }

@@ -1,0 +1,196 @@
+//! Published clustering scores (NMI / ACC / ARI) of the reference methods and baselines, for
+//! placing a grid's results next to the literature.
+//!
+//! Every row is copied from `shared/reference/methods.md` §1.7 (CC paper Table 2 baselines) and
+//! §5 (combined table), which in turn cite the original papers. All methods listed here train
+//! and evaluate on the merged split (train+test for CIFAR and STL-10; train only for the
+//! ImageNet subsets and Tiny-ImageNet), so numbers from "train on train / test on test" papers
+//! (SCAN style) must not be added here.
+//!
+//! Dataset names: `cifar10`, `cifar100-20`, `stl10`, `imagenet10`, `imagenet-dogs`,
+//! `tiny-imagenet`. Method names: `kmeans`, `dac`, `dccm`, `iic`, `pica`, `cc`, `drc`,
+//! `anchor`, `gcc`.
+
+/// One published (method, dataset) result. A metric the source does not report is `None`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Published {
+    /// Method name (lower case, as in a grid's `method.name` where the method is implemented).
+    pub method: &'static str,
+    /// Dataset name (as in a grid's `dataset.name`).
+    pub dataset: &'static str,
+    /// Normalized mutual information.
+    pub nmi: Option<f64>,
+    /// Clustering accuracy (Hungarian matching).
+    pub acc: Option<f64>,
+    /// Adjusted Rand index.
+    pub ari: Option<f64>,
+    /// Short citation of where the number was published.
+    pub source: &'static str,
+}
+
+const CC_T2: &str = "CC paper (Li et al., AAAI 2021) Table 2";
+const GCC_T1: &str = "GCC (Zhong et al., ICCV 2021) Table 1, images/res.jpg";
+const ANCHOR_ABS: &str = "Sundareswaran et al., arXiv 2109.12714, abstract";
+
+/// A row with all three metrics.
+const fn row(
+    method: &'static str,
+    dataset: &'static str,
+    nmi: f64,
+    acc: f64,
+    ari: f64,
+    source: &'static str,
+) -> Published {
+    Published {
+        method,
+        dataset,
+        nmi: Some(nmi),
+        acc: Some(acc),
+        ari: Some(ari),
+        source,
+    }
+}
+
+/// A row that reports ACC only (IIC in the CC paper's table).
+const fn acc_only(method: &'static str, dataset: &'static str, acc: f64) -> Published {
+    Published {
+        method,
+        dataset,
+        nmi: None,
+        acc: Some(acc),
+        ari: None,
+        source: CC_T2,
+    }
+}
+
+/// Every published row, grouped by method in the order of the source tables.
+pub const PUBLISHED: &[Published] = &[
+    // CC paper Table 2 baselines (methods.md §1.7).
+    row("kmeans", "cifar10", 0.087, 0.229, 0.049, CC_T2),
+    row("kmeans", "cifar100-20", 0.084, 0.130, 0.028, CC_T2),
+    row("kmeans", "stl10", 0.125, 0.192, 0.061, CC_T2),
+    row("kmeans", "imagenet10", 0.119, 0.241, 0.057, CC_T2),
+    row("kmeans", "imagenet-dogs", 0.055, 0.105, 0.020, CC_T2),
+    row("kmeans", "tiny-imagenet", 0.065, 0.025, 0.005, CC_T2),
+    row("dac", "cifar10", 0.396, 0.522, 0.306, CC_T2),
+    row("dac", "cifar100-20", 0.185, 0.238, 0.088, CC_T2),
+    row("dac", "stl10", 0.366, 0.470, 0.257, CC_T2),
+    row("dac", "imagenet10", 0.394, 0.527, 0.302, CC_T2),
+    row("dac", "imagenet-dogs", 0.219, 0.275, 0.111, CC_T2),
+    row("dac", "tiny-imagenet", 0.190, 0.066, 0.017, CC_T2),
+    row("dccm", "cifar10", 0.496, 0.623, 0.408, CC_T2),
+    row("dccm", "cifar100-20", 0.285, 0.327, 0.173, CC_T2),
+    row("dccm", "stl10", 0.376, 0.482, 0.262, CC_T2),
+    row("dccm", "imagenet10", 0.608, 0.710, 0.555, CC_T2),
+    row("dccm", "imagenet-dogs", 0.321, 0.383, 0.182, CC_T2),
+    row("dccm", "tiny-imagenet", 0.224, 0.108, 0.038, CC_T2),
+    // IIC: the CC table gives ACC only, and only for these three datasets.
+    acc_only("iic", "cifar10", 0.617),
+    acc_only("iic", "cifar100-20", 0.257),
+    acc_only("iic", "stl10", 0.610),
+    // PICA: identical in GCC Table 1.
+    row("pica", "cifar10", 0.591, 0.696, 0.512, CC_T2),
+    row("pica", "cifar100-20", 0.310, 0.337, 0.171, CC_T2),
+    row("pica", "stl10", 0.611, 0.713, 0.531, CC_T2),
+    row("pica", "imagenet10", 0.802, 0.870, 0.761, CC_T2),
+    row("pica", "imagenet-dogs", 0.352, 0.352, 0.201, CC_T2),
+    row("pica", "tiny-imagenet", 0.277, 0.098, 0.040, CC_T2),
+    // CC itself.
+    row("cc", "cifar10", 0.705, 0.790, 0.637, CC_T2),
+    row("cc", "cifar100-20", 0.431, 0.429, 0.266, CC_T2),
+    row("cc", "stl10", 0.764, 0.850, 0.726, CC_T2),
+    row("cc", "imagenet10", 0.859, 0.893, 0.822, CC_T2),
+    row("cc", "imagenet-dogs", 0.445, 0.429, 0.274, CC_T2),
+    row("cc", "tiny-imagenet", 0.340, 0.140, 0.071, CC_T2),
+    // DRC: per-dataset numbers only via GCC Table 1 (the DRC abstract gives 71.6% mean ACC on
+    // CIFAR-10; methods.md §2.1, §5).
+    row("drc", "cifar10", 0.621, 0.727, 0.547, GCC_T1),
+    row("drc", "cifar100-20", 0.356, 0.367, 0.208, GCC_T1),
+    row("drc", "stl10", 0.644, 0.747, 0.569, GCC_T1),
+    row("drc", "imagenet10", 0.830, 0.884, 0.798, GCC_T1),
+    row("drc", "imagenet-dogs", 0.384, 0.389, 0.233, GCC_T1),
+    row("drc", "tiny-imagenet", 0.321, 0.139, 0.056, GCC_T1),
+    // Anchor-loss method: only the abstract's CIFAR-10 NMI is public (methods.md §4.6).
+    Published {
+        method: "anchor",
+        dataset: "cifar10",
+        nmi: Some(0.772),
+        acc: None,
+        ari: None,
+        source: ANCHOR_ABS,
+    },
+    // GCC (context only: a later method by the DRC authors).
+    row("gcc", "cifar10", 0.764, 0.856, 0.728, GCC_T1),
+    row("gcc", "cifar100-20", 0.472, 0.472, 0.305, GCC_T1),
+    row("gcc", "stl10", 0.684, 0.788, 0.631, GCC_T1),
+    row("gcc", "imagenet10", 0.842, 0.901, 0.822, GCC_T1),
+    row("gcc", "imagenet-dogs", 0.490, 0.526, 0.362, GCC_T1),
+    row("gcc", "tiny-imagenet", 0.347, 0.138, 0.075, GCC_T1),
+];
+
+/// The published row for a method on a dataset (exact, case-sensitive names), if any.
+pub fn lookup(method: &str, dataset: &str) -> Option<&'static Published> {
+    PUBLISHED
+        .iter()
+        .find(|p| p.method == method && p.dataset == dataset)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DATASETS: [&str; 6] = [
+        "cifar10",
+        "cifar100-20",
+        "stl10",
+        "imagenet10",
+        "imagenet-dogs",
+        "tiny-imagenet",
+    ];
+
+    #[test]
+    fn known_values() {
+        let cc = lookup("cc", "cifar10").unwrap();
+        assert_eq!(
+            (cc.nmi, cc.acc, cc.ari),
+            (Some(0.705), Some(0.790), Some(0.637))
+        );
+        assert!(cc.source.contains("Table 2"));
+        assert_eq!(lookup("drc", "stl10").unwrap().acc, Some(0.747));
+        assert!(lookup("drc", "stl10").unwrap().source.starts_with("GCC"));
+        let anchor = lookup("anchor", "cifar10").unwrap();
+        assert_eq!(
+            (anchor.nmi, anchor.acc, anchor.ari),
+            (Some(0.772), None, None)
+        );
+        assert_eq!(lookup("anchor", "stl10"), None);
+        assert_eq!(lookup("kmeans", "tiny-imagenet").unwrap().ari, Some(0.005));
+        assert_eq!(lookup("gcc", "imagenet-dogs").unwrap().acc, Some(0.526));
+        let iic = lookup("iic", "stl10").unwrap();
+        assert_eq!((iic.nmi, iic.acc, iic.ari), (None, Some(0.610), None));
+        assert_eq!(lookup("iic", "imagenet10"), None);
+        assert_eq!(lookup("CC", "cifar10"), None);
+    }
+
+    #[test]
+    fn table_is_complete_and_consistent() {
+        // Six datasets for every method except IIC (three) and the anchor method (one).
+        for m in ["kmeans", "dac", "dccm", "pica", "cc", "drc", "gcc"] {
+            for d in DATASETS {
+                assert!(lookup(m, d).is_some(), "{m} {d}");
+            }
+        }
+        assert_eq!(PUBLISHED.len(), 7 * 6 + 3 + 1);
+        for (i, p) in PUBLISHED.iter().enumerate() {
+            assert!(DATASETS.contains(&p.dataset), "{}", p.dataset);
+            assert!(!p.source.is_empty());
+            for v in [p.nmi, p.acc, p.ari].into_iter().flatten() {
+                assert!((0.0..=1.0).contains(&v), "{} {}: {v}", p.method, p.dataset);
+            }
+            // No duplicate (method, dataset) pairs.
+            assert!(PUBLISHED[..i]
+                .iter()
+                .all(|q| (q.method, q.dataset) != (p.method, p.dataset)));
+        }
+    }
+}
