@@ -91,7 +91,7 @@ fn tiny_sweep_end_to_end_skip_and_dry_run() {
     assert!(table.contains("(2)"), "two seeds per cell: {table}");
 
     // pandas (pyarrow) reads every file unchanged.
-    let script = "import glob, sys, pandas\nfiles = sorted(glob.glob('runs/tiny/*/*.parquet'))\nassert len(files) == 8, files\nfor f in files:\n    df = pandas.read_parquet(f)\n    assert len(df) >= 1\nr = pandas.concat([pandas.read_parquet(f) for f in files if f.endswith('result.parquet')])\nprint(len(r), sorted(r['method.name'].unique()))\n";
+    let script = "import glob, sys, pandas\nfiles = sorted(glob.glob('runs/tiny/*/*.parquet'))\nassert len(files) == 12, files\nfor f in files:\n    df = pandas.read_parquet(f)\n    assert len(df) >= 1\nr = pandas.concat([pandas.read_parquet(f) for f in files if f.endswith('result.parquet')])\nprint(len(r), sorted(r['method.name'].unique()))\n";
     let py = std::process::Command::new("python3")
         .current_dir(dir.path())
         .args(["-c", script])

@@ -297,25 +297,7 @@ mod tests {
     use super::*;
     use candle_core::{Device, Var};
 
-    fn close(a: &Tensor, b: &Tensor) -> f32 {
-        let d = (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
-        let s = b
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap()
-            .max(1.0);
-        d / s
-    }
+    use crate::nn::rel_diff as close;
 
     #[test]
     fn matches_candle_conv_forward_and_backward() {

@@ -287,25 +287,7 @@ mod tests {
     use crate::rng::stream;
     use candle_core::{Device, Tensor, Var};
 
-    fn close(a: &Tensor, b: &Tensor) -> f32 {
-        let d = (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
-        let s = b
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap()
-            .max(1.0);
-        d / s
-    }
+    use crate::nn::rel_diff as close;
 
     #[test]
     fn bn_relu_matches_composed_ops() {

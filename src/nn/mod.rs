@@ -12,3 +12,26 @@ pub mod layers;
 pub mod params;
 
 pub use params::Params;
+
+/// Largest absolute difference of two tensors relative to the reference's largest magnitude
+/// (at least 1): the tolerance measure of the kernel tests.
+#[cfg(test)]
+pub(crate) fn rel_diff(a: &candle_core::Tensor, reference: &candle_core::Tensor) -> f32 {
+    let d = (a - reference)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    let s = reference
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap()
+        .max(1.0);
+    d / s
+}

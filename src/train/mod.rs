@@ -172,18 +172,14 @@ pub fn run(
                     step: step + 1,
                 };
                 if let Some(dir) = ctx.dir {
-                    let meta = checkpoint::Meta {
-                        position: at.clone(),
-                        adam_step: trainer.opt.step,
+                    save_checkpoint(
+                        dir,
+                        cfg,
+                        &trainer,
+                        at.clone(),
                         rows,
                         sums,
-                        seconds: clock(&start),
-                    };
-                    checkpoint::save(
-                        dir,
-                        &meta,
-                        &trainer.state(),
-                        cfg.train.keep_checkpoints,
+                        clock(&start),
                         best.as_ref().map(|b| &b.1),
                     )?;
                 }
@@ -235,18 +231,14 @@ pub fn run(
         let every = cfg.train.checkpoint_every;
         if let Some(dir) = ctx.dir {
             if (every > 0 && epoch % every == 0) || epoch == cfg.train.epochs {
-                let meta = checkpoint::Meta {
-                    position: pos.clone(),
-                    adam_step: trainer.opt.step,
-                    rows: rows.clone(),
-                    sums: Vec::new(),
-                    seconds: clock(&start),
-                };
-                checkpoint::save(
+                save_checkpoint(
                     dir,
-                    &meta,
-                    &trainer.state(),
-                    cfg.train.keep_checkpoints,
+                    cfg,
+                    &trainer,
+                    pos.clone(),
+                    rows.clone(),
+                    Vec::new(),
+                    clock(&start),
                     best.as_ref().map(|b| &b.1),
                 )?;
             }
@@ -267,6 +259,35 @@ pub fn run(
         num_params: trainer.params.count(),
         assignment: Some(Assignment { clusters, points }),
     })
+}
+
+/// Writes a checkpoint of the trainer at `position`.
+#[allow(clippy::too_many_arguments)]
+fn save_checkpoint(
+    dir: &Path,
+    cfg: &RunConfig,
+    trainer: &Trainer,
+    position: checkpoint::Position,
+    rows: Vec<EpochRow>,
+    sums: Vec<(String, f64)>,
+    seconds: f64,
+    protect: Option<&checkpoint::Position>,
+) -> Result<()> {
+    let meta = checkpoint::Meta {
+        position,
+        adam_step: trainer.opt.step,
+        rows,
+        sums,
+        seconds,
+    };
+    checkpoint::save(
+        dir,
+        &meta,
+        &trainer.state(),
+        cfg.train.keep_checkpoints,
+        protect,
+    )?;
+    Ok(())
 }
 
 /// A model (backbone + method heads) and its optimiser: one training step at a time.
