@@ -105,6 +105,22 @@ pub enum Command {
     },
     /// Show how two runs differ: resolved config keys and provenance (commit, host, ...).
     Diff { run_a: String, run_b: String },
+    /// List a grid's completed runs: run id, the config keys that vary, final metrics.
+    ///
+    /// `--where` filters (repeatable, all must hold): KEY=VALUE, KEY!=VALUE, KEY>VALUE,
+    /// KEY>=VALUE, KEY<VALUE, KEY<=VALUE over any result column, e.g.
+    /// `--where method.name=cc --where final_nmi>0.8`.
+    Runs {
+        /// Grid file, experiments/ name or stored grid name.
+        grid: String,
+        #[arg(long = "where", value_name = "COND")]
+        conditions: Vec<String>,
+    },
+    /// Run SQL over the run store through polars: table `runs` (one row per completed run, all
+    /// grids: flattened config, metrics, provenance) and table `epochs` (one row per epoch).
+    ///
+    /// Example: clusterlab sql 'SELECT "method.name", AVG(final_nmi) FROM runs GROUP BY 1'
+    Sql { query: String },
     /// Print a grid's results table and write it to reports/<grid>/table.md.
     ///
     /// Reads the run store only (a lazy scan of every run's result.parquet): works after a

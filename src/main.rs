@@ -166,16 +166,22 @@ fn dispatch(cli: Cli) -> Result<i32> {
                 }
             })
         }
+        Command::Runs { grid, conditions } => {
+            let name = grid_name(&store, &grid)?;
+            let df = report::query::runs(&store, &name, &conditions)?;
+            let _ = writeln!(stdout, "{df}");
+            Ok(0)
+        }
+        Command::Sql { query } => {
+            let df = report::query::sql(&store, &query)?;
+            let _ = writeln!(stdout, "{df}");
+            Ok(0)
+        }
         Command::Status { grid, overrides: o } => status(&store, grid.as_deref(), &o.sets, stdout),
         Command::Reproduce { run, scratch } => reproduce(&store, &run, scratch, stdout),
         Command::Diff { run_a, run_b } => diff(&store, &run_a, &run_b, stdout),
         Command::Report { grid } => {
-            let name = match Grid::find(Some(&grid)) {
-                Ok(g) => g.name,
-                Err(_) if store.grid_dir(&grid).is_dir() => grid,
-                Err(e) => return Err(e),
-            };
-            check_name("grid name", &name).map_err(Error::BadInput)?;
+            let name = grid_name(&store, &grid)?;
             if !print_report(&store, &g.reports_dir, &name)? {
                 return Err(Error::BadInput(format!(
                     "no completed runs for grid `{name}` under {}; run `clusterlab sweep {name}` first",
@@ -242,6 +248,17 @@ fn dispatch(cli: Cli) -> Result<i32> {
             Ok(if failed == 0 { 0 } else { 1 })
         }
     }
+}
+
+/// A grid argument (file, experiments/ name, or a grid present in the store) as a grid name.
+fn grid_name(store: &Store, grid: &str) -> Result<String> {
+    let name = match Grid::find(Some(grid)) {
+        Ok(g) => g.name,
+        Err(_) if store.grid_dir(grid).is_dir() => grid.to_string(),
+        Err(e) => return Err(e),
+    };
+    check_name("grid name", &name).map_err(Error::BadInput)?;
+    Ok(name)
 }
 
 /// Arguments that make a worker process resolve exactly the same cells.

@@ -126,6 +126,35 @@ fn tiny_sweep_end_to_end_skip_and_dry_run() {
         stdout(&dry)
     );
 
+    // Queries: a filtered listing and SQL over runs and epochs.
+    let runs = clusterlab(
+        dir.path(),
+        &[
+            "runs",
+            "tiny",
+            "--where",
+            "method.name=cc",
+            "--where",
+            "final_nmi>=0",
+        ],
+    );
+    assert_eq!(runs.status.code(), Some(0), "{}", stderr(&runs));
+    let listing = stdout(&runs);
+    assert!(listing.contains("shape: (2,"), "{listing}");
+    let sql = clusterlab(
+        dir.path(),
+        &["sql", "SELECT r.\"method.name\" AS method, COUNT(*) AS n_epochs FROM epochs e JOIN runs r ON e.run_id = r.run_id GROUP BY r.\"method.name\" ORDER BY method"],
+    );
+    assert_eq!(sql.status.code(), Some(0), "{}", stderr(&sql));
+    let table = stdout(&sql);
+    // 2 CC runs × 2 epochs, 2 k-means runs × 1 row.
+    assert!(
+        table.contains("│ cc     ┆ 4 ") && table.contains("│ kmeans ┆ 2 "),
+        "{table}"
+    );
+    let bad = clusterlab(dir.path(), &["runs", "tiny", "--where", "final_nmi~1"]);
+    assert_eq!(bad.status.code(), Some(2));
+
     let report = clusterlab(dir.path(), &["report", "tiny"]);
     assert_eq!(report.status.code(), Some(0), "{}", stderr(&report));
     assert!(stdout(&report).contains("| cc |"));

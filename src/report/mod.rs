@@ -3,6 +3,7 @@
 pub mod figures;
 pub mod plots;
 pub mod published;
+pub mod query;
 pub mod stats;
 pub mod table;
 
@@ -55,16 +56,10 @@ fn config_columns(schema: &Schema) -> Vec<String> {
         .collect()
 }
 
-/// Builds the summary table of a grid: rows = method (+ any other varying config key),
-/// columns = dataset × metric, cells = mean ± std (n) over seeds of the final-epoch metric.
-pub fn summarise(store: &Store, grid: &str) -> Result<Option<Table>> {
-    let Some(mut lf) = scan_results(store, grid)? else {
-        return Ok(None);
-    };
-    let schema = lf.collect_schema()?;
-    let cfg_cols = config_columns(&schema);
-    // Config keys that vary across the grid's runs (seed excluded: it is what we average over;
-    // nulls ignored: a key a method does not have, such as another method's loss weight).
+/// Config keys that vary across the runs (seed excluded: it is what we average over; nulls
+/// ignored: a key a method does not have, such as another method's loss weight).
+pub fn varying_columns(lf: &LazyFrame, schema: &Schema) -> Result<Vec<String>> {
+    let cfg_cols = config_columns(schema);
     let distinct = lf
         .clone()
         .select(
@@ -92,6 +87,17 @@ pub fn summarise(store: &Store, grid: &str) -> Result<Option<Table>> {
             varying.push(c.clone());
         }
     }
+    Ok(varying)
+}
+
+/// Builds the summary table of a grid: rows = method (+ any other varying config key),
+/// columns = dataset × metric, cells = mean ± std (n) over seeds of the final-epoch metric.
+pub fn summarise(store: &Store, grid: &str) -> Result<Option<Table>> {
+    let Some(mut lf) = scan_results(store, grid)? else {
+        return Ok(None);
+    };
+    let schema = lf.collect_schema()?;
+    let varying = varying_columns(&lf, &schema)?;
     let col_keys: Vec<String> = std::iter::once("dataset.name".to_string())
         .chain(
             varying
