@@ -71,3 +71,111 @@ pub fn augment(cfg: &RunConfig, batches: usize) -> Result<serde_json::Value> {
         "config": {"batch": b, "image_size": cfg.dataset.image_size, "source_size": ds.height},
     }))
 }
+
+/// Builds a synthetic store of `runs` runs × `epochs` epochs (4 methods × 2 datasets × seeds)
+/// in `root`, then times the report on it: the table (scan, group, render Markdown/LaTeX/CSV)
+/// and, with `figures`, the whole report folder.
+pub fn report(
+    root: &std::path::Path,
+    runs: usize,
+    epochs: usize,
+    figures: bool,
+) -> Result<serde_json::Value> {
+    use crate::config::layers::flatten;
+    use crate::eval::Scores;
+    use crate::store::tables::{epochs_frame, row_frame, write_parquet, EpochRow, Value};
+    use crate::store::{Store, EPOCHS_FILE, RESULT_FILE};
+    let store = Store::new(root.join("runs"));
+    let grid = "bench";
+    let t0 = Instant::now();
+    let mut rng = stream(0, "bench-report");
+    let methods = ["cc", "drc", "cdc", "anchor"];
+    let datasets = ["cifar10", "cifar100-20"];
+    let base = flatten(&serde_json::to_value(RunConfig::default())?);
+    for i in 0..runs {
+        let id = format!("{i:016x}");
+        let dir = store.run_dir(grid, &id);
+        crate::store::create_dir(&dir)?;
+        let (m, d, seed) = (methods[i % 4], datasets[(i / 4) % 2], (i / 8) as i64);
+        let skill = 0.3 + 0.1 * (i % 4) as f64;
+        let rows: Vec<EpochRow> = (1..=epochs)
+            .map(|e| {
+                let s = skill * (1.0 - (-(e as f64) / 50.0).exp()) + uniform(&mut rng, 0.0, 0.05);
+                EpochRow {
+                    epoch: e,
+                    losses: vec![("total".into(), 8.0 - s), ("instance".into(), 5.0 - s)],
+                    scores: Some(Scores {
+                        nmi: s,
+                        acc: s + 0.05,
+                        ari: s - 0.05,
+                    }),
+                    cluster_entropy: Some(2.0),
+                    seconds: e as f64,
+                }
+            })
+            .collect();
+        write_parquet(&dir.join(EPOCHS_FILE), &mut epochs_frame(&id, &rows)?)?;
+        let last = rows.last().and_then(|r| r.scores).unwrap_or(Scores {
+            nmi: 0.0,
+            acc: 0.0,
+            ari: 0.0,
+        });
+        let mut row = vec![
+            ("run_id".to_string(), Value::Str(Some(id.clone()))),
+            ("grid".into(), Value::Str(Some(grid.into()))),
+            ("status".into(), Value::Str(Some("completed".into()))),
+        ];
+        for (k, v) in &base {
+            let val = match (k.as_str(), v) {
+                ("method.name", _) => Value::Str(Some(m.into())),
+                ("dataset.name", _) => Value::Str(Some(d.into())),
+                ("seed", _) => Value::I64(Some(seed)),
+                (_, serde_json::Value::Number(n)) if n.is_f64() => Value::F64(n.as_f64()),
+                (_, serde_json::Value::Number(n)) => Value::I64(n.as_i64()),
+                (_, serde_json::Value::Bool(b)) => Value::Bool(Some(*b)),
+                (_, serde_json::Value::Null) => Value::Str(None),
+                (_, other) => Value::Str(Some(
+                    other
+                        .as_str()
+                        .map(String::from)
+                        .unwrap_or_else(|| other.to_string()),
+                )),
+            };
+            row.push((k.clone(), val));
+        }
+        for (k, v) in [
+            ("final_nmi", last.nmi),
+            ("final_acc", last.acc),
+            ("final_ari", last.ari),
+            ("best_nmi", last.nmi),
+            ("best_acc", last.acc),
+            ("best_ari", last.ari),
+        ] {
+            row.push((k.into(), Value::F64(Some(v))));
+        }
+        write_parquet(&dir.join(RESULT_FILE), &mut row_frame(&row)?)?;
+    }
+    let build_s = t0.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let table =
+        crate::report::summarise(&store, grid, &Default::default())?.expect("runs were written");
+    let (md, tex, csv) = (table.markdown(), table.latex(), table.csv());
+    let table_s = t.elapsed().as_secs_f64();
+    let full_s = if figures {
+        let t = Instant::now();
+        crate::report::write_report(&store, &root.join("reports"), grid, &Default::default())?;
+        Some(t.elapsed().as_secs_f64())
+    } else {
+        None
+    };
+    Ok(json!({
+        "bench": "report",
+        "runs": runs,
+        "epoch_rows": runs * epochs,
+        "store_build_s": build_s,
+        "table_s": table_s,
+        "full_report_s": full_s,
+        "table_bytes": md.len() + tex.len() + csv.len(),
+        "threads": rayon::current_num_threads(),
+    }))
+}

@@ -129,6 +129,9 @@ pub enum Command {
     Report {
         /// Grid file, experiments/ name or stored grid name.
         grid: String,
+        /// Which epoch's scores: the last evaluated one, or each run's best-NMI epoch.
+        #[arg(long, value_enum, default_value_t = Epoch::Final)]
+        epoch: Epoch,
     },
     /// Measure speed: training steps or augmentation throughput; prints one JSON line.
     ///
@@ -176,6 +179,21 @@ pub enum BenchWhat {
         #[command(flatten)]
         overrides: OverrideArgs,
     },
+    /// Report speed on a synthetic store (runs × epochs rows) built in a temporary folder.
+    Report {
+        /// Runs in the synthetic store.
+        #[arg(long, default_value_t = 5000)]
+        runs: usize,
+        /// Epoch rows per run.
+        #[arg(long, default_value_t = 200)]
+        epochs: usize,
+        /// Also time the whole report folder (figures read every run's epochs).
+        #[arg(long)]
+        figures: bool,
+        /// Where to build the store (default: a fresh temporary folder, removed afterwards).
+        #[arg(long)]
+        dir: Option<std::path::PathBuf>,
+    },
     /// Augmentation throughput of the training view pipeline.
     Augment {
         /// Timed batches.
@@ -187,4 +205,11 @@ pub enum BenchWhat {
         #[command(flatten)]
         overrides: OverrideArgs,
     },
+}
+
+/// Epoch selection for tables.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Epoch {
+    Final,
+    Best,
 }

@@ -95,7 +95,11 @@ fn dispatch(cli: Cli) -> Result<i32> {
             if dry_run {
                 return Ok(0);
             }
-            print_report(&store, &g.reports_dir, &grid_spec.name)?;
+            let ropts = report::ReportOptions {
+                baseline: grid_spec.baseline.clone(),
+                ..Default::default()
+            };
+            print_report(&store, &g.reports_dir, &grid_spec.name, &ropts)?;
             let _ = writeln!(
                 stdout,
                 "{} cells: {} ran, {} skipped, {} failed, {} interrupted, {} run by another process",
@@ -180,14 +184,48 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Command::Status { grid, overrides: o } => status(&store, grid.as_deref(), &o.sets, stdout),
         Command::Reproduce { run, scratch } => reproduce(&store, &run, scratch, stdout),
         Command::Diff { run_a, run_b } => diff(&store, &run_a, &run_b, stdout),
-        Command::Report { grid } => {
+        Command::Report { grid, epoch } => {
             let name = grid_name(&store, &grid)?;
-            if !print_report(&store, &g.reports_dir, &name)? {
+            let baseline = Grid::find(Some(&grid))
+                .map(|g| g.baseline)
+                .unwrap_or_default();
+            let ropts = report::ReportOptions {
+                epoch: match epoch {
+                    cli::Epoch::Final => report::EpochSel::Final,
+                    cli::Epoch::Best => report::EpochSel::Best,
+                },
+                baseline,
+            };
+            if !print_report(&store, &g.reports_dir, &name, &ropts)? {
                 return Err(Error::BadInput(format!(
                     "no completed runs for grid `{name}` under {}; run `clusterlab sweep {name}` first",
                     store.grid_dir(&name).display()
                 )));
             }
+            Ok(0)
+        }
+        Command::Bench {
+            what:
+                BenchWhat::Report {
+                    runs,
+                    epochs,
+                    figures,
+                    dir,
+                },
+        } => {
+            let (root, temp) = match dir {
+                Some(d) => (d, false),
+                None => (
+                    std::env::temp_dir()
+                        .join(format!("clusterlab-bench-report-{}", std::process::id())),
+                    true,
+                ),
+            };
+            let line = clusterlab::bench::report(&root, runs.max(1), epochs.max(1), figures);
+            if temp {
+                let _ = std::fs::remove_dir_all(&root);
+            }
+            let _ = writeln!(stdout, "{}", line?);
             Ok(0)
         }
         Command::Bench { what } => {
@@ -198,6 +236,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
                 | BenchWhat::Augment {
                     grid, overrides, ..
                 } => (grid, &overrides.sets),
+                BenchWhat::Report { .. } => unreachable!("handled above"),
             };
             let cfg = match grid {
                 Some(g) => load(Some(g), sets)?.1.remove(0).config,
@@ -218,6 +257,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
                 BenchWhat::Augment { batches, .. } => {
                     clusterlab::bench::augment(&cfg, batches.max(1))?
                 }
+                BenchWhat::Report { .. } => unreachable!("handled above"),
             };
             let _ = writeln!(stdout, "{line}");
             Ok(0)
@@ -528,8 +568,13 @@ fn diff(store: &Store, a: &str, b: &str, out: &mut dyn Write) -> Result<i32> {
 }
 
 /// Prints the grid's table and where it was written; false when there is nothing to report.
-fn print_report(store: &Store, reports_dir: &Path, grid: &str) -> Result<bool> {
-    match report::write_report(store, reports_dir, grid)? {
+fn print_report(
+    store: &Store,
+    reports_dir: &Path,
+    grid: &str,
+    opts: &report::ReportOptions,
+) -> Result<bool> {
+    match report::write_report(store, reports_dir, grid, opts)? {
         Some((md, path)) => {
             println!("{md}");
             println!("written to {}", path.display());

@@ -29,6 +29,7 @@ const GRID_KEYS: &[&str] = &[
     "zip",
     "include",
     "exclude",
+    "baseline",
 ];
 
 /// Where a grid's text came from.
@@ -66,6 +67,8 @@ pub struct Grid {
     axes: Vec<Axis>,
     include: Vec<Vec<(String, Value)>>,
     exclude: Vec<Vec<(String, Value)>>,
+    /// The reference cell of an ablation grid (partial assignment); empty when none.
+    pub baseline: Vec<(String, Value)>,
 }
 
 /// One expanded cell: its position, its axis values and its resolved config.
@@ -332,8 +335,20 @@ impl Grid {
         };
         let include = assignments("include")?;
         let exclude = assignments("exclude")?;
+        let baseline: Vec<(String, Value)> = match top.get("baseline") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Object(map)) => map.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            Some(other) => {
+                let (l, c) = locate_top("baseline");
+                return Err(at(l, c, format!("`baseline` must be a mapping of key → value naming the reference cell, found {}", kind(other))));
+            }
+        };
         let schema = layers::schema();
-        for (section, list) in [("include", &include), ("exclude", &exclude)] {
+        for (section, list) in [
+            ("include", &include),
+            ("exclude", &exclude),
+            ("baseline", &vec![baseline.clone()]),
+        ] {
             for a in list.iter() {
                 for (k, _) in a {
                     if let Err(msg) = layers::check_key(&schema, k) {
@@ -353,6 +368,7 @@ impl Grid {
             axes,
             include,
             exclude,
+            baseline,
         })
     }
 

@@ -280,14 +280,21 @@ pub fn result_row(
             row.push((k, val));
         }
     }
-    if let Some((_, terms)) = crate::config::run::METHODS
-        .iter()
-        .find(|(m, _)| *m == cell.config.method.name)
-    {
+    // Every method's terms, so that all result files of a store share one schema (a term the
+    // run's method does not have is null) and the report can scan them in one pass.
+    let mut seen = Vec::new();
+    for (_, terms) in crate::config::run::METHODS {
         for (t, _) in terms.iter() {
+            if seen.contains(t) {
+                continue;
+            }
+            seen.push(*t);
+            let has = crate::config::run::METHODS
+                .iter()
+                .any(|(m, ts)| *m == cell.config.method.name && ts.iter().any(|(x, _)| x == t));
             row.push((
                 format!("weight.{t}"),
-                Value::F64(Some(cell.config.weight(t))),
+                Value::F64(has.then(|| cell.config.weight(t))),
             ));
         }
     }

@@ -41,6 +41,8 @@ pub struct Table {
     pub cells: Vec<Vec<Option<Stat>>>,
     /// Run ids behind each (row, group).
     pub run_ids: Vec<Vec<Vec<String>>>,
+    /// Which epoch's scores the cells hold.
+    pub epoch: super::EpochSel,
 }
 
 fn strings(df: &DataFrame, name: &str) -> Result<Vec<String>> {
@@ -85,6 +87,7 @@ impl Table {
             groups: Vec::new(),
             cells: Vec::new(),
             run_ids: Vec::new(),
+            epoch: super::EpochSel::Final,
         };
         let metric_vals: Vec<(Column, Column, Vec<Vec<f64>>)> = METRICS
             .iter()
@@ -254,7 +257,11 @@ impl Table {
             }
             out.push_str(&format!("| {} |\n", cells.join(" | ")));
         }
-        out.push_str("\nFinal-epoch scores, mean ± sample std over seeds (number of runs). Best mean per column in bold, second underlined.\n");
+        let which = match self.epoch {
+            super::EpochSel::Final => "Final-epoch scores",
+            super::EpochSel::Best => "Scores at each run's best-NMI epoch",
+        };
+        out.push_str(&format!("\n{which}, mean ± sample std over seeds (number of runs). Best mean per column in bold, second underlined.\n"));
         if any_sig {
             out.push_str("\n\\* the best is significantly better than the runner-up (Welch's t-test over seeds, p < 0.05); a bold value without \\* is not.\n");
         } else {
@@ -379,6 +386,121 @@ impl Table {
     }
 }
 
+impl Table {
+    /// The row matching a baseline assignment (keys among the row keys; numbers compared as
+    /// numbers).
+    pub fn find_row(&self, baseline: &[(String, serde_json::Value)]) -> Option<usize> {
+        let same = |have: &str, want: &serde_json::Value| match (have.parse::<f64>(), want.as_f64())
+        {
+            (Ok(a), Some(b)) => a == b,
+            _ => want.as_str().map_or_else(
+                || {
+                    serde_json::from_str::<serde_json::Value>(have)
+                        .ok()
+                        .as_ref()
+                        == Some(want)
+                },
+                |w| w == have,
+            ),
+        };
+        (0..self.rows.len()).find(|&r| {
+            baseline.iter().all(|(k, v)| {
+                // Loss weights are reported as their effective value, `weight.<term>`.
+                let k = k
+                    .strip_prefix("method.weights.")
+                    .map_or_else(|| k.clone(), |t| format!("weight.{t}"));
+                self.row_keys
+                    .iter()
+                    .position(|rk| *rk == k)
+                    .is_some_and(|i| same(&self.rows[r][i], v))
+            })
+        })
+    }
+
+    /// The ablation table: each row's Δ against the baseline row per column, `*` when
+    /// significant (Welch, p < 0.05). `None` without a baseline (or when no row matches it).
+    pub fn ablation_markdown(&self, baseline: &[(String, serde_json::Value)]) -> Option<String> {
+        if baseline.is_empty() {
+            return None;
+        }
+        let Some(b) = self.find_row(baseline) else {
+            let want: Vec<String> = baseline.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            return Some(format!("### Ablation\n\nNo row matches the baseline {} (the keys must vary in the grid).\n", want.join(" ")));
+        };
+        let mut out = format!(
+            "### Ablation: Δ against the baseline ({})\n\n",
+            self.rows[b].join(" ")
+        );
+        let header = self.header();
+        out.push_str(&format!(
+            "| {} |\n|{}\n",
+            header.join(" | "),
+            (0..header.len())
+                .map(|i| if i < self.row_keys.len() {
+                    "---|"
+                } else {
+                    "---:|"
+                })
+                .collect::<String>()
+        ));
+        for (r, row) in self.rows.iter().enumerate() {
+            let mut cells = row.clone();
+            for (c, cell) in self.cells[r].iter().enumerate() {
+                cells.push(match (cell, &self.cells[b][c]) {
+                    _ if r == b => "baseline".into(),
+                    (Some(x), Some(base)) => {
+                        let sig = welch(&x.values, &base.values).is_some_and(|w| w.p < 0.05);
+                        format!("{:+.3}{}", x.mean - base.mean, if sig { " *" } else { "" })
+                    }
+                    _ => "–".into(),
+                });
+            }
+            out.push_str(&format!("| {} |\n", cells.join(" | ")));
+        }
+        out.push_str("\nΔ = variant mean − baseline mean; \\* significant (Welch's t-test over seeds, p < 0.05).\n");
+        Some(out)
+    }
+
+    /// Published numbers beside ours, for every (method, dataset) the built-in table knows.
+    pub fn published_markdown(&self) -> Option<String> {
+        let mi = self.row_keys.iter().position(|k| k == "method.name")?;
+        let mut lines = Vec::new();
+        for (r, row) in self.rows.iter().enumerate() {
+            for (g, group) in self.groups.iter().enumerate() {
+                let dataset = group.split(' ').next().unwrap_or(group);
+                let Some(p) = super::published::lookup(&row[mi], dataset) else {
+                    continue;
+                };
+                for (m, (name, label)) in METRICS.iter().enumerate() {
+                    let published = match *name {
+                        "nmi" => p.nmi,
+                        "acc" => p.acc,
+                        _ => p.ari,
+                    };
+                    let (Some(pv), Some(ours)) = (published, &self.cells[r][g * METRICS.len() + m])
+                    else {
+                        continue;
+                    };
+                    lines.push(format!(
+                        "| {} | {group} | {label} | {pv:.3} | {} | {:+.3} | {} |",
+                        row.join(" "),
+                        ours.render(),
+                        ours.mean - pv,
+                        p.source
+                    ));
+                }
+            }
+        }
+        if lines.is_empty() {
+            return None;
+        }
+        Some(format!(
+            "### Published vs reproduced\n\n| row | dataset | metric | published | ours | gap | source |\n|---|---|---|---:|---:|---:|---|\n{}\n\nGap = our mean − the published value. Published protocols may differ (backbone, image size, epochs): see docs.\n",
+            lines.join("\n")
+        ))
+    }
+}
+
 /// Best and runner-up of one column, and the Welch p-value between them.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Ranking {
@@ -425,6 +547,7 @@ mod tests {
                 vec![vec!["a".into(), "b".into(), "c".into()]],
                 vec![vec!["d".into(), "e".into(), "f".into()]],
             ],
+            epoch: crate::report::EpochSel::Final,
         }
     }
 
@@ -437,6 +560,25 @@ mod tests {
     fn latex_and_csv_snapshots() {
         insta::assert_snapshot!(table().latex());
         insta::assert_snapshot!(table().csv());
+    }
+
+    #[test]
+    fn ablation_deltas_and_published_numbers() {
+        let mut t = table();
+        let a = t
+            .ablation_markdown(&[("method.name".into(), serde_json::json!("cc"))])
+            .unwrap();
+        assert!(
+            a.contains("| kmeans | -0.800 * | -0.003 | -0.795 * |"),
+            "{a}"
+        );
+        t.groups = vec!["cifar10".into()];
+        let p = t.published_markdown().unwrap();
+        // CC paper Table 2: CIFAR-10 NMI .705 → our 0.910 is +0.205.
+        assert!(
+            p.contains("| cc | cifar10 | NMI | 0.705 | 0.910 ± 0.010 (3) | +0.205 | CC paper"),
+            "{p}"
+        );
     }
 
     #[test]
