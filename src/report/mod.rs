@@ -28,19 +28,45 @@ pub fn scan_results(store: &Store, grid: &str) -> Result<Option<LazyFrame>> {
     if files.is_empty() {
         return Ok(None);
     }
-    // One multi-file scan: result files share one schema (see launch::cell::result_row);
-    // columns missing from older files read as null.
+    // Fast path: one multi-file scan, valid when the files share one schema (as this version
+    // writes them, see launch::cell::result_row; columns missing from later files read as
+    // null). A store mixing schemas (runs of older versions) falls back to a diagonal concat
+    // of per-file scans, which is slower but takes the union of the columns.
     let paths: Vec<PlRefPath> = files
         .iter()
         .map(|p| PlRefPath::new(p.to_string_lossy().as_ref()))
         .collect();
-    let lf = LazyFrame::scan_parquet_files(
+    let fast = LazyFrame::scan_parquet_files(
         paths.into(),
         ScanArgsParquet {
             allow_missing_columns: true,
             ..Default::default()
         },
-    )?;
+    )
+    .and_then(|lf| lf.collect());
+    let df = match fast {
+        Ok(df) => df,
+        Err(_) => {
+            let frames = files
+                .iter()
+                .map(|p| {
+                    LazyFrame::scan_parquet(
+                        PlRefPath::new(p.to_string_lossy().as_ref()),
+                        ScanArgsParquet::default(),
+                    )
+                })
+                .collect::<PolarsResult<Vec<_>>>()?;
+            concat_lf_diagonal(
+                frames,
+                UnionArgs {
+                    to_supertypes: true,
+                    ..Default::default()
+                },
+            )?
+            .collect()?
+        }
+    };
+    let lf = df.lazy();
     Ok(Some(lf.filter(col("status").eq(lit("completed")))))
 }
 
@@ -117,9 +143,10 @@ pub struct ReportOptions {
 }
 
 pub fn summarise(store: &Store, grid: &str, opts: &ReportOptions) -> Result<Option<Table>> {
-    let Some(mut lf) = scan_results(store, grid)? else {
+    let Some(lf) = scan_results(store, grid)? else {
         return Ok(None);
     };
+    let mut lf = lf;
     let schema = lf.collect_schema()?;
     let varying = varying_columns(&lf, &schema)?;
     let col_keys: Vec<String> = std::iter::once("dataset.name".to_string())
@@ -263,4 +290,60 @@ fn index(store: &Store, table: &Table, md: &str, figs: &[figures::Figure]) -> St
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::tables::{row_frame, write_parquet, Value};
+
+    fn write(store: &Store, id: &str, method: &str, nmi: f64, extra: bool) {
+        let dir = store.run_dir("g", id);
+        std::fs::create_dir_all(&dir).unwrap();
+        let s = |v: &str| Value::Str(Some(v.into()));
+        let mut row = vec![
+            ("run_id".to_string(), s(id)),
+            ("grid".into(), s("g")),
+            ("status".into(), s("completed")),
+            ("method.name".into(), s(method)),
+            ("dataset.name".into(), s("synthetic")),
+            ("seed".into(), Value::I64(Some(0))),
+        ];
+        if extra {
+            row.push(("weight.instance".into(), Value::F64(Some(1.0))));
+        }
+        for m in [
+            "final_nmi",
+            "final_acc",
+            "final_ari",
+            "best_nmi",
+            "best_acc",
+            "best_ari",
+        ] {
+            row.push((m.into(), Value::F64(Some(nmi))));
+        }
+        write_parquet(
+            &dir.join(crate::store::RESULT_FILE),
+            &mut row_frame(&row).unwrap(),
+        )
+        .unwrap();
+    }
+
+    /// Result files of different schemas (an older version's runs beside new ones) are read
+    /// as the union of their columns.
+    #[test]
+    fn mixed_schemas_are_unioned() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        write(&store, "a", "kmeans", 0.1, false);
+        write(&store, "b", "cc", 0.9, true);
+        let t = summarise(&store, "g", &ReportOptions::default())
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            t.rows,
+            vec![vec!["cc".to_string()], vec!["kmeans".to_string()]]
+        );
+        assert_eq!(t.cells[0][0].as_ref().unwrap().mean, 0.9);
+    }
 }
