@@ -19,8 +19,12 @@ pub use table::{Stat, Table};
 /// Metrics shown in tables, as (column suffix, header).
 pub const METRICS: &[(&str, &str)] = &[("nmi", "NMI"), ("acc", "ACC"), ("ari", "ARI")];
 
-/// A lazy frame over every completed result row of a grid (diagonal concat: runs of different
-/// methods carry different weight columns).
+/// A lazy frame over every completed result row of a grid.
+///
+/// The rows are cached in `runs/<grid>/.report-cache.parquet` with a manifest of the result
+/// files it was built from (path, size, modification time): when nothing changed, a report
+/// reads one file instead of one per run. The cache is only ever derived from the run files,
+/// so deleting it is always safe; failing to write it (a read-only store) is not an error.
 pub fn scan_results(store: &Store, grid: &str) -> Result<Option<LazyFrame>> {
     let files = store
         .result_files(grid)
@@ -28,6 +32,46 @@ pub fn scan_results(store: &Store, grid: &str) -> Result<Option<LazyFrame>> {
     if files.is_empty() {
         return Ok(None);
     }
+    let manifest: Vec<(String, u64, u128)> = files
+        .iter()
+        .map(|p| {
+            let m = std::fs::metadata(p).ok();
+            let len = m.as_ref().map_or(0, |m| m.len());
+            let mtime = m
+                .and_then(|m| m.modified().ok())
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_nanos());
+            (p.to_string_lossy().into_owned(), len, mtime)
+        })
+        .collect();
+    let dir = store.grid_dir(grid);
+    let (cache, cache_manifest) = (
+        dir.join(".report-cache.parquet"),
+        dir.join(".report-cache.json"),
+    );
+    let cached = std::fs::read(&cache_manifest)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Vec<(String, u64, u128)>>(&b).ok())
+        .filter(|m| *m == manifest)
+        .and_then(|_| read_parquet(&cache).ok());
+    let df = match cached {
+        Some(df) => df,
+        None => {
+            let mut df = read_all(&files)?;
+            // Parquet first, manifest last: a manifest only ever describes a complete cache.
+            if crate::store::tables::write_parquet(&cache, &mut df).is_ok() {
+                let _ =
+                    crate::store::write_atomic(&cache_manifest, &serde_json::to_vec(&manifest)?);
+            }
+            df
+        }
+    };
+    let lf = df.lazy();
+    Ok(Some(lf.filter(col("status").eq(lit("completed")))))
+}
+
+/// Reads result files into one frame.
+fn read_all(files: &[std::path::PathBuf]) -> Result<DataFrame> {
     // Fast path: one multi-file scan, valid when the files share one schema (as this version
     // writes them, see launch::cell::result_row; columns missing from later files read as
     // null). A store mixing schemas (runs of older versions) falls back to a diagonal concat
@@ -44,7 +88,7 @@ pub fn scan_results(store: &Store, grid: &str) -> Result<Option<LazyFrame>> {
         },
     )
     .and_then(|lf| lf.collect());
-    let df = match fast {
+    Ok(match fast {
         Ok(df) => df,
         Err(_) => {
             let frames = files
@@ -65,9 +109,7 @@ pub fn scan_results(store: &Store, grid: &str) -> Result<Option<LazyFrame>> {
             )?
             .collect()?
         }
-    };
-    let lf = df.lazy();
-    Ok(Some(lf.filter(col("status").eq(lit("completed")))))
+    })
 }
 
 /// Which result columns are config keys (everything that is not a metric/provenance column).
@@ -345,5 +387,13 @@ mod tests {
             vec![vec!["cc".to_string()], vec!["kmeans".to_string()]]
         );
         assert_eq!(t.cells[0][0].as_ref().unwrap().mean, 0.9);
+        // The second report reads the cache; a new run invalidates it.
+        assert!(dir.path().join("g/.report-cache.parquet").is_file());
+        write(&store, "c", "cc", 0.7, true);
+        let t = summarise(&store, "g", &ReportOptions::default())
+            .unwrap()
+            .unwrap();
+        let cc = t.cells[0][0].as_ref().unwrap();
+        assert_eq!((cc.n, cc.mean), (2, 0.8));
     }
 }

@@ -42,7 +42,11 @@ pub fn stderr(o: &Output) -> String {
 /// Run directories (with their names) under runs/<grid>/.
 pub fn run_dirs(root: &Path, grid: &str) -> Vec<std::path::PathBuf> {
     let mut v: Vec<_> = std::fs::read_dir(root.join("runs").join(grid))
-        .map(|rd| rd.map(|e| e.unwrap().path()).collect())
+        .map(|rd| {
+            rd.map(|e| e.unwrap().path())
+                .filter(|p| p.is_dir())
+                .collect()
+        })
         .unwrap_or_default();
     v.sort();
     v
