@@ -6,7 +6,7 @@ mod common;
 use clusterlab::store::tables::read_parquet;
 use common::*;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 /// Small enough to finish in a few seconds, long enough to be interrupted mid-run.
@@ -26,17 +26,11 @@ include:
 "#;
 
 fn spawn(dir: &Path, args: &[&str]) -> Child {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_clusterlab"));
-    cmd.current_dir(dir)
-        .args(args)
+    command(dir, args)
         .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    for (k, _) in std::env::vars() {
-        if k.starts_with("CLUSTERLAB_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.spawn().unwrap()
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
 }
 
 fn signal(child: &Child, sig: i32) {

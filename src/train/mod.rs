@@ -397,16 +397,7 @@ fn predict(
     method: &dyn Method,
     device: &Device,
 ) -> Result<Vec<i64>> {
-    let mut out = Vec::with_capacity(ds.len());
-    let mut start = 0;
-    while start < ds.len() {
-        let end = (start + cfg.train.eval_batch_size).min(ds.len());
-        let x = loader::test_batch(ds, aug, start, end, device)?;
-        let h = backbone.forward(&x, false)?;
-        out.extend(method.predict(&h)?);
-        start = end;
-    }
-    Ok(out)
+    Ok(predict_with_features(cfg, ds, aug, backbone, method, device)?.0)
 }
 
 /// Cluster ids and backbone features (row-major, `dim` per sample) of the whole dataset.

@@ -19,8 +19,8 @@ grid:
   seed: [0, 1]
 "#;
 
-/// Runs `clusterlab ARGS` in `dir`, with the run-config environment cleared.
-pub fn clusterlab(dir: &Path, args: &[&str]) -> Output {
+/// `clusterlab ARGS` in `dir`, with the run-config environment cleared.
+pub fn command(dir: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_clusterlab"));
     cmd.current_dir(dir).args(args);
     for (k, _) in std::env::vars() {
@@ -28,7 +28,12 @@ pub fn clusterlab(dir: &Path, args: &[&str]) -> Output {
             cmd.env_remove(k);
         }
     }
-    cmd.output().expect("clusterlab runs")
+    cmd
+}
+
+/// Runs `clusterlab ARGS` in `dir` to completion.
+pub fn clusterlab(dir: &Path, args: &[&str]) -> Output {
+    command(dir, args).output().expect("clusterlab runs")
 }
 
 pub fn stdout(o: &Output) -> String {
