@@ -132,6 +132,13 @@ pub enum Command {
         /// Which epoch's scores: the last evaluated one, or each run's best-NMI epoch.
         #[arg(long, value_enum, default_value_t = Epoch::Final)]
         epoch: Epoch,
+        /// Row keys, comma-separated result columns (default: method.name + other varying keys).
+        #[arg(long, value_delimiter = ',')]
+        rows: Option<Vec<String>>,
+        /// Column-group keys, comma-separated (default: dataset.name + varying dataset.* keys);
+        /// each group shows NMI, ACC and ARI.
+        #[arg(long, value_delimiter = ',')]
+        columns: Option<Vec<String>>,
     },
     /// Measure speed: training steps or augmentation throughput; prints one JSON line.
     ///

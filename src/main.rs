@@ -184,17 +184,25 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Command::Status { grid, overrides: o } => status(&store, grid.as_deref(), &o.sets, stdout),
         Command::Reproduce { run, scratch } => reproduce(&store, &run, scratch, stdout),
         Command::Diff { run_a, run_b } => diff(&store, &run_a, &run_b, stdout),
-        Command::Report { grid, epoch } => {
+        Command::Report {
+            grid,
+            epoch,
+            rows,
+            columns,
+        } => {
             let name = grid_name(&store, &grid)?;
             let baseline = Grid::find(Some(&grid))
                 .map(|g| g.baseline)
                 .unwrap_or_default();
+            let epoch = match epoch {
+                cli::Epoch::Final => report::EpochSel::Final,
+                cli::Epoch::Best => report::EpochSel::Best,
+            };
             let ropts = report::ReportOptions {
-                epoch: match epoch {
-                    cli::Epoch::Final => report::EpochSel::Final,
-                    cli::Epoch::Best => report::EpochSel::Best,
-                },
+                epoch,
                 baseline,
+                rows,
+                columns,
             };
             if !print_report(&store, &g.reports_dir, &name, &ropts)? {
                 return Err(Error::BadInput(format!(

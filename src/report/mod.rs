@@ -182,6 +182,10 @@ pub struct ReportOptions {
     pub epoch: EpochSel,
     /// The ablation baseline (a grid's `baseline:`), empty for none.
     pub baseline: Vec<(String, serde_json::Value)>,
+    /// Row keys (result columns); default: `method.name` + the other varying config keys.
+    pub rows: Option<Vec<String>>,
+    /// Column-group keys; default: `dataset.name` + varying `dataset.*` keys.
+    pub columns: Option<Vec<String>>,
 }
 
 pub fn summarise(store: &Store, grid: &str, opts: &ReportOptions) -> Result<Option<Table>> {
@@ -191,7 +195,7 @@ pub fn summarise(store: &Store, grid: &str, opts: &ReportOptions) -> Result<Opti
     let mut lf = lf;
     let schema = lf.collect_schema()?;
     let varying = varying_columns(&lf, &schema)?;
-    let col_keys: Vec<String> = std::iter::once("dataset.name".to_string())
+    let default_cols: Vec<String> = std::iter::once("dataset.name".to_string())
         .chain(
             varying
                 .iter()
@@ -199,7 +203,7 @@ pub fn summarise(store: &Store, grid: &str, opts: &ReportOptions) -> Result<Opti
                 .cloned(),
         )
         .collect();
-    let row_keys: Vec<String> = std::iter::once("method.name".to_string())
+    let default_rows: Vec<String> = std::iter::once("method.name".to_string())
         .chain(
             varying
                 .iter()
@@ -207,6 +211,30 @@ pub fn summarise(store: &Store, grid: &str, opts: &ReportOptions) -> Result<Opti
                 .cloned(),
         )
         .collect();
+    let pick = |chosen: &Option<Vec<String>>, default: Vec<String>| -> Result<Vec<String>> {
+        let Some(keys) = chosen else {
+            return Ok(default);
+        };
+        for k in keys {
+            if schema.get(k.as_str()).is_none() {
+                let names: Vec<&str> = schema.iter_names().map(|n| n.as_str()).collect();
+                let hint = crate::config::locate::closest(k, names.iter().copied())
+                    .map(|c| format!("; did you mean `{c}`?"))
+                    .unwrap_or_default();
+                return Err(Error::BadInput(format!(
+                    "report key `{k}` is not a result column{hint}"
+                )));
+            }
+        }
+        Ok(keys.clone())
+    };
+    let row_keys = pick(&opts.rows, default_rows)?;
+    let col_keys = pick(&opts.columns, default_cols)?;
+    if col_keys.is_empty() || row_keys.is_empty() {
+        return Err(Error::BadInput(
+            "report rows and columns need at least one key each".into(),
+        ));
+    }
     let keys: Vec<Expr> = row_keys
         .iter()
         .chain(&col_keys)
@@ -395,5 +423,27 @@ mod tests {
             .unwrap();
         let cc = t.cells[0][0].as_ref().unwrap();
         assert_eq!((cc.n, cc.mean), (2, 0.8));
+    }
+
+    #[test]
+    fn rows_and_columns_can_be_chosen() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        write(&store, "a", "kmeans", 0.1, false);
+        write(&store, "b", "cc", 0.9, true);
+        let opts = ReportOptions {
+            rows: Some(vec!["seed".into()]),
+            columns: Some(vec!["method.name".into()]),
+            ..Default::default()
+        };
+        let t = summarise(&store, "g", &opts).unwrap().unwrap();
+        assert_eq!(t.groups, ["cc", "kmeans"]);
+        assert_eq!(t.rows, vec![vec!["0".to_string()]]);
+        let bad = ReportOptions {
+            rows: Some(vec!["sed".into()]),
+            ..Default::default()
+        };
+        let e = summarise(&store, "g", &bad).unwrap_err().to_string();
+        assert!(e.contains("did you mean `seed`?"), "{e}");
     }
 }
