@@ -468,15 +468,7 @@ fn reproduce(
             .join(clusterlab::store::RESULT_FILE),
     )?;
     let mut same = true;
-    for m in [
-        "final_nmi",
-        "final_acc",
-        "final_ari",
-        "best_nmi",
-        "best_acc",
-        "best_ari",
-        "final_cluster_entropy",
-    ] {
+    for m in launch::cell::SCORE_COLUMNS {
         let x = a.column(m)?.f64()?.get(0);
         let y = b.column(m)?.f64()?.get(0);
         let ok = x.map(f64::to_bits) == y.map(f64::to_bits);

@@ -228,6 +228,17 @@ fn assignments_frame(
     )?)
 }
 
+/// The score columns of a result row (what `reproduce` compares bit for bit).
+pub const SCORE_COLUMNS: &[&str] = &[
+    "final_nmi",
+    "final_acc",
+    "final_ari",
+    "best_nmi",
+    "best_acc",
+    "best_ari",
+    "final_cluster_entropy",
+];
+
 /// Columns of a result row that are not config keys.
 pub const RESULT_COLUMNS: &[&str] = &[
     "run_id",

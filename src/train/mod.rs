@@ -140,6 +140,7 @@ pub fn run(
     };
     let clock = |start: &Instant| base_secs + start.elapsed().as_secs_f64();
     let mut best: Option<(f64, checkpoint::Position)> = None;
+    let mut last_eval: Option<(Vec<i64>, Vec<f32>, usize)> = None;
     while pos.epoch <= cfg.train.epochs {
         let epoch = pos.epoch;
         let order = permutation(
@@ -195,7 +196,7 @@ pub fn run(
             .collect();
         let evaluate = epoch % cfg.train.eval_every == 0 || epoch == cfg.train.epochs;
         let (scores, cluster_entropy) = if evaluate {
-            let pred = predict(
+            let (pred, features, dim) = predict_with_features(
                 cfg,
                 ds,
                 &aug,
@@ -203,10 +204,14 @@ pub fn run(
                 trainer.method.as_ref(),
                 device,
             )?;
-            (
+            let scored = (
                 Some(Scores::compute(&ds.labels, &pred)),
                 Some(cluster_size_entropy(&pred)),
-            )
+            );
+            if epoch == cfg.train.epochs {
+                last_eval = Some((pred, features, dim));
+            }
+            scored
         } else {
             (None, None)
         };
@@ -244,14 +249,19 @@ pub fn run(
             }
         }
     }
-    let (clusters, features, dim) = predict_with_features(
-        cfg,
-        ds,
-        &aug,
-        &trainer.backbone,
-        trainer.method.as_ref(),
-        device,
-    )?;
+    // The last epoch's evaluation already computed them, unless the run resumed from a
+    // checkpoint taken after that epoch.
+    let (clusters, features, dim) = match last_eval {
+        Some(e) => e,
+        None => predict_with_features(
+            cfg,
+            ds,
+            &aug,
+            &trainer.backbone,
+            trainer.method.as_ref(),
+            device,
+        )?,
+    };
     let points = crate::eval::pca::pca_2d(&features, clusters.len(), dim);
     Ok(Outcome {
         epochs: rows,
@@ -386,18 +396,6 @@ impl Trainer {
         self.opt.step(&grads)?;
         Ok(values)
     }
-}
-
-/// Cluster ids of the whole dataset: test view, model in eval mode.
-fn predict(
-    cfg: &RunConfig,
-    ds: &Dataset,
-    aug: &Augmenter,
-    backbone: &Cnn,
-    method: &dyn Method,
-    device: &Device,
-) -> Result<Vec<i64>> {
-    Ok(predict_with_features(cfg, ds, aug, backbone, method, device)?.0)
 }
 
 /// Cluster ids and backbone features (row-major, `dim` per sample) of the whole dataset.
