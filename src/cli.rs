@@ -129,13 +129,17 @@ pub enum Command {
     Report {
         /// Grid file, experiments/ name or stored grid name.
         grid: String,
-        /// Which epoch's scores: the last evaluated one, or each run's best-NMI epoch.
-        #[arg(long, value_enum, default_value_t = Epoch::Final)]
-        epoch: Epoch,
-        /// Row keys, comma-separated result columns (default: method.name + other varying keys).
+        /// Which epoch's scores: `final` (the last evaluated one), `best` (each run's best-NMI
+        /// epoch) or `best:acc` / `best:ari` (best by that metric; all three scores at that
+        /// epoch). Default: the grid's `report.epoch`, else final.
+        #[arg(long)]
+        epoch: Option<String>,
+        /// Row keys, comma-separated result columns (default: the grid's `report.rows`, else
+        /// method.name + the other varying keys).
         #[arg(long, value_delimiter = ',')]
         rows: Option<Vec<String>>,
-        /// Column-group keys, comma-separated (default: dataset.name + varying dataset.* keys);
+        /// Column-group keys, comma-separated (default: the grid's `report.columns`, else
+        /// dataset.name + varying dataset.* keys);
         /// each group shows NMI, ACC and ARI.
         #[arg(long, value_delimiter = ',')]
         columns: Option<Vec<String>>,
@@ -212,11 +216,4 @@ pub enum BenchWhat {
         #[command(flatten)]
         overrides: OverrideArgs,
     },
-}
-
-/// Epoch selection for tables.
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub enum Epoch {
-    Final,
-    Best,
 }

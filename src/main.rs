@@ -14,6 +14,11 @@ use clusterlab::store::tables::read_parquet;
 use clusterlab::store::{check_name, RunState, Store};
 use clusterlab::{report, Error, Result};
 
+/// mimalloc: reports allocate many small buffers (thousands of Parquet footers) and the
+/// system allocator showed ~15% of a cold report's profile.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod cli;
 use cli::{BenchWhat, Cli, Command, GlobalArgs};
 
@@ -95,10 +100,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
             if dry_run {
                 return Ok(0);
             }
-            let ropts = report::ReportOptions {
-                baseline: grid_spec.baseline.clone(),
-                ..Default::default()
-            };
+            let ropts = report_options(Some(&grid_spec), None, None, None)?;
             print_report(&store, &g.reports_dir, &grid_spec.name, &ropts)?;
             let _ = writeln!(
                 stdout,
@@ -191,19 +193,8 @@ fn dispatch(cli: Cli) -> Result<i32> {
             columns,
         } => {
             let name = grid_name(&store, &grid)?;
-            let baseline = Grid::find(Some(&grid))
-                .map(|g| g.baseline)
-                .unwrap_or_default();
-            let epoch = match epoch {
-                cli::Epoch::Final => report::EpochSel::Final,
-                cli::Epoch::Best => report::EpochSel::Best,
-            };
-            let ropts = report::ReportOptions {
-                epoch,
-                baseline,
-                rows,
-                columns,
-            };
+            let spec = Grid::find(Some(&grid)).ok();
+            let ropts = report_options(spec.as_ref(), epoch, rows, columns)?;
             if !print_report(&store, &g.reports_dir, &name, &ropts)? {
                 return Err(Error::BadInput(format!(
                     "no completed runs for grid `{name}` under {}; run `clusterlab sweep {name}` first",
@@ -582,4 +573,23 @@ fn print_report(
         }
         None => Ok(false),
     }
+}
+
+/// A report's options: the flags given, else the grid's `report:` section and `baseline:`.
+fn report_options(
+    grid: Option<&Grid>,
+    epoch: Option<String>,
+    rows: Option<Vec<String>>,
+    columns: Option<Vec<String>>,
+) -> Result<report::ReportOptions> {
+    let spec = grid.map(|g| g.report.clone()).unwrap_or_default();
+    Ok(report::ReportOptions {
+        epoch: match epoch.or(spec.epoch) {
+            Some(e) => report::EpochSel::parse(&e)?,
+            None => report::EpochSel::Final,
+        },
+        baseline: grid.map(|g| g.baseline.clone()).unwrap_or_default(),
+        rows: rows.or(spec.rows),
+        columns: columns.or(spec.columns),
+    })
 }

@@ -30,7 +30,20 @@ const GRID_KEYS: &[&str] = &[
     "include",
     "exclude",
     "baseline",
+    "report",
 ];
+
+/// A grid's `report:` section: how `clusterlab report` lays out its table (flags override).
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportSpec {
+    /// Row keys (result columns, e.g. `method.name`).
+    pub rows: Option<Vec<String>>,
+    /// Column-group keys (e.g. `dataset.name`).
+    pub columns: Option<Vec<String>>,
+    /// `final`, `best` (best NMI) or `best:<nmi|acc|ari>`.
+    pub epoch: Option<String>,
+}
 
 /// Where a grid's text came from.
 #[derive(Debug, Clone)]
@@ -69,6 +82,8 @@ pub struct Grid {
     exclude: Vec<Vec<(String, Value)>>,
     /// The reference cell of an ablation grid (partial assignment); empty when none.
     pub baseline: Vec<(String, Value)>,
+    /// The `report:` section (table layout), all defaults when absent.
+    pub report: ReportSpec,
 }
 
 /// One expanded cell: its position, its axis values and its resolved config.
@@ -343,6 +358,33 @@ impl Grid {
                 return Err(at(l, c, format!("`baseline` must be a mapping of key → value naming the reference cell, found {}", kind(other))));
             }
         };
+        let report: ReportSpec = match top.get("report") {
+            None | Some(Value::Null) => ReportSpec::default(),
+            Some(v) => serde_json::from_value(v.clone()).map_err(|e| {
+                let (l, c) = locate_top("report");
+                at(
+                    l,
+                    c,
+                    format!(
+                        "`report`: {e}; it takes `rows` and `columns` (lists of result columns) and `epoch` (final | best | best:<nmi|acc|ari>)"
+                    ),
+                )
+            })?,
+        };
+        if let Some(e) = &report.epoch {
+            let ok = e == "final"
+                || e == "best"
+                || ["best:nmi", "best:acc", "best:ari"].contains(&e.as_str());
+            if !ok {
+                let (l, c) = locate_key_text(text, "epoch", locate_top("report").0)
+                    .unwrap_or(locate_top("report"));
+                return Err(at(
+                    l,
+                    c,
+                    format!("`report.epoch` is {e:?}; use final, best or best:<nmi|acc|ari>"),
+                ));
+            }
+        }
         let schema = layers::schema();
         for (section, list) in [
             ("include", &include),
@@ -369,6 +411,7 @@ impl Grid {
             include,
             exclude,
             baseline,
+            report,
         })
     }
 
@@ -656,6 +699,40 @@ mod tests {
         let e = g.expand(&Overrides::default()).unwrap_err().to_string();
         assert!(
             e.starts_with("<embedded test>:3:3: invalid value for `optimizer.lr`: -1"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn report_section_is_typed_and_located() {
+        let g =
+            grid("name: g\nreport:\n  rows: [seed]\n  columns: [method.name]\n  epoch: best:acc\n");
+        assert_eq!(
+            g.report,
+            ReportSpec {
+                rows: Some(vec!["seed".into()]),
+                columns: Some(vec!["method.name".into()]),
+                epoch: Some("best:acc".into()),
+            }
+        );
+        let e = Grid::parse(
+            "name: g\nreport:\n  rows: [seed]\n  epoch: last\n",
+            GridSource::Embedded("test"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("<embedded test>:4:3: `report.epoch` is \"last\""),
+            "{e}"
+        );
+        let e = Grid::parse(
+            "name: g\nreport:\n  row: [seed]\n",
+            GridSource::Embedded("test"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("<embedded test>:2:1: `report`: unknown field `row`"),
             "{e}"
         );
     }

@@ -15,7 +15,7 @@ use crate::data::{self, Dataset};
 use crate::error::{Error, Result};
 use crate::logging;
 use crate::provenance::{now, Provenance};
-use crate::store::tables::{epochs_frame, row_frame, write_parquet, Value};
+use crate::store::tables::{epochs_frame, row_frame, write_parquet, write_parquet_zstd, Value};
 use crate::store::{self, write_atomic, RunState, Status, Store};
 use crate::train::{self, Observer, Outcome};
 
@@ -179,7 +179,7 @@ pub fn run_cell(
         &mut epochs_frame(&cell.run_id, &outcome.epochs)?,
     )?;
     if let Some(a) = &outcome.assignment {
-        write_parquet(
+        write_parquet_zstd(
             &dir.join(store::ASSIGNMENTS_FILE),
             &mut assignments_frame(&ds_labels(cache, &cell.config)?, a)?,
         )?;

@@ -1,13 +1,14 @@
 //! The figures of a report, drawn from the run store: learning curves (mean ± std over seeds),
 //! bars with error bars, loss terms per epoch, final cluster sizes and the 2-D embedding.
 
-use std::collections::BTreeMap;
+use polars::prelude::DataFrame;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use super::plots::{self, Series};
 use super::{Table, METRICS};
 use crate::error::Result;
-use crate::store::tables::read_parquet;
+use crate::store::tables::{read_parquet, read_parquet_many};
 use crate::store::{Store, ASSIGNMENTS_FILE, EPOCHS_FILE};
 
 /// A figure written: its caption and file stem (relative to the report folder).
@@ -30,11 +31,35 @@ fn slug(s: &str) -> String {
     x.trim_matches('-').to_string()
 }
 
+/// Every run's epochs table, read once (in parallel) for all figures; runs whose file is
+/// missing or unreadable are left out of the curves.
+type EpochsByRun = HashMap<String, DataFrame>;
+
+fn read_epochs(store: &Store, grid: &str, table: &Table) -> EpochsByRun {
+    let ids: Vec<String> = table
+        .run_ids
+        .iter()
+        .flatten()
+        .flatten()
+        .cloned()
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let paths: Vec<_> = ids
+        .iter()
+        .map(|id| store.run_dir(grid, id).join(EPOCHS_FILE))
+        .collect();
+    ids.into_iter()
+        .zip(read_parquet_many(&paths))
+        .filter_map(|(id, df)| Some((id, df.ok()?)))
+        .collect()
+}
+
 /// Per epoch: the values of `column` across runs (epochs where it is null are skipped).
-fn per_epoch(store: &Store, grid: &str, runs: &[String], column: &str) -> BTreeMap<i64, Vec<f64>> {
+fn per_epoch(epochs: &EpochsByRun, runs: &[String], column: &str) -> BTreeMap<i64, Vec<f64>> {
     let mut out: BTreeMap<i64, Vec<f64>> = BTreeMap::new();
     for id in runs {
-        let Ok(df) = read_parquet(&store.run_dir(grid, id).join(EPOCHS_FILE)) else {
+        let Some(df) = epochs.get(id) else {
             continue;
         };
         let (Ok(e), Ok(v)) = (df.column("epoch"), df.column(column)) else {
@@ -72,12 +97,13 @@ fn series(label: String, points: &BTreeMap<i64, Vec<f64>>) -> Series {
 pub fn write_all(store: &Store, table: &Table, dir: &Path) -> Result<Vec<Figure>> {
     let grid = &table.grid;
     let mut figs = Vec::new();
+    let epochs = read_epochs(store, grid, table);
     let label = |r: usize| table.rows[r].join(" ");
     for (g, group) in table.groups.iter().enumerate() {
         let gs = slug(group);
         for (m, name) in [("nmi", "NMI"), ("acc", "ACC")] {
             let curves: Vec<Series> = (0..table.rows.len())
-                .map(|r| series(label(r), &per_epoch(store, grid, &table.run_ids[r][g], m)))
+                .map(|r| series(label(r), &per_epoch(&epochs, &table.run_ids[r][g], m)))
                 .filter(|s| s.epochs.len() > 1)
                 .collect();
             if curves.is_empty() {
@@ -119,9 +145,8 @@ pub fn write_all(store: &Store, table: &Table, dir: &Path) -> Result<Vec<Figure>
             let Some(first) = runs.first() else { continue };
             let rs = slug(&label(r));
             // Loss terms (trainable methods only: more than one epoch).
-            let epochs = read_parquet(&store.run_dir(grid, first).join(EPOCHS_FILE)).ok();
             let terms: Vec<String> = epochs
-                .as_ref()
+                .get(first)
                 .map(|df| {
                     df.get_column_names()
                         .iter()
@@ -135,7 +160,7 @@ pub fn write_all(store: &Store, table: &Table, dir: &Path) -> Result<Vec<Figure>
                 .map(|t| {
                     let s = series(
                         t.trim_start_matches("loss_").to_string(),
-                        &per_epoch(store, grid, runs, t),
+                        &per_epoch(&epochs, runs, t),
                     );
                     (s.label, s.epochs, s.mean)
                 })

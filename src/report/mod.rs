@@ -12,7 +12,7 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::launch::cell::RESULT_COLUMNS;
-use crate::store::tables::read_parquet;
+use crate::store::tables::{read_parquet, read_parquet_many, stack_frames};
 use crate::store::Store;
 pub use table::{Stat, Table};
 
@@ -59,7 +59,7 @@ pub fn scan_results(store: &Store, grid: &str) -> Result<Option<LazyFrame>> {
         None => {
             let mut df = read_all(&files)?;
             // Parquet first, manifest last: a manifest only ever describes a complete cache.
-            if crate::store::tables::write_parquet(&cache, &mut df).is_ok() {
+            if crate::store::tables::write_parquet_zstd(&cache, &mut df).is_ok() {
                 let _ =
                     crate::store::write_atomic(&cache_manifest, &serde_json::to_vec(&manifest)?);
             }
@@ -70,46 +70,12 @@ pub fn scan_results(store: &Store, grid: &str) -> Result<Option<LazyFrame>> {
     Ok(Some(lf.filter(col("status").eq(lit("completed")))))
 }
 
-/// Reads result files into one frame.
+/// Reads result files into one frame (in parallel; the union of their columns).
 fn read_all(files: &[std::path::PathBuf]) -> Result<DataFrame> {
-    // Fast path: one multi-file scan, valid when the files share one schema (as this version
-    // writes them, see launch::cell::result_row; columns missing from later files read as
-    // null). A store mixing schemas (runs of older versions) falls back to a diagonal concat
-    // of per-file scans, which is slower but takes the union of the columns.
-    let paths: Vec<PlRefPath> = files
-        .iter()
-        .map(|p| PlRefPath::new(p.to_string_lossy().as_ref()))
-        .collect();
-    let fast = LazyFrame::scan_parquet_files(
-        paths.into(),
-        ScanArgsParquet {
-            allow_missing_columns: true,
-            ..Default::default()
-        },
-    )
-    .and_then(|lf| lf.collect());
-    Ok(match fast {
-        Ok(df) => df,
-        Err(_) => {
-            let frames = files
-                .iter()
-                .map(|p| {
-                    LazyFrame::scan_parquet(
-                        PlRefPath::new(p.to_string_lossy().as_ref()),
-                        ScanArgsParquet::default(),
-                    )
-                })
-                .collect::<PolarsResult<Vec<_>>>()?;
-            concat_lf_diagonal(
-                frames,
-                UnionArgs {
-                    to_supertypes: true,
-                    ..Default::default()
-                },
-            )?
-            .collect()?
-        }
-    })
+    let frames = read_parquet_many(files)
+        .into_iter()
+        .collect::<Result<Vec<_>>>()?;
+    Ok(stack_frames(frames)?.unwrap_or_default())
 }
 
 /// Which result columns are config keys (everything that is not a metric/provenance column).
@@ -163,17 +129,124 @@ pub enum EpochSel {
     /// The last evaluated epoch.
     #[default]
     Final,
-    /// The epoch with the best NMI (its NMI, ACC and ARI).
-    Best,
+    /// Each run's epoch with the best value of the named metric (`nmi`, `acc` or `ari`): all
+    /// three scores at that epoch (the earliest one on ties).
+    Best(&'static str),
 }
 
 impl EpochSel {
+    /// Parses `final`, `best` (by NMI) or `best:<metric>`.
+    pub fn parse(s: &str) -> Result<Self> {
+        let metric = |m: &str| {
+            METRICS
+                .iter()
+                .map(|(k, _)| *k)
+                .find(|k| *k == m)
+                .ok_or_else(|| {
+                    Error::BadInput(format!(
+                        "epoch selection `{s}`: unknown metric `{m}`; use one of nmi, acc, ari"
+                    ))
+                })
+        };
+        match s {
+            "final" => Ok(EpochSel::Final),
+            "best" => Ok(EpochSel::Best("nmi")),
+            _ => match s.strip_prefix("best:") {
+                Some(m) => Ok(EpochSel::Best(metric(m)?)),
+                None => Err(Error::BadInput(format!(
+                    "epoch selection `{s}`: use `final`, `best` (best NMI) or `best:<nmi|acc|ari>`"
+                ))),
+            },
+        }
+    }
+
     fn prefix(self) -> &'static str {
         match self {
             EpochSel::Final => "final",
-            EpochSel::Best => "best",
+            EpochSel::Best(_) => "best",
         }
     }
+}
+
+/// Replaces the `best_*` columns (recorded at each run's best-NMI epoch) by the scores at each
+/// run's best epoch by `metric`, read from the runs' `epochs.parquet`.
+fn best_by(store: &Store, grid: &str, lf: LazyFrame, metric: &str) -> Result<LazyFrame> {
+    let ids: Vec<String> = lf
+        .clone()
+        .select([col("run_id")])
+        .collect()?
+        .column("run_id")?
+        .str()?
+        .iter()
+        .flatten()
+        .map(String::from)
+        .collect();
+    let paths: Vec<_> = ids
+        .iter()
+        .map(|id| store.run_dir(grid, id).join(crate::store::EPOCHS_FILE))
+        .collect();
+    let mut rows: Vec<(String, i64, [f64; 3])> = Vec::new();
+    for (id, df) in ids.iter().zip(read_parquet_many(&paths)) {
+        let df = df?;
+        let get = |c: &str| -> Result<Vec<Option<f64>>> { Ok(df.column(c)?.f64()?.to_vec()) };
+        let (nmi, acc, ari) = (get("nmi")?, get("acc")?, get("ari")?);
+        let by = match metric {
+            "acc" => &acc,
+            "ari" => &ari,
+            _ => &nmi,
+        };
+        let epochs = df.column("epoch")?.i64()?.to_vec();
+        let mut best: Option<usize> = None;
+        for (i, v) in by.iter().enumerate() {
+            if let Some(v) = v {
+                if best.is_none_or(|b| *v > by[b].unwrap_or(f64::NEG_INFINITY)) {
+                    best = Some(i);
+                }
+            }
+        }
+        if let Some(i) = best {
+            let f = |v: &[Option<f64>]| v[i].unwrap_or(f64::NAN);
+            rows.push((
+                id.clone(),
+                epochs[i].unwrap_or(0),
+                [f(&nmi), f(&acc), f(&ari)],
+            ));
+        }
+    }
+    let sel = DataFrame::new(
+        rows.len(),
+        vec![
+            Column::new(
+                "run_id".into(),
+                rows.iter().map(|r| r.0.clone()).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "best_epoch".into(),
+                rows.iter().map(|r| r.1).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "best_nmi".into(),
+                rows.iter().map(|r| r.2[0]).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "best_acc".into(),
+                rows.iter().map(|r| r.2[1]).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "best_ari".into(),
+                rows.iter().map(|r| r.2[2]).collect::<Vec<_>>(),
+            ),
+        ],
+    )?;
+    let mut lf = lf;
+    let schema = lf.collect_schema()?;
+    let replaced: Vec<&str> = ["best_epoch", "best_nmi", "best_acc", "best_ari"]
+        .into_iter()
+        .filter(|c| schema.get(c).is_some())
+        .collect();
+    Ok(lf
+        .drop(cols(replaced))
+        .inner_join(sel.lazy(), col("run_id"), col("run_id")))
 }
 
 /// How a report is built.
@@ -192,7 +265,10 @@ pub fn summarise(store: &Store, grid: &str, opts: &ReportOptions) -> Result<Opti
     let Some(lf) = scan_results(store, grid)? else {
         return Ok(None);
     };
-    let mut lf = lf;
+    let mut lf = match opts.epoch {
+        EpochSel::Best(m) if m != "nmi" => best_by(store, grid, lf, m)?,
+        _ => lf,
+    };
     let schema = lf.collect_schema()?;
     let varying = varying_columns(&lf, &schema)?;
     let default_cols: Vec<String> = std::iter::once("dataset.name".to_string())
@@ -445,5 +521,59 @@ mod tests {
         };
         let e = summarise(&store, "g", &bad).unwrap_err().to_string();
         assert!(e.contains("did you mean `seed`?"), "{e}");
+    }
+
+    /// `best:acc` takes each run's epoch of highest ACC (earliest on ties) and reports all three
+    /// scores of that epoch; `best` keeps the recorded best-NMI epoch.
+    #[test]
+    fn best_epoch_by_a_named_metric() {
+        use crate::eval::Scores;
+        use crate::store::tables::{epochs_frame, EpochRow};
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        write(&store, "a", "cc", 0.5, false);
+        // (nmi, acc, ari) per epoch: ACC peaks at epoch 2 (twice: 2 and 4), NMI at epoch 3.
+        let scores = [
+            (0.1, 0.2, 0.3),
+            (0.4, 0.9, 0.5),
+            (0.8, 0.6, 0.7),
+            (0.2, 0.9, 0.1),
+        ];
+        let rows: Vec<EpochRow> = scores
+            .iter()
+            .enumerate()
+            .map(|(i, &(nmi, acc, ari))| EpochRow {
+                epoch: i + 1,
+                losses: vec![("total".into(), 1.0)],
+                scores: Some(Scores { nmi, acc, ari }),
+                cluster_entropy: None,
+                seconds: 1.0,
+            })
+            .collect();
+        write_parquet(
+            &store.run_dir("g", "a").join(crate::store::EPOCHS_FILE),
+            &mut epochs_frame("a", &rows).unwrap(),
+        )
+        .unwrap();
+        let by_acc = ReportOptions {
+            epoch: EpochSel::parse("best:acc").unwrap(),
+            ..Default::default()
+        };
+        let t = summarise(&store, "g", &by_acc).unwrap().unwrap();
+        let means: Vec<f64> = t.cells[0]
+            .iter()
+            .map(|c| c.as_ref().unwrap().mean)
+            .collect();
+        assert_eq!(means, [0.4, 0.9, 0.5]);
+        assert!(t.markdown().contains("best-ACC epoch"));
+        // `best` (by NMI) reads the recorded best_* columns: 0.5 as written.
+        let by_nmi = ReportOptions {
+            epoch: EpochSel::parse("best").unwrap(),
+            ..Default::default()
+        };
+        let t = summarise(&store, "g", &by_nmi).unwrap().unwrap();
+        assert_eq!(t.cells[0][0].as_ref().unwrap().mean, 0.5);
+        let e = EpochSel::parse("best:f1").unwrap_err().to_string();
+        assert!(e.contains("unknown metric `f1`"), "{e}");
     }
 }

@@ -6,7 +6,7 @@ use polars::sql::SQLContext;
 
 use super::scan_results;
 use crate::error::{Error, Result};
-use crate::store::tables::read_parquet;
+use crate::store::tables::{read_parquet_many, stack_frames};
 use crate::store::{Store, EPOCHS_FILE};
 
 /// One `--where` condition: `key=value`, `key!=value`, `key>value`, `key>=value`, `key<value`,
@@ -94,14 +94,18 @@ pub fn sql(store: &Store, query: &str) -> Result<DataFrame> {
         if let Some(lf) = scan_results(store, &g)? {
             runs.push(lf);
         }
-        for f in store
+        let files: Vec<_> = store
             .result_files(&g)
             .map_err(|e| Error::io(store.grid_dir(&g), e))?
-        {
-            let e = f.with_file_name(EPOCHS_FILE);
-            if e.is_file() {
-                epochs.push(read_parquet(&e)?.lazy());
-            }
+            .into_iter()
+            .map(|f| f.with_file_name(EPOCHS_FILE))
+            .filter(|e| e.is_file())
+            .collect();
+        let frames = read_parquet_many(&files)
+            .into_iter()
+            .collect::<Result<Vec<_>>>()?;
+        if let Some(df) = stack_frames(frames)? {
+            epochs.push(df.lazy());
         }
     }
     if runs.is_empty() {

@@ -258,8 +258,10 @@ impl Table {
             out.push_str(&format!("| {} |\n", cells.join(" | ")));
         }
         let which = match self.epoch {
-            super::EpochSel::Final => "Final-epoch scores",
-            super::EpochSel::Best => "Scores at each run's best-NMI epoch",
+            super::EpochSel::Final => "Final-epoch scores".to_string(),
+            super::EpochSel::Best(m) => {
+                format!("Scores at each run's best-{} epoch", m.to_uppercase())
+            }
         };
         out.push_str(&format!("\n{which}, mean ± sample std over seeds (number of runs). Best mean per column in bold, second underlined.\n"));
         if any_sig {

@@ -94,12 +94,30 @@ pub fn row_frame(values: &[(String, Value)]) -> Result<DataFrame> {
     Ok(DataFrame::new(1, cols)?)
 }
 
-/// Writes a frame to Parquet atomically.
+/// Writes a small frame to Parquet atomically, uncompressed.
+///
+/// A run's `result.parquet` (one row) and `epochs.parquet` (one row per epoch) are read by every
+/// report, thousands at a time: uncompressed they are about as small (compression has nothing to
+/// work on in one row) and decode 3-4× faster, because a Zstd decoder is set up per column chunk
+/// (measured in docs/benchmarks.md, "Report speed").
 pub fn write_parquet(path: &Path, df: &mut DataFrame) -> Result<()> {
+    write_parquet_with(path, df, ParquetCompression::Uncompressed)
+}
+
+/// Writes a large frame (many rows: assignments, a report cache) to Parquet atomically, Zstd.
+pub fn write_parquet_zstd(path: &Path, df: &mut DataFrame) -> Result<()> {
+    write_parquet_with(path, df, ParquetCompression::Zstd(None))
+}
+
+fn write_parquet_with(
+    path: &Path,
+    df: &mut DataFrame,
+    compression: ParquetCompression,
+) -> Result<()> {
     let mut err = None;
     write_atomic_with(path, |f| {
         ParquetWriter::new(f)
-            .with_compression(ParquetCompression::Zstd(None))
+            .with_compression(compression)
             .finish(df)
             .map(|_| ())
             .map_err(|e| {
@@ -116,7 +134,52 @@ pub fn write_parquet(path: &Path, df: &mut DataFrame) -> Result<()> {
 /// Reads a Parquet file eagerly.
 pub fn read_parquet(path: &Path) -> Result<DataFrame> {
     let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    Ok(ParquetReader::new(f).finish()?)
+    ParquetReader::new(f)
+        .finish()
+        .map_err(|e| Error::Other(format!("{}: reading Parquet failed: {e}", path.display())))
+}
+
+/// Reads many Parquet files in parallel, one eager read each; results in the order given.
+///
+/// Per-file overhead (footer, one decoder per column) dominates for run tables, and a
+/// multi-file lazy scan reads them one after another: this spreads the files over all cores.
+pub fn read_parquet_many(paths: &[std::path::PathBuf]) -> Vec<Result<DataFrame>> {
+    use rayon::prelude::*;
+    // Polars' reader recurses deeply enough to overflow rayon's default 2 MiB worker stacks.
+    match rayon::ThreadPoolBuilder::new().stack_size(32 << 20).build() {
+        Ok(pool) => pool.install(|| paths.par_iter().map(|p| read_parquet(p)).collect()),
+        Err(_) => paths.iter().map(|p| read_parquet(p)).collect(),
+    }
+}
+
+/// Stacks frames vertically, taking the union of their columns (missing ones become null).
+///
+/// Frames sharing a schema are stacked directly (cheap); only the groups are then concatenated
+/// diagonally, so thousands of one-row frames of one schema cost one pass.
+pub fn stack_frames(frames: Vec<DataFrame>) -> Result<Option<DataFrame>> {
+    let mut groups: Vec<DataFrame> = Vec::new();
+    for df in frames {
+        match groups.iter_mut().find(|g| g.schema() == df.schema()) {
+            Some(g) => {
+                g.vstack_mut(&df)?;
+            }
+            None => groups.push(df),
+        }
+    }
+    let mut out = match groups.len() {
+        0 => return Ok(None),
+        1 => groups.pop().expect("one group"),
+        _ => concat_lf_diagonal(
+            groups.into_iter().map(|g| g.lazy()).collect::<Vec<_>>(),
+            UnionArgs {
+                to_supertypes: true,
+                ..Default::default()
+            },
+        )?
+        .collect()?,
+    };
+    out.rechunk_mut();
+    Ok(Some(out))
 }
 
 #[cfg(test)]
