@@ -16,6 +16,7 @@ use clusterlab::{report, Error, Result};
 
 mod cli;
 use cli::{BenchWhat, Cli, Command, GlobalArgs};
+mod launch_cmd;
 
 fn main() {
     let cli = Cli::parse();
@@ -270,6 +271,46 @@ fn dispatch(cli: Cli) -> Result<i32> {
             let _ = writeln!(stdout, "{line}");
             Ok(0)
         }
+        // Cluster launchers (launch_cmd.rs).
+        Command::Slurm {
+            grid,
+            print,
+            report,
+            rerun_failed,
+            resources,
+            overrides: o,
+        } => {
+            let (grid_spec, cells) = load(Some(&grid), &o.sets)?;
+            let req = launch_cmd::SlurmRequest {
+                print,
+                report,
+                rerun_failed,
+                resources: &resources,
+                sets: &o.sets,
+            };
+            launch_cmd::slurm(&store, &g.reports_dir, &grid_spec, &cells, &req, stdout)
+        }
+        Command::K8s {
+            grid,
+            output,
+            rerun_failed,
+            settings,
+            overrides: o,
+        } => {
+            let (grid_spec, cells) = load(Some(&grid), &o.sets)?;
+            launch_cmd::k8s(
+                &store,
+                &g.reports_dir,
+                &grid,
+                &grid_spec,
+                &cells,
+                &settings,
+                rerun_failed,
+                output.as_deref(),
+                &o.sets,
+                stdout,
+            )
+        }
         Command::Golden { paths } => {
             let files = clusterlab::golden::case_files(&paths)?;
             let mut failed = 0;
@@ -382,6 +423,8 @@ fn status(store: &Store, grid: Option<&str>, sets: &[String], out: &mut dyn Writ
             w(out, format!("  {} {} @ {commit}", c.run_id, c.label()))?;
         }
     }
+    // The latest Slurm submission, with the queue's state beside each run's.
+    launch_cmd::slurm_status(store, &grid.name, &cells, out)?;
     Ok(0)
 }
 

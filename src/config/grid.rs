@@ -12,6 +12,7 @@
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
+use super::launcher::{self, K8sSpec, SlurmSpec};
 use super::layers::{self, Layer, LayerError, Overrides};
 use super::locate::{closest, locate_key_text, locate_path};
 use super::{run_id, RunConfig};
@@ -30,6 +31,8 @@ const GRID_KEYS: &[&str] = &[
     "include",
     "exclude",
     "baseline",
+    "slurm",
+    "k8s",
 ];
 
 /// Where a grid's text came from.
@@ -69,6 +72,10 @@ pub struct Grid {
     exclude: Vec<Vec<(String, Value)>>,
     /// The reference cell of an ablation grid (partial assignment); empty when none.
     pub baseline: Vec<(String, Value)>,
+    /// The `slurm:` section (resources of `clusterlab slurm`), when present.
+    pub slurm: Option<SlurmSpec>,
+    /// The `k8s:` section (settings of `clusterlab k8s`), when present.
+    pub k8s: Option<K8sSpec>,
 }
 
 /// One expanded cell: its position, its axis values and its resolved config.
@@ -359,6 +366,8 @@ impl Grid {
                 }
             }
         }
+        let slurm = launcher::parse_slurm(text, &source.to_string(), top.get("slurm"))?;
+        let k8s = launcher::parse_k8s(text, &source.to_string(), top.get("k8s"))?;
         Ok(Self {
             name,
             description,
@@ -369,6 +378,8 @@ impl Grid {
             include,
             exclude,
             baseline,
+            slurm,
+            k8s,
         })
     }
 
