@@ -210,11 +210,18 @@ fn array_runs_every_cell_like_an_inline_sweep() {
     eprintln!("{out}{st}");
 }
 
-#[test]
-fn requeued_task_resumes_from_its_checkpoint() {
-    if !enabled("requeued_task_resumes_from_its_checkpoint") {
-        return;
-    }
+/// How a running task is stopped mid-run.
+enum Stop {
+    /// `scontrol requeue`: Slurm sends TERM, requeues the task itself.
+    Requeue,
+    /// `scancel --batch --signal=USR1`: what `--signal=B:USR1@secs` sends before the time
+    /// limit; the batch script checkpoints the cell and requeues the task.
+    Warning,
+}
+
+/// Submits the one-cell LONG grid, stops its task after a few epochs, lets Slurm start it
+/// again and checks that it resumed from its checkpoint and ended like an uninterrupted run.
+fn stop_and_resume(stop: Stop) {
     cluster();
     let a = tempfile::tempdir().unwrap();
     let b = tempfile::tempdir().unwrap();
@@ -228,7 +235,7 @@ fn requeued_task_resumes_from_its_checkpoint() {
     let task = format!("{array}_0");
     let logs = a.path().join("runs/long/.launch/logs");
 
-    // Requeue once the run has checkpointed a few epochs.
+    // Stop once the run has checkpointed a few epochs.
     let t = Instant::now();
     let run = loop {
         if let Some(d) = runs(a.path(), "long").pop() {
@@ -239,8 +246,11 @@ fn requeued_task_resumes_from_its_checkpoint() {
         assert!(t.elapsed() < Duration::from_secs(180), "the task never ran");
         std::thread::sleep(Duration::from_millis(100));
     };
-    let (ok, msg) = sh("scontrol", &["requeue", &task]);
-    assert!(ok, "scontrol requeue: {msg}");
+    let (ok, msg) = match stop {
+        Stop::Requeue => sh("scontrol", &["requeue", &task]),
+        Stop::Warning => sh("scancel", &["--batch", "--signal=USR1", &task]),
+    };
+    assert!(ok, "stopping {task}: {msg}");
     let t = Instant::now();
     while state(&run)["state"] != "interrupted" {
         assert!(
@@ -250,16 +260,26 @@ fn requeued_task_resumes_from_its_checkpoint() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    // A requeued job waits ~2 min (BeginTime); let it start now.
+    // A requeued job waits ~2 min (its BeginTime); once it is pending, let it start now.
     let t = Instant::now();
-    while !sh(
-        "scontrol",
-        &["update", &format!("JobId={task}"), "StartTime=now"],
-    )
-    .0
-    {
-        assert!(t.elapsed() < Duration::from_secs(60));
-        std::thread::sleep(Duration::from_millis(500));
+    loop {
+        let (_, q) = sh("squeue", &["-h", "-o", "%T %r", "-j", &task]);
+        if q.contains("PENDING") && q.contains("BeginTime") {
+            sh(
+                "scontrol",
+                &["update", &format!("JobId={task}"), "StartTime=now"],
+            );
+        } else if q.contains("RUNNING") && state(&run)["state"] == "running" {
+            break;
+        }
+        if state(&run)["state"] == "completed" {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(90),
+            "{task} did not start again: {q}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
     }
     let o = clusterlab(b.path(), &["sweep", "long.yaml"]);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -269,7 +289,9 @@ fn requeued_task_resumes_from_its_checkpoint() {
     let slurm_log = std::fs::read_to_string(logs.join(format!("{task}.out"))).unwrap();
     assert!(slurm_log.contains("(restart 0)"), "{slurm_log}");
     assert!(slurm_log.contains("(restart 1)"), "{slurm_log}");
-    assert!(slurm_log.contains("DUE TO JOB REQUEUE"), "{slurm_log}");
+    if matches!(stop, Stop::Requeue) {
+        assert!(slurm_log.contains("DUE TO JOB REQUEUE"), "{slurm_log}");
+    }
     let run_log = std::fs::read_to_string(run.join("run.log")).unwrap();
     assert!(run_log.contains("resumed from checkpoint"), "{run_log}");
     // Every epoch recorded once, and the resumed run ends bit-identical to an uninterrupted one.
@@ -283,7 +305,29 @@ fn requeued_task_resumes_from_its_checkpoint() {
         .collect();
     assert_eq!(e, (1..=40).collect::<Vec<i64>>());
     assert_eq!(metrics(a.path(), "long"), metrics(b.path(), "long"));
-    eprintln!("{slurm_log}");
+    let resumed = run_log
+        .lines()
+        .filter(|l| l.contains("resumed"))
+        .collect::<Vec<_>>();
+    let head: Vec<&str> = slurm_log
+        .lines()
+        .filter(|l| !l.contains("epoch "))
+        .collect();
+    eprintln!("{}\n{}", head.join("\n"), resumed.join("\n"));
+}
+
+#[test]
+fn requeued_task_resumes_from_its_checkpoint() {
+    if enabled("requeued_task_resumes_from_its_checkpoint") {
+        stop_and_resume(Stop::Requeue);
+    }
+}
+
+#[test]
+fn time_limit_warning_checkpoints_and_requeues() {
+    if enabled("time_limit_warning_checkpoints_and_requeues") {
+        stop_and_resume(Stop::Warning);
+    }
 }
 
 #[test]
