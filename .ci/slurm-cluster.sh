@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Starts a one-node Slurm cluster on localhost (munge + slurmctld + slurmd from Debian's
-# packages, no systemd), as docs in the orchestration reference §2.6. Idempotent: a running
+# packages, no systemd; Slurm 22.05 reads /etc/slurm/slurm.conf). Idempotent: a running
 # cluster is left as it is. Needs root and `apt-get install slurmctld slurmd slurm-client munge`.
 # Used by tests/slurm.rs (enabled with CLUSTERLAB_SLURM_TESTS=1, which .ci/run sets).
 set -euo pipefail
@@ -53,8 +53,10 @@ NodeName=localhost CPUs=${cpus} RealMemory=${mem} State=UNKNOWN
 PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
 CONF
 
-pgrep -x slurmctld >/dev/null || (setsid slurmctld -D >/dev/null 2>&1 &)
-pgrep -x slurmd >/dev/null || (setsid slurmd -D -N localhost >/dev/null 2>&1 &)
+# A daemon is up when its pid file names a live process (no procps needed).
+running() { [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+running /run/slurmctld.pid || (setsid slurmctld -D >/dev/null 2>&1 &)
+running /run/slurmd.pid || (setsid slurmd -D -N localhost >/dev/null 2>&1 &)
 for _ in $(seq 120); do
   if sinfo -h -o '%T' 2>/dev/null | grep -qE '^(idle|mixed|allocated)'; then
     sinfo
