@@ -80,6 +80,10 @@ pub enum Command {
         /// Cell index, 0-based.
         #[arg(long)]
         index: usize,
+        /// Refuse (exit 2) unless cell INDEX has this run id: a job array submitted earlier
+        /// must not run another cell after the grid file changed (set by `clusterlab slurm`).
+        #[arg(long, value_name = "RUN_ID")]
+        expect_run_id: Option<String>,
         #[command(flatten)]
         overrides: OverrideArgs,
     },

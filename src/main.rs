@@ -128,6 +128,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Command::Run {
             grid,
             index,
+            expect_run_id,
             overrides: o,
         } => {
             let (grid, cells) = load(Some(&grid), &o.sets)?;
@@ -139,6 +140,14 @@ fn dispatch(cli: Cli) -> Result<i32> {
                     cells.len() - 1
                 )));
             };
+            if let Some(want) = expect_run_id.filter(|w| *w != cell.run_id) {
+                return Err(Error::BadInput(format!(
+                    "cell {index} of grid {} is now {} ({}), not the submitted {want}: the grid or its overrides changed since submission; submit again (`clusterlab slurm`)",
+                    grid.name,
+                    cell.run_id,
+                    cell.label()
+                )));
+            }
             clusterlab::data::check_available(&cell.config.dataset)?;
             if launch::cell::is_completed(&store.run_dir(&grid.name, &cell.run_id)) {
                 eprintln!("{} ({}) already completed", cell.run_id, cell.label());

@@ -375,3 +375,40 @@ fn bad_slurm_section_is_located() {
         "{e}"
     );
 }
+
+#[test]
+fn a_task_refuses_a_cell_whose_run_id_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("tiny.yaml"), TINY).unwrap();
+    let o = clusterlab(
+        dir.path(),
+        &[
+            "run",
+            "tiny.yaml",
+            "--index",
+            "1",
+            "--expect-run-id",
+            "0123456789abcdef",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(
+        e.contains("cell 1 of grid tiny is now 8f14ec3b2e634423 (method.name=cc seed=1), not the submitted 0123456789abcdef"),
+        "{e}"
+    );
+    assert!(!dir.path().join("runs").exists(), "nothing written");
+    // The right id runs the cell.
+    let o = clusterlab(
+        dir.path(),
+        &[
+            "run",
+            "tiny.yaml",
+            "--index",
+            "1",
+            "--expect-run-id",
+            "8f14ec3b2e634423",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+}

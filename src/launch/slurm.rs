@@ -202,17 +202,25 @@ pub fn render_script(m: &Manifest, settings: &SlurmSettings, paths: &ScriptPaths
     let _ = writeln!(out, "#SBATCH --open-mode=append");
     let _ = writeln!(out, "#SBATCH --signal=B:USR1@{signal}");
     let _ = writeln!(out, "#SBATCH --requeue");
+    // Each cell's run id at submission: a task refuses another cell if the grid changed.
+    let mut ids = String::from("declare -A RUN_ID=(");
+    for (k, c) in m.cells.iter().enumerate() {
+        ids += if k % 4 == 0 { "\n " } else { "" };
+        let _ = write!(ids, " [{}]={}", c.index, c.run_id);
+    }
+    ids += "\n)";
     let _ = write!(
         out,
         r#"
 set -u
+{ids}
 echo "clusterlab task ${{SLURM_ARRAY_JOB_ID}}_${{SLURM_ARRAY_TASK_ID}} on $(hostname) at $(date -u +%FT%TZ) (restart ${{SLURM_RESTART_COUNT:-0}})"
 # The warning before the time limit (USR1) and scancel/requeue's TERM reach this shell: pass
 # them on, so the cell checkpoints, marks itself interrupted and exits 130.
 warned=0
 trap 'warned=1; kill -USR1 "$pid" 2>/dev/null' USR1
 trap 'kill -TERM "$pid" 2>/dev/null' TERM
-{exe} run {grid} --index "$SLURM_ARRAY_TASK_ID" {args} &
+{exe} run {grid} --index "$SLURM_ARRAY_TASK_ID" --expect-run-id "${{RUN_ID[$SLURM_ARRAY_TASK_ID]}}" {args} &
 pid=$!
 while :; do
   wait "$pid"
