@@ -348,7 +348,17 @@ fn missing_sbatch_is_bad_input_and_print_writes_nothing() {
 
     let o = clusterlab(dir.path(), &["slurm", "tiny.yaml", "--print", "--report"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let script = stdout(&o).replace(&*dir.path().to_string_lossy(), "[DIR]");
+    let exe = std::path::Path::new(env!("CARGO_BIN_EXE_clusterlab"))
+        .canonicalize()
+        .unwrap();
+    let script = stdout(&o)
+        .replace(&*exe.to_string_lossy(), "[EXE]")
+        .replace(
+            &*dir.path().canonicalize().unwrap().to_string_lossy(),
+            "[DIR]",
+        )
+        .replace(&*dir.path().to_string_lossy(), "[DIR]");
+    insta::assert_snapshot!("print_array_and_report", script);
     assert!(script.contains("#SBATCH --array=0-3%4\n"), "{script}");
     assert!(
         script.contains("#SBATCH --output=[DIR]/runs/tiny/.launch/logs/%A_%a.out"),
