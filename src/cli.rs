@@ -80,6 +80,10 @@ pub enum Command {
         /// Cell index, 0-based.
         #[arg(long)]
         index: usize,
+        /// Refuse (exit 2) unless cell INDEX has this run id: a job array submitted earlier
+        /// must not run another cell after the grid file changed (set by `clusterlab slurm`).
+        #[arg(long, value_name = "RUN_ID")]
+        expect_run_id: Option<String>,
         #[command(flatten)]
         overrides: OverrideArgs,
     },
@@ -153,6 +157,51 @@ pub enum Command {
         #[command(subcommand)]
         what: BenchWhat,
     },
+    /// Submit a grid's pending cells to Slurm as one job array (array task id = cell index).
+    ///
+    /// Writes runs/<grid>/.launch/manifest.json (the pending cells and their run ids) and
+    /// array.sbatch, then runs `sbatch --parsable` and prints the job id. Each task runs
+    /// `clusterlab run GRID --index $SLURM_ARRAY_TASK_ID`: idempotent, resumes from the cell's
+    /// checkpoint, and on Slurm's warning signal (USR1) checkpoints and requeues itself.
+    /// Resources come from the grid's `slurm:` section; flags override it. Logs go to
+    /// runs/<grid>/.launch/logs/<job>_<cell>.out. Exit 2 when sbatch is missing.
+    Slurm {
+        /// Grid file or name.
+        grid: String,
+        /// Print the sbatch script(s) and submit nothing (writes nothing).
+        #[arg(long)]
+        print: bool,
+        /// Also submit `clusterlab report GRID` to run after the array (afterany).
+        #[arg(long)]
+        report: bool,
+        /// Include cells whose last run failed (skipped by default, as in `sweep`).
+        #[arg(long)]
+        rerun_failed: bool,
+        #[command(flatten)]
+        resources: SlurmArgs,
+        #[command(flatten)]
+        overrides: OverrideArgs,
+    },
+    /// Render a Kubernetes Indexed Job that runs a grid's pending cells (not applied).
+    ///
+    /// completions = pending cells, completion index k runs the k-th cell of the manifest
+    /// (runs/<grid>/.launch/manifest.json, written too); image and resources come from the
+    /// grid's `k8s:` section, flags override it. GRID, --runs-dir and --reports-dir are used
+    /// as given, resolved inside the container from its working directory.
+    K8s {
+        /// Grid file or name.
+        grid: String,
+        /// Write the YAML to this file (atomically) instead of stdout.
+        #[arg(long, short = 'o')]
+        output: Option<PathBuf>,
+        /// Include cells whose last run failed.
+        #[arg(long)]
+        rerun_failed: bool,
+        #[command(flatten)]
+        settings: K8sArgs,
+        #[command(flatten)]
+        overrides: OverrideArgs,
+    },
     /// Evaluate golden cross-check cases (JSON) against clusterlab's implementation.
     ///
     /// Prints, per case, computed vs expected and pass/fail; exit 1 if any case fails.
@@ -216,4 +265,98 @@ pub enum BenchWhat {
         #[command(flatten)]
         overrides: OverrideArgs,
     },
+}
+
+/// sbatch resources of `clusterlab slurm`; each overrides the grid's `slurm:` key.
+#[derive(Debug, Args, Clone, Default)]
+pub struct SlurmArgs {
+    /// --partition of every task.
+    #[arg(long)]
+    pub partition: Option<String>,
+    /// --account to charge.
+    #[arg(long)]
+    pub account: Option<String>,
+    /// --gres per task, e.g. gpu:1.
+    #[arg(long)]
+    pub gres: Option<String>,
+    /// --cpus-per-task.
+    #[arg(long)]
+    pub cpus_per_task: Option<u32>,
+    /// --mem per task, e.g. 16G.
+    #[arg(long)]
+    pub mem: Option<String>,
+    /// --time limit per task, e.g. 12:00:00.
+    #[arg(long)]
+    pub time: Option<String>,
+    /// At most N cells at once (the array's %N throttle; default: all).
+    #[arg(long, value_name = "N")]
+    pub max_parallel: Option<usize>,
+    /// Seconds before the time limit at which a task is told to checkpoint (USR1; default 300).
+    #[arg(long, value_name = "SECS")]
+    pub signal_before: Option<u32>,
+}
+
+impl SlurmArgs {
+    /// As a `slurm:` section, for layering over the grid's.
+    pub fn to_spec(&self) -> clusterlab::config::launcher::SlurmSpec {
+        clusterlab::config::launcher::SlurmSpec {
+            partition: self.partition.clone(),
+            account: self.account.clone(),
+            gres: self.gres.clone(),
+            cpus_per_task: self.cpus_per_task,
+            mem: self.mem.clone(),
+            time: self.time.clone(),
+            max_parallel: self.max_parallel,
+            signal_before_s: self.signal_before,
+        }
+    }
+}
+
+/// Indexed Job settings of `clusterlab k8s`; each overrides the grid's `k8s:` key.
+#[derive(Debug, Args, Clone, Default)]
+pub struct K8sArgs {
+    /// Container image holding the clusterlab binary.
+    #[arg(long)]
+    pub image: Option<String>,
+    /// Namespace of the Job.
+    #[arg(long)]
+    pub namespace: Option<String>,
+    /// Pods at once (default: all cells).
+    #[arg(long)]
+    pub parallelism: Option<usize>,
+    /// Retries of one cell before it counts as failed (default 3).
+    #[arg(long)]
+    pub backoff_limit_per_index: Option<u32>,
+    /// CPU request and limit, e.g. 8.
+    #[arg(long)]
+    pub cpu: Option<String>,
+    /// Memory request and limit, e.g. 32Gi.
+    #[arg(long)]
+    pub memory: Option<String>,
+    /// nvidia.com/gpu limit.
+    #[arg(long)]
+    pub gpu: Option<u32>,
+    /// Working directory in the container (default /workspace).
+    #[arg(long)]
+    pub workdir: Option<String>,
+    /// PersistentVolumeClaim mounted at the working directory (the shared run store).
+    #[arg(long)]
+    pub pvc: Option<String>,
+}
+
+impl K8sArgs {
+    /// As a `k8s:` section, for layering over the grid's.
+    pub fn to_spec(&self) -> clusterlab::config::launcher::K8sSpec {
+        clusterlab::config::launcher::K8sSpec {
+            image: self.image.clone(),
+            namespace: self.namespace.clone(),
+            parallelism: self.parallelism,
+            backoff_limit_per_index: self.backoff_limit_per_index,
+            cpu: self.cpu.clone(),
+            memory: self.memory.clone(),
+            gpu: self.gpu,
+            workdir: self.workdir.clone(),
+            pvc: self.pvc.clone(),
+        }
+    }
 }

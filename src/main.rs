@@ -21,6 +21,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod cli;
 use cli::{BenchWhat, Cli, Command, GlobalArgs};
+mod launch_cmd;
 
 fn main() {
     let cli = Cli::parse();
@@ -129,6 +130,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Command::Run {
             grid,
             index,
+            expect_run_id,
             overrides: o,
         } => {
             let (grid, cells) = load(Some(&grid), &o.sets)?;
@@ -140,6 +142,14 @@ fn dispatch(cli: Cli) -> Result<i32> {
                     cells.len() - 1
                 )));
             };
+            if let Some(want) = expect_run_id.filter(|w| *w != cell.run_id) {
+                return Err(Error::BadInput(format!(
+                    "cell {index} of grid {} is now {} ({}), not the submitted {want}: the grid or its overrides changed since submission; submit again (`clusterlab slurm`)",
+                    grid.name,
+                    cell.run_id,
+                    cell.label()
+                )));
+            }
             clusterlab::data::check_available(&cell.config.dataset)?;
             if launch::cell::is_completed(&store.run_dir(&grid.name, &cell.run_id)) {
                 eprintln!("{} ({}) already completed", cell.run_id, cell.label());
@@ -261,6 +271,46 @@ fn dispatch(cli: Cli) -> Result<i32> {
             let _ = writeln!(stdout, "{line}");
             Ok(0)
         }
+        // Cluster launchers (launch_cmd.rs).
+        Command::Slurm {
+            grid,
+            print,
+            report,
+            rerun_failed,
+            resources,
+            overrides: o,
+        } => {
+            let (grid_spec, cells) = load(Some(&grid), &o.sets)?;
+            let req = launch_cmd::SlurmRequest {
+                print,
+                report,
+                rerun_failed,
+                resources: &resources,
+                sets: &o.sets,
+            };
+            launch_cmd::slurm(&store, &g.reports_dir, &grid_spec, &cells, &req, stdout)
+        }
+        Command::K8s {
+            grid,
+            output,
+            rerun_failed,
+            settings,
+            overrides: o,
+        } => {
+            let (grid_spec, cells) = load(Some(&grid), &o.sets)?;
+            launch_cmd::k8s(
+                &store,
+                &g.reports_dir,
+                &grid,
+                &grid_spec,
+                &cells,
+                &settings,
+                rerun_failed,
+                output.as_deref(),
+                &o.sets,
+                stdout,
+            )
+        }
         Command::Golden { paths } => {
             let files = clusterlab::golden::case_files(&paths)?;
             let mut failed = 0;
@@ -373,6 +423,8 @@ fn status(store: &Store, grid: Option<&str>, sets: &[String], out: &mut dyn Writ
             w(out, format!("  {} {} @ {commit}", c.run_id, c.label()))?;
         }
     }
+    // The latest Slurm submission, with the queue's state beside each run's.
+    launch_cmd::slurm_status(store, &grid.name, &cells, out)?;
     Ok(0)
 }
 

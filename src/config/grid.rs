@@ -12,6 +12,7 @@
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
+use super::launcher::{self, K8sSpec, SlurmSpec};
 use super::layers::{self, Layer, LayerError, Overrides};
 use super::locate::{closest, locate_key_text, locate_path};
 use super::{run_id, RunConfig};
@@ -31,6 +32,8 @@ const GRID_KEYS: &[&str] = &[
     "exclude",
     "baseline",
     "report",
+    "slurm",
+    "k8s",
 ];
 
 /// A grid's `report:` section: how `clusterlab report` lays out its table (flags override).
@@ -84,6 +87,10 @@ pub struct Grid {
     pub baseline: Vec<(String, Value)>,
     /// The `report:` section (table layout), all defaults when absent.
     pub report: ReportSpec,
+    /// The `slurm:` section (resources of `clusterlab slurm`), when present.
+    pub slurm: Option<SlurmSpec>,
+    /// The `k8s:` section (settings of `clusterlab k8s`), when present.
+    pub k8s: Option<K8sSpec>,
 }
 
 /// One expanded cell: its position, its axis values and its resolved config.
@@ -401,6 +408,8 @@ impl Grid {
                 }
             }
         }
+        let slurm = launcher::parse_slurm(text, &source.to_string(), top.get("slurm"))?;
+        let k8s = launcher::parse_k8s(text, &source.to_string(), top.get("k8s"))?;
         Ok(Self {
             name,
             description,
@@ -412,6 +421,8 @@ impl Grid {
             exclude,
             baseline,
             report,
+            slurm,
+            k8s,
         })
     }
 

@@ -1,6 +1,7 @@
 //! Configuration: the typed run config, figment layering, grid specs and run identity.
 
 pub mod grid;
+pub mod launcher;
 pub mod layers;
 pub mod locate;
 pub mod run;

@@ -1,7 +1,12 @@
-//! Launching runs: one cell in this process ([`run_cell`]), or a whole grid ([`sweep`]).
+//! Launching runs: one cell in this process ([`run_cell`]), a whole grid ([`sweep`]), or a
+//! grid's pending cells handed to a cluster scheduler (a [`manifest`] for [`slurm`] arrays and
+//! [`k8s`] Indexed Jobs).
 
 pub mod cell;
+pub mod k8s;
+pub mod manifest;
 pub mod signals;
+pub mod slurm;
 pub mod sweep;
 
 pub use cell::run_cell;

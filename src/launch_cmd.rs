@@ -1,0 +1,237 @@
+//! The CLI side of `clusterlab slurm`, `clusterlab k8s` and the Slurm column of `status`:
+//! resolve settings, write the manifest and scripts, submit, print.
+
+use std::io::Write;
+use std::path::Path;
+
+use clusterlab::config::Cell;
+use clusterlab::launch::k8s::{self, K8sSettings};
+use clusterlab::launch::manifest::{pending_cells, Manifest, Submission};
+use clusterlab::launch::slurm::{self, ScriptPaths, SlurmSettings};
+use clusterlab::launch::sweep::effective_state;
+use clusterlab::store::{write_atomic, Store};
+use clusterlab::{Error, Result};
+
+use crate::cli::{K8sArgs, SlurmArgs};
+
+fn w(out: &mut dyn Write, s: impl AsRef<str>) -> Result<()> {
+    writeln!(out, "{}", s.as_ref()).map_err(|e| Error::io("stdout", e))
+}
+
+/// What `clusterlab slurm` needs from the command line.
+pub struct SlurmRequest<'a> {
+    pub print: bool,
+    pub report: bool,
+    pub rerun_failed: bool,
+    pub resources: &'a SlurmArgs,
+    pub sets: &'a [String],
+}
+
+/// Writes the manifest and array script of the pending cells and submits them.
+pub fn slurm(
+    store: &Store,
+    reports_dir: &Path,
+    grid: &clusterlab::config::Grid,
+    cells: &[Cell],
+    req: &SlurmRequest,
+    out: &mut dyn Write,
+) -> Result<i32> {
+    let settings = SlurmSettings::resolve(grid.slurm.as_ref(), &req.resources.to_spec())?;
+    if !req.print {
+        slurm::require_sbatch()?;
+        for c in cells {
+            clusterlab::data::check_available(&c.config.dataset)?;
+        }
+        if store.root.exists() {
+            store.check_grid_dir(&grid.name)?;
+        }
+    }
+    let pending = pending_cells(store, &grid.name, cells, req.rerun_failed);
+    if pending.is_empty() {
+        w(
+            out,
+            format!(
+                "nothing to submit: none of the {} cells of grid {} is pending (completed, running, or failed: --rerun-failed)",
+                cells.len(),
+                grid.name
+            ),
+        )?;
+        return Ok(0);
+    }
+    let manifest = Manifest::new(store, reports_dir, grid, cells.len(), &pending, req.sets)?;
+    let exe = std::env::current_exe().map_err(|e| Error::io("current executable", e))?;
+    let paths = ScriptPaths {
+        exe: exe.canonicalize().unwrap_or(exe),
+        workdir: std::env::current_dir().map_err(|e| Error::io("current directory", e))?,
+    };
+    let script = slurm::render_script(&manifest, &settings, &paths);
+    if req.print {
+        w(out, &script)?;
+        if req.report {
+            w(
+                out,
+                slurm::render_report_script(&manifest, &settings, &paths, "<ARRAY_JOB_ID>"),
+            )?;
+        }
+        return Ok(0);
+    }
+    if let Some(prev) = Submission::read(store, &grid.name)? {
+        if let Some(q) = slurm::queue_states(&prev.job_id, None) {
+            if !q.tasks.is_empty() {
+                eprintln!(
+                    "warning: array job {} of this grid still has {} task(s) queued or running; cells run by both wait on the run's lock or exit at once when completed",
+                    prev.job_id,
+                    q.tasks.len()
+                );
+            }
+        }
+    }
+    manifest.write()?;
+    let logs = slurm::logs_dir(&manifest);
+    clusterlab::store::create_dir(&logs)?;
+    let script_path = manifest.dir().join("array.sbatch");
+    write_atomic(&script_path, script.as_bytes())?;
+    let job_id = slurm::submit(&script_path)?;
+    let mut submission = Submission {
+        job_id: job_id.clone(),
+        report_job_id: None,
+        indices: manifest.indices(),
+        submitted_at: clusterlab::provenance::now(),
+    };
+    submission.write(&manifest)?;
+    w(
+        out,
+        format!(
+            "submitted array job {job_id}: {} of {} cells of grid {} (--array={})",
+            manifest.cells.len(),
+            cells.len(),
+            grid.name,
+            slurm::array_ranges(&manifest.indices())
+        ),
+    )?;
+    if req.report {
+        let report = slurm::render_report_script(&manifest, &settings, &paths, &job_id);
+        let report_path = manifest.dir().join("report.sbatch");
+        write_atomic(&report_path, report.as_bytes())?;
+        let rid = slurm::submit(&report_path)?;
+        submission.report_job_id = Some(rid.clone());
+        submission.write(&manifest)?;
+        w(
+            out,
+            format!("submitted report job {rid} (runs after {job_id}: afterany)"),
+        )?;
+    }
+    w(out, format!("logs: {}/", logs.display()))?;
+    w(
+        out,
+        format!(
+            "follow with: clusterlab status {}",
+            req_grid_hint(grid, &manifest)
+        ),
+    )?;
+    Ok(0)
+}
+
+fn req_grid_hint(grid: &clusterlab::config::Grid, m: &Manifest) -> String {
+    match grid.source {
+        clusterlab::config::GridSource::File(ref p) => p.display().to_string(),
+        clusterlab::config::GridSource::Embedded(_) => m.grid.clone(),
+    }
+}
+
+/// Renders the Indexed Job of the pending cells (stdout or `output`), writing the manifest.
+#[allow(clippy::too_many_arguments)]
+pub fn k8s(
+    store: &Store,
+    reports_dir: &Path,
+    grid_arg: &str,
+    grid: &clusterlab::config::Grid,
+    cells: &[Cell],
+    settings: &K8sArgs,
+    rerun_failed: bool,
+    output: Option<&Path>,
+    sets: &[String],
+    out: &mut dyn Write,
+) -> Result<i32> {
+    let settings = K8sSettings::resolve(grid.k8s.as_ref(), &settings.to_spec())?;
+    let pending = pending_cells(store, &grid.name, cells, rerun_failed);
+    if pending.is_empty() {
+        w(
+            out,
+            format!(
+                "nothing to render: none of the {} cells of grid {} is pending",
+                cells.len(),
+                grid.name
+            ),
+        )?;
+        return Ok(0);
+    }
+    let manifest = Manifest::new(store, reports_dir, grid, cells.len(), &pending, sets)?;
+    let yaml = k8s::render_job(
+        &manifest,
+        &settings,
+        grid_arg,
+        &store.root.to_string_lossy(),
+        &reports_dir.to_string_lossy(),
+    );
+    manifest.write()?;
+    match output {
+        Some(p) => {
+            write_atomic(p, yaml.as_bytes())?;
+            w(
+                out,
+                format!(
+                    "wrote {} ({} cells; apply with kubectl apply -f {})",
+                    p.display(),
+                    manifest.cells.len(),
+                    p.display()
+                ),
+            )?;
+        }
+        None => w(out, yaml.trim_end())?,
+    }
+    Ok(0)
+}
+
+/// `status`: the cells of the grid's latest Slurm submission, run status beside Slurm's
+/// queue state (omitted when `squeue --json` is unavailable). Nothing when never submitted.
+pub fn slurm_status(store: &Store, grid: &str, cells: &[Cell], out: &mut dyn Write) -> Result<()> {
+    let Some(sub) = Submission::read(store, grid)? else {
+        return Ok(());
+    };
+    let queue = slurm::queue_states(&sub.job_id, sub.report_job_id.as_deref());
+    let mut head = format!(
+        "slurm array job {} (submitted {})",
+        sub.job_id, sub.submitted_at
+    );
+    if let Some(r) = &sub.report_job_id {
+        let state = queue
+            .as_ref()
+            .map(|q| q.report.clone().unwrap_or_else(|| "ended".into()));
+        head += &format!(
+            ", report job {r}{}",
+            state.map(|s| format!(" ({s})")).unwrap_or_default()
+        );
+    }
+    if queue.is_none() {
+        head += "; squeue --json unavailable, Slurm state omitted";
+    }
+    w(out, head + ":")?;
+    let mut line = format!("{:>7}  {:<16}  {:<11}", "index", "run id", "status");
+    if queue.is_some() {
+        line += "  slurm";
+    }
+    w(out, line.trim_end())?;
+    for &i in &sub.indices {
+        let Some(c) = cells.iter().find(|c| c.index == i) else {
+            continue;
+        };
+        let (state, _) = effective_state(store, grid, &c.run_id);
+        let mut line = format!("{:>7}  {:<16}  {:<11}", i, c.run_id, state.to_string());
+        if let Some(q) = &queue {
+            line += &format!("  {}", q.tasks.get(&i).map(String::as_str).unwrap_or("-"));
+        }
+        w(out, line.trim_end())?;
+    }
+    Ok(())
+}
