@@ -14,8 +14,13 @@ use crate::rng::{stream, uniform};
 use crate::train::Trainer;
 
 /// Times `steps` training steps (after `warmup`) of the configured method on random images.
-pub fn train(cfg: &RunConfig, steps: usize, warmup: usize) -> Result<serde_json::Value> {
-    let device = Device::Cpu;
+pub fn train(
+    cfg: &RunConfig,
+    steps: usize,
+    warmup: usize,
+    device: &Device,
+) -> Result<serde_json::Value> {
+    let device = device.clone();
     let mut trainer = Trainer::new(cfg, 3, &device)?;
     let (b, s) = (cfg.train.batch_size, cfg.dataset.image_size);
     let mut rng = stream(cfg.seed, "bench");
@@ -34,12 +39,14 @@ pub fn train(cfg: &RunConfig, steps: usize, warmup: usize) -> Result<serde_json:
     for _ in 0..steps {
         trainer.step(&views)?;
     }
+    // A GPU queues work: wait for the last optimiser step before stopping the clock.
+    device.synchronize()?;
     let secs = t.elapsed().as_secs_f64();
     Ok(json!({
         "bench": "train",
         "images_per_s": (steps * b) as f64 / secs,
         "step_ms": secs * 1e3 / steps as f64,
-        "device": "cpu",
+        "device": crate::device::name(&device),
         "threads": rayon::current_num_threads(),
         "steps": steps,
         "config": {

@@ -39,6 +39,17 @@ pub struct GlobalArgs {
     /// More log output on stderr (-v info, -vv debug, -vvv trace). RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Device to train on: `auto` (the first GPU if this binary has CUDA and one answers, else
+    /// the CPU with a warning), `cpu`, or `cuda[:i]` (an error when unavailable, never a silent
+    /// CPU run). CUDA needs the binary of `just build-cuda`.
+    #[arg(
+        long,
+        global = true,
+        default_value = "auto",
+        env = "CLUSTERLAB_DEVICE",
+        value_name = "auto|cpu|cuda[:i]"
+    )]
+    pub device: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -68,6 +79,10 @@ pub enum Command {
         /// Worker processes running cells in parallel (each `clusterlab run GRID --index I`).
         #[arg(long, short = 'j', default_value_t = 1)]
         jobs: usize,
+        /// Devices of the worker processes, comma-separated (e.g. cuda:0,cuda:1): worker slot k
+        /// trains on the k-th (cycling). Default: every worker uses `--device`.
+        #[arg(long, value_delimiter = ',', value_name = "DEV,..")]
+        devices: Vec<String>,
         #[command(flatten)]
         overrides: OverrideArgs,
     },

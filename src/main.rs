@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use clusterlab::config::layers::{flatten, Overrides};
 use clusterlab::config::{Grid, RunConfig};
+use clusterlab::device::DeviceRequest;
 use clusterlab::launch::sweep::{effective_state, exit};
 use clusterlab::launch::{self, cell::DatasetCache, Force, SweepOptions, WorkerCommand};
 use clusterlab::provenance::{git_state, Provenance};
@@ -49,6 +50,7 @@ fn load(grid: Option<&str>, sets: &[String]) -> Result<(Grid, Vec<clusterlab::co
 
 fn dispatch(cli: Cli) -> Result<i32> {
     let g = &cli.global;
+    g.device.parse::<DeviceRequest>()?;
     let store = Store::new(&g.runs_dir).with_output(&g.reports_dir);
     let stdout = &mut std::io::stdout();
     match cli.command {
@@ -59,9 +61,13 @@ fn dispatch(cli: Cli) -> Result<i32> {
             force,
             rerun_changed_code,
             jobs,
+            devices,
             overrides: o,
         } => {
             let (grid_spec, cells) = load(grid.as_deref(), &o.sets)?;
+            for d in &devices {
+                d.parse::<DeviceRequest>()?;
+            }
             if !dry_run {
                 for c in &cells {
                     clusterlab::data::check_available(&c.config.dataset)?;
@@ -88,7 +94,16 @@ fn dispatch(cli: Cli) -> Result<i32> {
             let worker = WorkerCommand {
                 exe: std::env::current_exe().map_err(|e| Error::io("current executable", e))?,
                 args: worker_args(g, grid.as_deref(), &o.sets),
+                devices: if devices.is_empty() {
+                    vec![g.device.clone()]
+                } else {
+                    devices
+                },
             };
+            // Inline runs train here: resolve the device once (workers resolve their own).
+            let device = (!dry_run && jobs <= 1)
+                .then(|| select_device(&g.device))
+                .transpose()?;
             let opts = SweepOptions {
                 dry_run,
                 rerun_failed,
@@ -96,6 +111,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
                 recompute,
                 jobs,
                 worker: Some(worker),
+                device,
             };
             let summary = launch::sweep(&store, &grid_spec, &cells, &opts, stdout)?;
             if dry_run {
@@ -166,7 +182,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
                 &store,
                 &grid.name,
                 cell,
-                &mut DatasetCache::default(),
+                &mut DatasetCache::on(select_device(&g.device)?),
                 &mut observer,
             )?;
             Ok(match state {
@@ -260,9 +276,12 @@ fn dispatch(cli: Cli) -> Result<i32> {
                 }
             };
             let line = match what {
-                BenchWhat::Train { steps, warmup, .. } => {
-                    clusterlab::bench::train(&cfg, steps.max(1), warmup)?
-                }
+                BenchWhat::Train { steps, warmup, .. } => clusterlab::bench::train(
+                    &cfg,
+                    steps.max(1),
+                    warmup,
+                    &select_device(&g.device)?,
+                )?,
                 BenchWhat::Augment { batches, .. } => {
                     clusterlab::bench::augment(&cfg, batches.max(1))?
                 }
@@ -490,6 +509,7 @@ fn reproduce(
         }
     }
     let _ = writeln!(out, "re-running {run} of grid {grid} in {}", root.display());
+    // On the CPU whatever --device says: only CPU runs are bit-identical across machines.
     let mut quiet = |_: &clusterlab::store::tables::EpochRow, _: usize| {};
     let (state, err) = launch::run_cell(
         &scratch_store,
@@ -644,4 +664,9 @@ fn report_options(
         rows: rows.or(spec.rows),
         columns: columns.or(spec.columns),
     })
+}
+
+/// The device `--device` names, resolved on this machine (`auto` falls back to the CPU).
+fn select_device(arg: &str) -> Result<candle_core::Device> {
+    clusterlab::device::select(arg.parse()?)
 }

@@ -274,3 +274,33 @@ fn reproduce_reports_every_metric_identical_and_diff_shows_changes() {
     let bad = clusterlab(dir.path(), &["reproduce", "../../etc"]);
     assert_eq!(bad.status.code(), Some(2));
 }
+
+/// `--devices` gives each worker slot its device: on this CPU-only build the `cuda:1` slot's
+/// worker refuses (never a silent CPU run) while the `cpu` slot's completes its cells.
+#[test]
+fn devices_are_assigned_per_worker_slot() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("g.yaml"), TINY).unwrap();
+    let out = clusterlab(
+        dir.path(),
+        &["sweep", "g.yaml", "--jobs", "2", "--devices", "cpu,cuda:1"],
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("--device cuda:1: this binary was built without CUDA"),
+        "{err}"
+    );
+    let completed: Vec<_> = run_dirs(dir.path(), "tiny")
+        .into_iter()
+        .filter(|d| {
+            std::fs::read_to_string(d.join("provenance.json"))
+                .is_ok_and(|p| p.contains("\"device\": \"cpu\""))
+                && d.join("result.parquet").is_file()
+        })
+        .collect();
+    assert!(!completed.is_empty(), "the cpu slot completes cells: {err}");
+    let bad = clusterlab(dir.path(), &["sweep", "g.yaml", "--devices", "tpu"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(stderr(&bad).contains("device \"tpu\""));
+}

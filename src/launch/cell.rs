@@ -19,13 +19,29 @@ use crate::store::tables::{epochs_frame, row_frame, write_parquet, write_parquet
 use crate::store::{self, write_atomic, RunState, Status, Store};
 use crate::train::{self, Observer, Outcome};
 
-/// Datasets already built in this process, by their config, so a sweep builds each once.
-#[derive(Default)]
+/// What the runs of one process share: the device they train on, and the datasets already
+/// built (by their config), so a sweep builds each once.
 pub struct DatasetCache {
     sets: HashMap<String, std::sync::Arc<Dataset>>,
+    /// The device runs train on (CPU by default).
+    pub device: Device,
+}
+
+impl Default for DatasetCache {
+    fn default() -> Self {
+        Self::on(Device::Cpu)
+    }
 }
 
 impl DatasetCache {
+    /// An empty cache whose runs train on `device`.
+    pub fn on(device: Device) -> Self {
+        Self {
+            sets: HashMap::new(),
+            device,
+        }
+    }
+
     pub fn get(&mut self, cfg: &RunConfig) -> Result<std::sync::Arc<Dataset>> {
         let key = serde_json::to_string(&cfg.dataset)?;
         if let Some(d) = self.sets.get(&key) {
@@ -107,8 +123,8 @@ pub fn run_cell(
     status.write(&dir)?;
     let yaml = serde_yaml::to_string(&cell.config).map_err(|e| Error::Other(e.to_string()))?;
     write_atomic(&dir.join(store::CONFIG_FILE), yaml.as_bytes())?;
-    let device = Device::Cpu;
-    let mut prov = Provenance::collect("cpu", &store.outputs());
+    let device = cache.device.clone();
+    let mut prov = Provenance::collect(&crate::device::name(&device), &store.outputs());
     write_atomic(
         &dir.join(store::PROVENANCE_FILE),
         &serde_json::to_vec_pretty(&prov)?,

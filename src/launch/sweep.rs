@@ -30,6 +30,8 @@ pub struct WorkerCommand {
     pub exe: PathBuf,
     /// Arguments before `--index I`.
     pub args: Vec<String>,
+    /// Per worker slot `k`, `--device devices[k % len]` (none: the workers' default).
+    pub devices: Vec<String>,
 }
 
 /// How a sweep behaves.
@@ -47,6 +49,8 @@ pub struct SweepOptions {
     pub jobs: usize,
     /// How to start a worker (required when `jobs > 1`).
     pub worker: Option<WorkerCommand>,
+    /// The device inline runs train on (none: the CPU).
+    pub device: Option<candle_core::Device>,
 }
 
 /// What a sweep did.
@@ -207,7 +211,7 @@ pub fn sweep(
             cells.len()
         ));
     }
-    let mut cache = DatasetCache::default();
+    let mut cache = DatasetCache::on(opts.device.clone().unwrap_or(candle_core::Device::Cpu));
     for (i, cell) in todo.iter().enumerate() {
         if signals::interrupted() {
             break;
@@ -325,11 +329,11 @@ fn sweep_workers(
         "cells  [{bar:30}] {pos}/{len} {elapsed_precise} eta {eta} {msg}",
     ));
     let mut queue: std::collections::VecDeque<&Cell> = todo.iter().copied().collect();
-    let mut running: Vec<(&Cell, Child)> = Vec::new();
+    let mut running: Vec<(&Cell, Child, usize)> = Vec::new();
     let mut forwarded = false;
     loop {
         if signals::interrupted() && !forwarded {
-            for (_, child) in &running {
+            for (_, child, _) in &running {
                 signals::terminate(child.id());
             }
             forwarded = true;
@@ -337,8 +341,16 @@ fn sweep_workers(
         }
         while running.len() < opts.jobs && !queue.is_empty() {
             let cell = queue.pop_front().expect("non-empty");
+            let slot = (0..opts.jobs)
+                .find(|k| running.iter().all(|(_, _, s)| s != k))
+                .expect("a free slot");
+            let device: Vec<&str> = match worker.devices.is_empty() {
+                true => vec![],
+                false => vec!["--device", &worker.devices[slot % worker.devices.len()]],
+            };
             let child = Command::new(&worker.exe)
                 .args(&worker.args)
+                .args(&device)
                 .args(["--index", &cell.index.to_string()])
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
@@ -350,7 +362,7 @@ fn sweep_workers(
                 cell.label(),
                 child.id()
             );
-            running.push((cell, child));
+            running.push((cell, child, slot));
         }
         if running.is_empty() {
             break;
@@ -363,7 +375,7 @@ fn sweep_workers(
                 .map_err(|e| Error::io("worker", e))?
             {
                 Some(status) => {
-                    let (cell, _) = running.swap_remove(i);
+                    let (cell, _, _) = running.swap_remove(i);
                     bar.inc(1);
                     match status.code() {
                         Some(exit::OK) => summary.ran += 1,

@@ -49,7 +49,13 @@ pub fn run_dirs(root: &Path, grid: &str) -> Vec<std::path::PathBuf> {
     let mut v: Vec<_> = std::fs::read_dir(root.join("runs").join(grid))
         .map(|rd| {
             rd.map(|e| e.unwrap().path())
-                .filter(|p| p.is_dir())
+                .filter(|p| {
+                    // Run dirs only: not the grid's hidden folders (`.launch/` of `slurm`).
+                    p.is_dir()
+                        && !p
+                            .file_name()
+                            .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+                })
                 .collect()
         })
         .unwrap_or_default();
