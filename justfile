@@ -23,3 +23,73 @@ test:
 # What CI runs: install test tools, fmt, tests, clippy.
 ci:
     bash .ci/run
+
+# Build the CUDA binary (feature `cuda`) on a machine without a GPU, for an H100/H200 (sm_90)
+# with driver 580 / CUDA 13.0 libraries (docs/gpu.md). Output: target-cuda/clusterlab-cuda.xz
+# (stripped, xz) and its sha256; then a GPU-less smoke test: with the real CUDA 13 libraries and
+# a libcuda stub, `--device auto` must fall back to the CPU with one line and `--device cuda`
+# must exit 2.
+build-cuda:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    TOOLS=target-cuda/toolkit          # venv with the CUDA 13.0 wheels, link stand-ins, stub
+    mkdir -p "$TOOLS"
+    [ -x "$TOOLS/venv/bin/python" ] || python3 -m venv "$TOOLS/venv"
+    "$TOOLS/venv/bin/pip" install -q --disable-pip-version-check \
+      "cuda-toolkit[nvcc,crt,nvvm,cccl,cudart,cublas,curand,nvrtc]==13.0.2"
+    PURELIB=$("$TOOLS/venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+    CUDA_W="$PURELIB/nvidia/cu13"
+    "$CUDA_W/bin/nvcc" --version | grep -q 'release 13\.0' || { echo "nvcc is not 13.0 (driver 580 needs PTX 9.0)" >&2; exit 1; }
+    # Link-time stand-ins: unversioned .so names, and a libcuda stub (every call returns 34,
+    # CUDA_ERROR_STUB_LIBRARY). The stub is never shipped: the GPU machine's driver answers.
+    LINK="$PWD/$TOOLS/linkdir"; STUB="$PWD/$TOOLS/stub"; mkdir -p "$LINK" "$STUB"
+    for l in cublas cublasLt cudart nvrtc; do ln -sfn "$CUDA_W/lib/lib$l.so.13" "$LINK/lib$l.so"; done
+    ln -sfn "$CUDA_W/lib/libcurand.so.10" "$LINK/libcurand.so"
+    cargo fetch -q
+    { gcc -E -P -I"$CUDA_W/include" "$CUDA_W/include/cuda.h" | tr '\n' ' ' \
+        | grep -oE '\bCUresult +cu[A-Za-z0-9_]+ *\(' | sed -E 's/^CUresult +//; s/ *\($//'
+      cat "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/cudarc-0.19.*/src/driver/sys/mod.rs 2>/dev/null \
+        | grep -oE 'pub unsafe fn cu[A-Za-z0-9_]+' | awk '{print $4}' || true
+    } | sort -u | awk '{print "int " $1 "(void) { return 34; }"}' > "$TOOLS/libcuda_stub.c"
+    gcc -shared -fPIC -O2 -Wl,-soname,libcuda.so.1 -o "$LINK/libcuda.so" "$TOOLS/libcuda_stub.c"
+    ln -sfn "$LINK/libcuda.so" "$STUB/libcuda.so.1"
+    # A separate target dir: the CUDA binary links the CUDA libraries, the default build none.
+    PATH="$CUDA_W/bin:$PATH" CUDA_HOME="$CUDA_W" CUDA_COMPUTE_CAP=90 CUDARC_CUDA_VERSION=13000 \
+      LIBRARY_PATH="$LINK" cargo build --release --features cuda --bin clusterlab --target-dir target-cuda
+    BIN=target-cuda/release/clusterlab
+    readelf -d "$BIN" | grep NEEDED
+    echo "newest glibc symbol: $(objdump -T "$BIN" | grep -o 'GLIBC_[0-9.]*' | sort -uV | tail -1) (the GPU machine has 2.39)"
+    strip -o target-cuda/clusterlab-cuda "$BIN"
+    xz -9 -T0 -c target-cuda/clusterlab-cuda > target-cuda/clusterlab-cuda.xz
+    ls -l target-cuda/clusterlab-cuda target-cuda/clusterlab-cuda.xz
+    sha256sum target-cuda/clusterlab-cuda target-cuda/clusterlab-cuda.xz
+    echo "== smoke test without a GPU (real CUDA 13 libraries, libcuda stub) =="
+    export LD_LIBRARY_PATH="$CUDA_W/lib:$STUB"
+    target-cuda/clusterlab-cuda bench train --device auto --steps 1 --warmup 0 --set train.batch_size=8
+    if target-cuda/clusterlab-cuda bench train --device cuda --steps 1; then
+      echo "--device cuda must fail without a GPU" >&2; exit 1
+    else
+      echo "--device cuda refused as expected (exit $?)"
+    fi
+
+# clusterlab vs the PyTorch twin (bench/torch_twin.py) on this machine: the same CC model, batch,
+# losses and Adam, the same thread count; prints both JSON lines and the images/s ratio.
+# BACKBONE: cnn | resnet18 | resnet34 (CIFAR stem). PyTorch comes from PyPI in .bench-venv.
+bench-compare BACKBONE="cnn" BATCH="128" SIZE="32" THREADS="2" STEPS="10":
+    #!/usr/bin/env bash
+    set -euo pipefail
+    VENV=.bench-venv
+    [ -x "$VENV/bin/python" ] || python3 -m venv --system-site-packages "$VENV"
+    "$VENV/bin/python" -c 'import torch, torchvision' 2>/dev/null \
+      || "$VENV/bin/pip" install -q torch torchvision --index-url https://download.pytorch.org/whl/cpu \
+      || "$VENV/bin/pip" install -q torch torchvision
+    cargo build --release -q
+    ours=$(RAYON_NUM_THREADS={{THREADS}} target/release/clusterlab bench train --device cpu \
+      --steps {{STEPS}} --warmup 2 --set model.backbone={{BACKBONE}} --set model.stem=cifar \
+      --set train.batch_size={{BATCH}} --set dataset.image_size={{SIZE}})
+    theirs=$(OMP_NUM_THREADS={{THREADS}} "$VENV/bin/python" bench/torch_twin.py --device cpu \
+      --threads {{THREADS}} --steps {{STEPS}} --warmup 2 --backbone {{BACKBONE}} --stem cifar \
+      --batch {{BATCH}} --image-size {{SIZE}})
+    echo "clusterlab: $ours"
+    echo "pytorch:    $theirs"
+    python3 -c 'import json,sys; a,b=(json.loads(x) for x in sys.argv[1:]); print(f"ratio clusterlab/pytorch images/s: {a[\"images_per_s\"]/b[\"images_per_s\"]:.2f} ({a[\"images_per_s\"]:.1f} vs {b[\"images_per_s\"]:.1f}; params {a[\"config\"][\"params\"]} vs {b[\"config\"][\"params\"]})")' "$ours" "$theirs"

@@ -260,11 +260,14 @@ fn stop_and_resume(stop: Stop) {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    // A requeued job waits ~2 min (its BeginTime); once it is pending, let it start now.
+    // A requeued job waits ~2 min (its BeginTime); once it is pending, let it start now — but
+    // not within the second of the requeue: slurmd refuses a launch whose credential is as old
+    // as the revocation of the previous one ("Job credential revoked"; seen on a loaded machine).
     let t = Instant::now();
     loop {
         let (_, q) = sh("squeue", &["-h", "-o", "%T %r", "-j", &task]);
-        if q.contains("PENDING") && q.contains("BeginTime") {
+        if q.contains("PENDING") && q.contains("BeginTime") && t.elapsed() > Duration::from_secs(3)
+        {
             sh(
                 "scontrol",
                 &["update", &format!("JobId={task}"), "StartTime=now"],
