@@ -103,10 +103,14 @@ impl Default for DatasetConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ModelConfig {
-    /// `cnn`: conv3x3 → BN → ReLU → max-pool blocks, then global average pooling.
+    /// `cnn` (conv3x3 → BN → ReLU → max-pool blocks, then global average pooling), or
+    /// `resnet18` / `resnet34` (torchvision's BasicBlock ResNets without `fc`, 512-d features).
     pub backbone: String,
-    /// Channels of each CNN block.
+    /// Channels of each CNN block (`cnn` only).
     pub widths: Vec<usize>,
+    /// ResNet stem: `cifar` (conv 3×3/1, no max-pool; for 32 px) or `imagenet` (torchvision's
+    /// conv 7×7/2 + max-pool 3×3/2; for 224 px, as CC). Ignored by `cnn`.
+    pub stem: String,
 }
 
 impl Default for ModelConfig {
@@ -114,6 +118,7 @@ impl Default for ModelConfig {
         Self {
             backbone: "cnn".into(),
             widths: vec![32, 64, 128, 256],
+            stem: "cifar".into(),
         }
     }
 }
@@ -222,6 +227,12 @@ pub const METHODS: &[(&str, &[(&str, f64)])] = &[
     ("kmeans", &[]),
 ];
 
+/// Backbones known to this build (`model.backbone`).
+pub const BACKBONES: &[&str] = &["cnn", "resnet18", "resnet34"];
+
+/// ResNet stems (`model.stem`).
+pub const STEMS: &[&str] = &["cifar", "imagenet"];
+
 /// Datasets known to this build.
 pub const DATASETS: &[&str] = &["synthetic", "cifar10", "cifar100-20"];
 
@@ -324,21 +335,29 @@ impl RunConfig {
         if !(0.0..=1.0).contains(&self.dataset.noise) {
             return bad("dataset.noise", format!("{}", self.dataset.noise), "0..=1");
         }
-        if self.model.backbone != "cnn" {
+        if !BACKBONES.contains(&self.model.backbone.as_str()) {
             return bad(
                 "model.backbone",
                 format!("{:?}", self.model.backbone),
-                "cnn",
+                &format!("one of {}", BACKBONES.join(", ")),
             );
         }
-        if self.model.widths.is_empty() || self.model.widths.contains(&0) {
+        if !STEMS.contains(&self.model.stem.as_str()) {
+            return bad(
+                "model.stem",
+                format!("{:?}", self.model.stem),
+                &format!("one of {}", STEMS.join(", ")),
+            );
+        }
+        let cnn = self.model.backbone == "cnn";
+        if cnn && (self.model.widths.is_empty() || self.model.widths.contains(&0)) {
             return bad(
                 "model.widths",
                 format!("{:?}", self.model.widths),
                 "a non-empty list of channel counts > 0",
             );
         }
-        if self.dataset.image_size >> self.model.widths.len() == 0 {
+        if cnn && self.dataset.image_size >> self.model.widths.len() == 0 {
             return bad(
                 "model.widths",
                 format!("{:?}", self.model.widths),
