@@ -43,7 +43,8 @@ pub fn train(cfg: &RunConfig, steps: usize, warmup: usize) -> Result<serde_json:
         "threads": rayon::current_num_threads(),
         "steps": steps,
         "config": {
-            "method": cfg.method.name, "backbone": cfg.model.backbone, "widths": cfg.model.widths,
+            "method": cfg.method.name, "backbone": cfg.model.backbone, "stem": cfg.model.stem,
+            "widths": cfg.model.widths,
             "batch": b, "image_size": s, "views": trainer.method.num_views(),
             "params": trainer.params.count(),
         },

@@ -3,6 +3,7 @@
 pub mod grid;
 pub mod layers;
 pub mod locate;
+pub mod presets;
 pub mod run;
 pub mod run_id;
 

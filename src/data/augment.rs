@@ -1,10 +1,16 @@
 //! SimCLR/CC-style augmentation with torchvision semantics, in Rust.
 //!
 //! Train view, in CC's order: RandomResizedCrop(size, scale, ratio) → RandomHorizontalFlip(p) →
-//! RandomApply(ColorJitter(b, c, s, h), p) with the four jitters in random order → RandomGrayscale(p).
+//! RandomApply(ColorJitter(b, c, s, h), p) with the four jitters in random order → RandomGrayscale(p)
+//! → GaussianBlur(kernel, σ ~ U(σ_lo, σ_hi)) with probability `blur_p` (CC: ImageNet subsets only).
 //! Test view: Resize(size). Output is f32 CHW in [0, 1], no mean/std normalisation (as CC).
 //! Resizing is bilinear with half-pixel centres (align_corners = false), without antialiasing.
+//! Every op is checked against torchvision's functional ops on fixed parameters
+//! (`tests/fixtures/augment/`, test in `data::torchvision_check`). Grayscale uses PIL's
+//! weights (0.299, 0.587, 0.114), which CC's PIL pipeline ran; torchvision's tensor ops use
+//! 0.2989 for red, a difference below 1e-4 of the intensity range.
 
+use super::blur::gaussian_blur;
 use crate::config::run::AugmentConfig;
 use crate::rng::{below, permutation, uniform, Rng};
 
@@ -95,6 +101,17 @@ pub fn resize_crop(
                 let v = (1.0 - wy) * ((1.0 - wx) * at(y0, x0, k) + wx * at(y0, x1, k))
                     + wy * ((1.0 - wx) * at(y1, x0, k) + wx * at(y1, x1, k));
                 out[(oy * size + ox) * c + k] = v / 255.0;
+            }
+        }
+    }
+}
+
+/// Mirrors an HWC image left-right (torchvision hflip).
+pub fn hflip(img: &mut [f32], h: usize, w: usize, c: usize) {
+    for y in 0..h {
+        for x in 0..w / 2 {
+            for k in 0..c {
+                img.swap((y * w + x) * c + k, (y * w + w - 1 - x) * c + k);
             }
         }
     }
@@ -193,14 +210,7 @@ impl Augmenter {
         resize_crop(src, h, w, c, crop, self.size, &mut scratch.hwc);
         let img = &mut scratch.hwc;
         if uniform(rng, 0.0, 1.0) < a.flip_p {
-            let s = self.size;
-            for y in 0..s {
-                for x in 0..s / 2 {
-                    for k in 0..c {
-                        img.swap((y * s + x) * c + k, (y * s + s - 1 - x) * c + k);
-                    }
-                }
-            }
+            hflip(img, self.size, self.size, c);
         }
         if c == 3 && uniform(rng, 0.0, 1.0) < a.jitter_p {
             // torchvision draws the order, then the four factors, then applies in that order.
@@ -220,6 +230,11 @@ impl Augmenter {
         }
         if c == 3 && uniform(rng, 0.0, 1.0) < a.grayscale_p {
             to_grayscale(img);
+        }
+        // Drawn only when enabled, so configs without blur keep their random streams.
+        if a.blur_p > 0.0 && uniform(rng, 0.0, 1.0) < a.blur_p {
+            let sigma = uniform(rng, a.blur_sigma[0], a.blur_sigma[1]);
+            gaussian_blur(img, self.size, self.size, c, a.blur_kernel, sigma);
         }
         hwc_to_chw(img, self.size, c, out);
     }
