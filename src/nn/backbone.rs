@@ -49,3 +49,50 @@ impl Backbone {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::stream;
+    use candle_core::Device;
+
+    #[test]
+    fn every_backbone_builds_runs_and_reaches_all_its_parameters() {
+        let dev = Device::Cpu;
+        for (backbone, stem, dim) in [
+            ("cnn", "cifar", 16),
+            ("resnet18", "cifar", 512),
+            ("resnet34", "imagenet", 512),
+        ] {
+            let cfg = ModelConfig {
+                backbone: backbone.into(),
+                widths: vec![8, 16],
+                stem: stem.into(),
+            };
+            let mut p = Params::new(stream(1, "init"), dev.clone());
+            let net = Backbone::new(&mut p, &cfg, 3).unwrap();
+            assert_eq!(net.out_dim(), dim);
+            let x = Tensor::randn(0f32, 1., (3, 3, 16, 16), &dev).unwrap();
+            let h = net.forward(&x, true).unwrap();
+            assert_eq!(h.dims(), [3, dim]);
+            assert_eq!(net.forward(&x, false).unwrap().dims(), [3, dim]);
+            let grads = h.sqr().unwrap().sum_all().unwrap().backward().unwrap();
+            for (name, v) in p.trainable() {
+                assert!(
+                    grads.get(&v).is_some(),
+                    "{backbone}: no gradient for {name}"
+                );
+            }
+        }
+        let bad = ModelConfig {
+            backbone: "resnet50".into(),
+            ..ModelConfig::default()
+        };
+        let mut p = Params::new(stream(1, "init"), dev);
+        let e = Backbone::new(&mut p, &bad, 3).err().unwrap().to_string();
+        assert!(
+            e.contains("model.backbone") && e.contains("resnet34"),
+            "{e}"
+        );
+    }
+}
