@@ -4,7 +4,8 @@
 //! RandomApply(ColorJitter(b, c, s, h), p) with the four jitters in random order → RandomGrayscale(p)
 //! → GaussianBlur(kernel, σ ~ U(σ_lo, σ_hi)) with probability `blur_p` (CC: ImageNet subsets only).
 //! Test view: Resize(size). Output is f32 CHW in [0, 1], no mean/std normalisation (as CC).
-//! Resizing is bilinear with half-pixel centres (align_corners = false), without antialiasing.
+//! Resizing is bilinear with half-pixel centres (align_corners = false); shrinking (a crop or
+//! image larger than the output) is antialiased as PIL and torchvision's `antialias=True` do.
 //! Every op is checked against torchvision's functional ops on fixed parameters
 //! (`tests/fixtures/augment/`, test in `data::torchvision_check`). Grayscale uses PIL's
 //! weights (0.299, 0.587, 0.114), which CC's PIL pipeline ran; torchvision's tensor ops use
@@ -82,6 +83,9 @@ pub fn resize_crop(
 ) {
     let _ = h;
     let (top, left, ch, cw) = crop;
+    if ch > size || cw > size {
+        return resize_crop_antialias(src, w, c, crop, size, out);
+    }
     out.clear();
     out.resize(size * size * c, 0.0);
     let sy = ch as f32 / size as f32;
@@ -112,6 +116,69 @@ pub fn hflip(img: &mut [f32], h: usize, w: usize, c: usize) {
         for x in 0..w / 2 {
             for k in 0..c {
                 img.swap((y * w + x) * c + k, (y * w + w - 1 - x) * c + k);
+            }
+        }
+    }
+}
+
+/// Per output index: the first input index and the normalised weights of PIL's / torchvision's
+/// antialiased bilinear filter (a triangle stretched by the scale when shrinking).
+fn antialias_weights(in_len: usize, out_len: usize) -> Vec<(usize, Vec<f32>)> {
+    let scale = in_len as f64 / out_len as f64;
+    let (support, inv) = if scale >= 1.0 {
+        (scale, 1.0 / scale)
+    } else {
+        (1.0, 1.0)
+    };
+    (0..out_len)
+        .map(|i| {
+            let center = scale * (i as f64 + 0.5);
+            let lo = (center - support + 0.5).max(0.0) as usize;
+            let hi = ((center + support + 0.5) as usize).min(in_len);
+            let w: Vec<f64> = (lo..hi)
+                .map(|j| (1.0 - ((j as f64 - center + 0.5) * inv).abs()).max(0.0))
+                .collect();
+            let total: f64 = w.iter().sum();
+            (lo, w.into_iter().map(|v| (v / total) as f32).collect())
+        })
+        .collect()
+}
+
+/// [`resize_crop`] when the crop is larger than the output in some direction: bilinear with
+/// antialiasing, as PIL (which CC's pipeline used) and torchvision (`antialias=True`) shrink.
+fn resize_crop_antialias(
+    src: &[u8],
+    w: usize,
+    c: usize,
+    crop: (usize, usize, usize, usize),
+    size: usize,
+    out: &mut Vec<f32>,
+) {
+    let (top, left, ch, cw) = crop;
+    let (wx, wy) = (antialias_weights(cw, size), antialias_weights(ch, size));
+    // Rows first (ch × size), then columns (size × size).
+    let mut tmp = vec![0f32; ch * size * c];
+    for y in 0..ch {
+        for (ox, (lo, ws)) in wx.iter().enumerate() {
+            for k in 0..c {
+                let mut acc = 0f32;
+                for (j, &wt) in ws.iter().enumerate() {
+                    acc += wt * src[((top + y) * w + left + lo + j) * c + k] as f32;
+                }
+                tmp[(y * size + ox) * c + k] = acc;
+            }
+        }
+    }
+    out.clear();
+    out.resize(size * size * c, 0.0);
+    for (oy, (lo, ws)) in wy.iter().enumerate() {
+        for ox in 0..size {
+            for k in 0..c {
+                let mut acc = 0f32;
+                for (j, &wt) in ws.iter().enumerate() {
+                    acc += wt * tmp[((lo + j) * size + ox) * c + k];
+                }
+                out[(oy * size + ox) * c + k] = acc / 255.0;
             }
         }
     }
