@@ -50,7 +50,8 @@ pub fn train(
         "threads": rayon::current_num_threads(),
         "steps": steps,
         "config": {
-            "method": cfg.method.name, "backbone": cfg.model.backbone, "widths": cfg.model.widths,
+            "method": cfg.method.name, "backbone": cfg.model.backbone, "stem": cfg.model.stem,
+            "widths": cfg.model.widths,
             "batch": b, "image_size": s, "views": trainer.method.num_views(),
             "params": trainer.params.count(),
         },

@@ -150,6 +150,19 @@ fn corpus_of_bad_inputs() {
             &["g.yaml:4:5: invalid value for `model.widths`"],
         ),
         (
+            "name: g\nbase:\n  model:\n    backbone: resnet50\n",
+            &[],
+            &[
+                "g.yaml:4:5: invalid value for `model.backbone`",
+                "cnn, resnet18, resnet34",
+            ],
+        ),
+        (
+            "name: g\nbase:\n  model:\n    backbone: resnet18\n    stem: tiny\n",
+            &[],
+            &["invalid value for `model.stem`", "cifar, imagenet"],
+        ),
+        (
             "name: g\ninclude: {seed: 1}\n",
             &[],
             &["`include` must be a list of mappings"],

@@ -195,16 +195,38 @@ pub fn resolve(
         }
     }
 
+    let first = extract_layers(base, &layered, None)?;
+    // `augment.preset: cc` adds CC's per-dataset augmentation just above the defaults, so
+    // every key set in a layer still wins; an unknown dataset is reported by `validate`.
+    match (
+        first.augment.preset.as_str(),
+        super::presets::cc_augment(&first.dataset.name),
+    ) {
+        ("cc", Some(preset)) => extract_layers(base, &layered, Some(preset)),
+        _ => Ok(first),
+    }
+}
+
+/// defaults < `preset` < base < the other layers, extracted; on failure, blames the first
+/// layer whose addition breaks extraction.
+fn extract_layers(
+    base: &Value,
+    layered: &[(Layer, &[(String, Value)])],
+    preset: Option<Value>,
+) -> Result<RunConfig, LayerError> {
     let mut figment = Figment::from(Serialized::defaults(RunConfig::default()));
+    if let Some(preset) = preset {
+        figment = figment.merge(Serialized::defaults(preset));
+    }
     if base.as_object().is_some_and(|o| !o.is_empty()) {
         figment = figment.merge(Serialized::defaults(base.clone()));
     }
     let mut stages: Vec<(Layer, Figment)> = vec![(Layer::Base, figment.clone())];
     for (layer, pairs) in layered {
-        for (key, value) in pairs {
+        for (key, value) in pairs.iter() {
             figment = figment.merge(Serialized::default(key, value.clone()));
         }
-        stages.push((layer, figment.clone()));
+        stages.push((*layer, figment.clone()));
     }
     match figment.extract::<RunConfig>() {
         Ok(cfg) => Ok(cfg),
@@ -290,6 +312,27 @@ mod tests {
         let e = resolve(&json!({}), &cell, &Overrides::default()).unwrap_err();
         assert_eq!(e.layer, Layer::Cell);
         assert_eq!(e.key, "optimizer.lr");
+    }
+
+    #[test]
+    fn cc_preset_sits_below_explicit_keys() {
+        let base = json!({"dataset": {"name": "cifar10"}, "augment": {"preset": "cc", "hue": 0.3}});
+        let cfg = resolve(&base, &[], &Overrides::default()).unwrap();
+        assert_eq!(cfg.augment.brightness, 0.4);
+        assert_eq!(cfg.augment.hue, 0.3, "an explicit key beats the preset");
+        assert_eq!(cfg.augment.blur_p, 0.0);
+        let cell = vec![("dataset.name".to_string(), json!("imagenet10"))];
+        let cfg = resolve(&base, &cell, &Overrides::default()).unwrap();
+        assert_eq!((cfg.augment.brightness, cfg.augment.blur_p), (0.8, 0.5));
+        assert_eq!(cfg.augment.flip_p, 0.5);
+        // Without the preset, nothing changes.
+        let cfg = resolve(
+            &json!({"dataset": {"name": "imagenet10"}}),
+            &[],
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(cfg.augment, crate::config::run::AugmentConfig::default());
     }
 
     #[test]

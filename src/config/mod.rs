@@ -4,6 +4,7 @@ pub mod grid;
 pub mod launcher;
 pub mod layers;
 pub mod locate;
+pub mod presets;
 pub mod run;
 pub mod run_id;
 

@@ -103,10 +103,14 @@ impl Default for DatasetConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ModelConfig {
-    /// `cnn`: conv3x3 → BN → ReLU → max-pool blocks, then global average pooling.
+    /// `cnn` (conv3x3 → BN → ReLU → max-pool blocks, then global average pooling), or
+    /// `resnet18` / `resnet34` (torchvision's BasicBlock ResNets without `fc`, 512-d features).
     pub backbone: String,
-    /// Channels of each CNN block.
+    /// Channels of each CNN block (`cnn` only).
     pub widths: Vec<usize>,
+    /// ResNet stem: `cifar` (conv 3×3/1, no max-pool; for 32 px) or `imagenet` (torchvision's
+    /// conv 7×7/2 + max-pool 3×3/2; for 224 px, as CC). Ignored by `cnn`.
+    pub stem: String,
 }
 
 impl Default for ModelConfig {
@@ -114,6 +118,7 @@ impl Default for ModelConfig {
         Self {
             backbone: "cnn".into(),
             widths: vec![32, 64, 128, 256],
+            stem: "cifar".into(),
         }
     }
 }
@@ -194,6 +199,16 @@ pub struct AugmentConfig {
     pub hue: f64,
     /// Probability of converting a view to grayscale.
     pub grayscale_p: f64,
+    /// Probability of a Gaussian blur (CC: 0.5 for the ImageNet subsets, else no blur).
+    pub blur_p: f64,
+    /// Side of the (odd) blur kernel (CC: 23).
+    pub blur_kernel: usize,
+    /// Range of the blur's σ, drawn uniformly per view (CC: 0.1..2.0).
+    pub blur_sigma: [f64; 2],
+    /// `none`: the keys above as given. `cc`: CC's per-dataset setting (jitter strength s =
+    /// 0.5 or 1.0, blur only for the ImageNet subsets; methods.md §1.4) as defaults, which
+    /// keys set in the grid or by `--set` still override.
+    pub preset: String,
 }
 
 impl Default for AugmentConfig {
@@ -209,6 +224,10 @@ impl Default for AugmentConfig {
             saturation: 0.4,
             hue: 0.1,
             grayscale_p: 0.2,
+            blur_p: 0.0,
+            blur_kernel: 23,
+            blur_sigma: [0.1, 2.0],
+            preset: "none".into(),
         }
     }
 }
@@ -221,6 +240,12 @@ pub const METHODS: &[(&str, &[(&str, f64)])] = &[
     ),
     ("kmeans", &[]),
 ];
+
+/// Backbones known to this build (`model.backbone`).
+pub const BACKBONES: &[&str] = &["cnn", "resnet18", "resnet34"];
+
+/// ResNet stems (`model.stem`).
+pub const STEMS: &[&str] = &["cifar", "imagenet"];
 
 /// Datasets known to this build.
 pub const DATASETS: &[&str] = &["synthetic", "cifar10", "cifar100-20"];
@@ -324,21 +349,29 @@ impl RunConfig {
         if !(0.0..=1.0).contains(&self.dataset.noise) {
             return bad("dataset.noise", format!("{}", self.dataset.noise), "0..=1");
         }
-        if self.model.backbone != "cnn" {
+        if !BACKBONES.contains(&self.model.backbone.as_str()) {
             return bad(
                 "model.backbone",
                 format!("{:?}", self.model.backbone),
-                "cnn",
+                &format!("one of {}", BACKBONES.join(", ")),
             );
         }
-        if self.model.widths.is_empty() || self.model.widths.contains(&0) {
+        if !STEMS.contains(&self.model.stem.as_str()) {
+            return bad(
+                "model.stem",
+                format!("{:?}", self.model.stem),
+                &format!("one of {}", STEMS.join(", ")),
+            );
+        }
+        let cnn = self.model.backbone == "cnn";
+        if cnn && (self.model.widths.is_empty() || self.model.widths.contains(&0)) {
             return bad(
                 "model.widths",
                 format!("{:?}", self.model.widths),
                 "a non-empty list of channel counts > 0",
             );
         }
-        if self.dataset.image_size >> self.model.widths.len() == 0 {
+        if cnn && self.dataset.image_size >> self.model.widths.len() == 0 {
             return bad(
                 "model.widths",
                 format!("{:?}", self.model.widths),
@@ -411,6 +444,7 @@ impl RunConfig {
             ("augment.flip_p", a.flip_p),
             ("augment.jitter_p", a.jitter_p),
             ("augment.grayscale_p", a.grayscale_p),
+            ("augment.blur_p", a.blur_p),
         ] {
             if !(0.0..=1.0).contains(&p) {
                 return bad(key, format!("{p}"), "a probability in [0, 1]");
@@ -442,6 +476,43 @@ impl RunConfig {
         }
         if !(0.0..=0.5).contains(&a.hue) {
             return bad("augment.hue", format!("{}", a.hue), "0..=0.5");
+        }
+        if a.blur_p > 0.0
+            && (a.blur_kernel.is_multiple_of(2) || a.blur_kernel > 2 * self.dataset.image_size)
+        {
+            return bad(
+                "augment.blur_kernel",
+                a.blur_kernel.to_string(),
+                "an odd size, at most twice dataset.image_size (when augment.blur_p > 0)",
+            );
+        }
+        if !(0.0 < a.blur_sigma[0]
+            && a.blur_sigma[0] <= a.blur_sigma[1]
+            && a.blur_sigma[1].is_finite())
+        {
+            return bad(
+                "augment.blur_sigma",
+                format!("{:?}", a.blur_sigma),
+                "0 < lo <= hi",
+            );
+        }
+        match a.preset.as_str() {
+            "none" => {}
+            "cc" => {
+                if super::presets::cc_augment(&self.dataset.name).is_none() {
+                    let names: Vec<_> = super::presets::CC_AUGMENT.iter().map(|r| r.0).collect();
+                    return bad(
+                        "augment.preset",
+                        "\"cc\"".into(),
+                        &format!(
+                            "a dataset CC defines augmentations for ({}), not {:?}; set the augment keys directly or use preset none",
+                            names.join(", "),
+                            self.dataset.name
+                        ),
+                    );
+                }
+            }
+            other => return bad("augment.preset", format!("{other:?}"), "none or cc"),
         }
         Ok(())
     }

@@ -1,10 +1,17 @@
 //! SimCLR/CC-style augmentation with torchvision semantics, in Rust.
 //!
 //! Train view, in CC's order: RandomResizedCrop(size, scale, ratio) → RandomHorizontalFlip(p) →
-//! RandomApply(ColorJitter(b, c, s, h), p) with the four jitters in random order → RandomGrayscale(p).
+//! RandomApply(ColorJitter(b, c, s, h), p) with the four jitters in random order → RandomGrayscale(p)
+//! → GaussianBlur(kernel, σ ~ U(σ_lo, σ_hi)) with probability `blur_p` (CC: ImageNet subsets only).
 //! Test view: Resize(size). Output is f32 CHW in [0, 1], no mean/std normalisation (as CC).
-//! Resizing is bilinear with half-pixel centres (align_corners = false), without antialiasing.
+//! Resizing is bilinear with half-pixel centres (align_corners = false); shrinking (a crop or
+//! image larger than the output) is antialiased as PIL and torchvision's `antialias=True` do.
+//! Every op is checked against torchvision's functional ops on fixed parameters
+//! (`tests/fixtures/augment/`, test in `data::torchvision_check`). Grayscale uses PIL's
+//! weights (0.299, 0.587, 0.114), which CC's PIL pipeline ran; torchvision's tensor ops use
+//! 0.2989 for red, a difference below 1e-4 of the intensity range.
 
+use super::blur::gaussian_blur;
 use crate::config::run::AugmentConfig;
 use crate::rng::{below, permutation, uniform, Rng};
 
@@ -76,6 +83,9 @@ pub fn resize_crop(
 ) {
     let _ = h;
     let (top, left, ch, cw) = crop;
+    if ch > size || cw > size {
+        return resize_crop_antialias(src, w, c, crop, size, out);
+    }
     out.clear();
     out.resize(size * size * c, 0.0);
     let sy = ch as f32 / size as f32;
@@ -95,6 +105,80 @@ pub fn resize_crop(
                 let v = (1.0 - wy) * ((1.0 - wx) * at(y0, x0, k) + wx * at(y0, x1, k))
                     + wy * ((1.0 - wx) * at(y1, x0, k) + wx * at(y1, x1, k));
                 out[(oy * size + ox) * c + k] = v / 255.0;
+            }
+        }
+    }
+}
+
+/// Mirrors an HWC image left-right (torchvision hflip).
+pub fn hflip(img: &mut [f32], h: usize, w: usize, c: usize) {
+    for y in 0..h {
+        for x in 0..w / 2 {
+            for k in 0..c {
+                img.swap((y * w + x) * c + k, (y * w + w - 1 - x) * c + k);
+            }
+        }
+    }
+}
+
+/// Per output index: the first input index and the normalised weights of PIL's / torchvision's
+/// antialiased bilinear filter (a triangle stretched by the scale when shrinking).
+fn antialias_weights(in_len: usize, out_len: usize) -> Vec<(usize, Vec<f32>)> {
+    let scale = in_len as f64 / out_len as f64;
+    let (support, inv) = if scale >= 1.0 {
+        (scale, 1.0 / scale)
+    } else {
+        (1.0, 1.0)
+    };
+    (0..out_len)
+        .map(|i| {
+            let center = scale * (i as f64 + 0.5);
+            let lo = (center - support + 0.5).max(0.0) as usize;
+            let hi = ((center + support + 0.5) as usize).min(in_len);
+            let w: Vec<f64> = (lo..hi)
+                .map(|j| (1.0 - ((j as f64 - center + 0.5) * inv).abs()).max(0.0))
+                .collect();
+            let total: f64 = w.iter().sum();
+            (lo, w.into_iter().map(|v| (v / total) as f32).collect())
+        })
+        .collect()
+}
+
+/// [`resize_crop`] when the crop is larger than the output in some direction: bilinear with
+/// antialiasing, as PIL (which CC's pipeline used) and torchvision (`antialias=True`) shrink.
+fn resize_crop_antialias(
+    src: &[u8],
+    w: usize,
+    c: usize,
+    crop: (usize, usize, usize, usize),
+    size: usize,
+    out: &mut Vec<f32>,
+) {
+    let (top, left, ch, cw) = crop;
+    let (wx, wy) = (antialias_weights(cw, size), antialias_weights(ch, size));
+    // Rows first (ch × size), then columns (size × size).
+    let mut tmp = vec![0f32; ch * size * c];
+    for y in 0..ch {
+        for (ox, (lo, ws)) in wx.iter().enumerate() {
+            for k in 0..c {
+                let mut acc = 0f32;
+                for (j, &wt) in ws.iter().enumerate() {
+                    acc += wt * src[((top + y) * w + left + lo + j) * c + k] as f32;
+                }
+                tmp[(y * size + ox) * c + k] = acc;
+            }
+        }
+    }
+    out.clear();
+    out.resize(size * size * c, 0.0);
+    for (oy, (lo, ws)) in wy.iter().enumerate() {
+        for ox in 0..size {
+            for k in 0..c {
+                let mut acc = 0f32;
+                for (j, &wt) in ws.iter().enumerate() {
+                    acc += wt * tmp[((lo + j) * size + ox) * c + k];
+                }
+                out[(oy * size + ox) * c + k] = acc / 255.0;
             }
         }
     }
@@ -193,14 +277,7 @@ impl Augmenter {
         resize_crop(src, h, w, c, crop, self.size, &mut scratch.hwc);
         let img = &mut scratch.hwc;
         if uniform(rng, 0.0, 1.0) < a.flip_p {
-            let s = self.size;
-            for y in 0..s {
-                for x in 0..s / 2 {
-                    for k in 0..c {
-                        img.swap((y * s + x) * c + k, (y * s + s - 1 - x) * c + k);
-                    }
-                }
-            }
+            hflip(img, self.size, self.size, c);
         }
         if c == 3 && uniform(rng, 0.0, 1.0) < a.jitter_p {
             // torchvision draws the order, then the four factors, then applies in that order.
@@ -220,6 +297,11 @@ impl Augmenter {
         }
         if c == 3 && uniform(rng, 0.0, 1.0) < a.grayscale_p {
             to_grayscale(img);
+        }
+        // Drawn only when enabled, so configs without blur keep their random streams.
+        if a.blur_p > 0.0 && uniform(rng, 0.0, 1.0) < a.blur_p {
+            let sigma = uniform(rng, a.blur_sigma[0], a.blur_sigma[1]);
+            gaussian_blur(img, self.size, self.size, c, a.blur_kernel, sigma);
         }
         hwc_to_chw(img, self.size, c, out);
     }

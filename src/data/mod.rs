@@ -5,9 +5,12 @@
 //! [`loader`] (batches as tensors).
 
 pub mod augment;
+pub mod blur;
 pub mod cifar;
 pub mod loader;
 pub mod synthetic;
+#[cfg(test)]
+mod torchvision_check;
 
 use crate::config::run::DatasetConfig;
 use crate::error::{Error, Result};

@@ -41,8 +41,10 @@ pub fn channel_stats(x: &[f32], n: usize, c: usize, hw: usize) -> (Vec<f32>, Vec
     stats.into_iter().unzip()
 }
 
-/// y = max(0, γ (x − μ) / sqrt(σ² + ε) + β) with μ, σ² the batch statistics (given).
+/// y = max(0, γ (x − μ) / sqrt(σ² + ε) + β) with μ, σ² the batch statistics (given); without
+/// the max when `relu` is false (the BatchNorm before a residual addition).
 pub struct BnRelu {
+    pub relu: bool,
     pub n: usize,
     pub c: usize,
     pub hw: usize,
@@ -60,8 +62,14 @@ impl BnRelu {
             let scale = self.gamma[ch] * self.invstd[ch];
             let shift = self.beta[ch] - self.mean[ch] * scale;
             let xs = &x[p * self.hw..(p + 1) * self.hw];
-            for (o, &v) in o.iter_mut().zip(xs) {
-                *o = (v * scale + shift).max(0.0);
+            if self.relu {
+                for (o, &v) in o.iter_mut().zip(xs) {
+                    *o = (v * scale + shift).max(0.0);
+                }
+            } else {
+                for (o, &v) in o.iter_mut().zip(xs) {
+                    *o = v * scale + shift;
+                }
             }
         });
         out
@@ -140,7 +148,11 @@ impl CustomOp2 for BnReluBwd<'_> {
             let xs = &x[p * op.hw..(p + 1) * op.hw];
             let gs = &dy[p * op.hw..(p + 1) * op.hw];
             for ((o, &v), &g) in o.iter_mut().zip(xs).zip(gs) {
-                let g = if v * scale + shift > 0.0 { g } else { 0.0 };
+                let g = if !op.relu || v * scale + shift > 0.0 {
+                    g
+                } else {
+                    0.0
+                };
                 let xhat = (v - op.mean[ch]) * op.invstd[ch];
                 *o = k * (m * g - sg - xhat * sgx);
             }
@@ -163,7 +175,7 @@ fn grad_sums(op: &BnRelu, x: &[f32], dy: &[f32]) -> (Vec<f32>, Vec<f32>) {
                 let gs = &dy[p * op.hw..(p + 1) * op.hw];
                 let (mut a, mut b) = (0f32, 0f32);
                 for (&v, &g) in xs.iter().zip(gs) {
-                    if v * scale + shift > 0.0 {
+                    if !op.relu || v * scale + shift > 0.0 {
                         a += g;
                         b += g * (v - op.mean[ch]) * op.invstd[ch];
                     }

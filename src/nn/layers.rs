@@ -76,8 +76,15 @@ impl BatchNorm2d {
 
     /// BatchNorm followed by ReLU: one fused kernel on CPU in train mode.
     pub fn forward_relu(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        self.apply(x, train, true)
+    }
+
+    /// BatchNorm, then ReLU when `relu`: the fused kernel on CPU in train mode, the composed
+    /// ops of [`BatchNorm2d::forward`] otherwise (eval mode, other devices).
+    pub fn apply(&self, x: &Tensor, train: bool, relu: bool) -> Result<Tensor> {
         if !(train && x.device().is_cpu() && x.dtype() == candle_core::DType::F32) {
-            return Ok(self.forward(x, train)?.relu()?);
+            let y = self.forward(x, train)?;
+            return Ok(if relu { y.relu()? } else { y });
         }
         let x = x.contiguous()?;
         let (n, c, h, w) = x.dims4()?;
@@ -101,6 +108,7 @@ impl BatchNorm2d {
                 + (var_t * (m * count / (count - 1.0).max(1.0)))?)?,
         )?;
         let op = super::fused::BnRelu {
+            relu,
             n,
             c,
             hw: h * w,

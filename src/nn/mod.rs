@@ -4,13 +4,18 @@
 //! (`init`) with PyTorch's default schemes, and stored in a [`Params`] registry whose names
 //! follow PyTorch state-dict keys.
 
+pub mod backbone;
 pub mod cnn;
 pub mod conv;
 pub mod fused;
 pub mod heads;
 pub mod layers;
 pub mod params;
+pub mod pool;
+pub mod residual;
+pub mod resnet;
 
+pub use backbone::Backbone;
 pub use params::Params;
 
 /// Largest absolute difference of two tensors relative to the reference's largest magnitude

@@ -14,8 +14,7 @@ use crate::data::{loader, Dataset};
 use crate::error::{Error, Result};
 use crate::eval::{cluster_size_entropy, Scores};
 use crate::methods::{self, kmeans::kmeans, losses::scalar, Method};
-use crate::nn::cnn::Cnn;
-use crate::nn::Params;
+use crate::nn::{Backbone, Params};
 use crate::rng::{permutation, stream, stream_at};
 use crate::store::tables::EpochRow;
 use optim::Adam;
@@ -303,7 +302,7 @@ fn save_checkpoint(
 /// A model (backbone + method heads) and its optimiser: one training step at a time.
 pub struct Trainer {
     pub params: Params,
-    pub backbone: Cnn,
+    pub backbone: Backbone,
     pub method: Box<dyn Method>,
     pub opt: Adam,
     weights: Vec<(String, f64)>,
@@ -313,8 +312,8 @@ impl Trainer {
     /// Builds the network from the run's `init` stream.
     pub fn new(cfg: &RunConfig, channels: usize, device: &Device) -> Result<Self> {
         let mut params = Params::new(stream(cfg.seed, "init"), device.clone());
-        let backbone = Cnn::new(&mut params, channels, &cfg.model.widths)?;
-        let method = methods::build(cfg, &mut params, backbone.out_dim)?;
+        let backbone = Backbone::new(&mut params, &cfg.model, channels)?;
+        let method = methods::build(cfg, &mut params, backbone.out_dim())?;
         let opt = Adam::new(params.trainable(), cfg.optimizer.clone())?;
         let terms = crate::config::run::METHODS
             .iter()
@@ -403,7 +402,7 @@ fn predict_with_features(
     cfg: &RunConfig,
     ds: &Dataset,
     aug: &Augmenter,
-    backbone: &Cnn,
+    backbone: &Backbone,
     method: &dyn Method,
     device: &Device,
 ) -> Result<(Vec<i64>, Vec<f32>, usize)> {
