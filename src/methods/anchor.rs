@@ -38,6 +38,7 @@ pub const SPEC: Spec = Spec {
     name: "anchor",
     terms: &[("instance", 1.0), ("cluster", 1.0), ("anchor", 1.0)],
     build: Some(|cfg, p, rep| Ok(Box::new(Anchor::new(cfg, p, rep)?))),
+    provenance: None,
 };
 
 /// Clean view first (the anchor), then the two augmented views.

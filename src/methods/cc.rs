@@ -24,6 +24,7 @@ pub const SPEC: Spec = Spec {
     name: "cc",
     terms: &[("instance", 1.0), ("cluster", 1.0), ("entropy", 1.0)],
     build: Some(|cfg, p, rep| Ok(Box::new(Cc::new(cfg, p, rep)?))),
+    provenance: None,
 };
 
 /// CC's two heads and temperatures.

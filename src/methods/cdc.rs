@@ -35,6 +35,9 @@ pub const SPEC: Spec = Spec {
     name: "cdc",
     terms: &[("contrastive", 1.0), ("equipartition", 1.0)],
     build: Some(|cfg, p, rep| Ok(Box::new(Cdc::new(cfg, p, rep)?))),
+    provenance: Some(
+        "CDC has no public code: our re-implementation from the paper's description, not the authors' code (docs/methods.md)",
+    ),
 };
 
 /// CDC's categorical and instance heads.

@@ -35,6 +35,9 @@ pub const SPEC: Spec = Spec {
         ("regularizer", 2.0),
     ],
     build: Some(|cfg, p, rep| Ok(Box::new(Drc::new(cfg, p, rep)?))),
+    provenance: Some(
+        "DRC has no official code: our re-implementation from the paper's description, with the unverified loss forms as configuration (docs/methods.md)",
+    ),
 };
 
 /// DRC's assignment head and loss forms.

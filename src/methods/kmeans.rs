@@ -13,6 +13,7 @@ pub const SPEC: super::Spec = super::Spec {
     name: "kmeans",
     terms: &[],
     build: None,
+    provenance: None,
 };
 
 /// A clustering result.

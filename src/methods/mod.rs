@@ -70,6 +70,9 @@ pub struct Spec {
     pub terms: &'static [(&'static str, f64)],
     /// `None` for methods without training (the raw-pixel k-means baseline).
     pub build: Option<Builder>,
+    /// Where the implementation comes from, when it is not the authors' code; reports print
+    /// it under any table that shows the method.
+    pub provenance: Option<&'static str>,
 }
 
 /// Every method of this build. Adding a method: its file exports a `SPEC`; add it here.
