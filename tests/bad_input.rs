@@ -92,7 +92,19 @@ fn bad_values_and_overrides() {
     expect_bad(
         "name: g\nbase:\n  method:\n    name: dec\n",
         &[],
-        &["invalid value for `method.name`", "one of cc, kmeans"],
+        &[
+            "invalid value for `method.name`",
+            "one of cc, anchor, drc, cdc, kmeans",
+        ],
+    );
+    expect_bad(
+        "name: g\nbase:\n  method:\n    drc:\n      similarity: cosin\n",
+        &[],
+        &[
+            "g.yaml:5:",
+            "invalid value for `method.drc.similarity`",
+            "cosine",
+        ],
     );
 }
 

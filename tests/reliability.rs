@@ -269,7 +269,18 @@ fn reproduce_reports_every_metric_identical_and_diff_shows_changes() {
     assert_eq!(out.status.code(), Some(0), "{text}{}", stderr(&out));
     assert!(text.contains("reproduced bit for bit"), "{text}");
     assert_eq!(text.matches(" identical").count(), 8, "{text}");
-    let out = clusterlab(dir.path(), &["diff", &snap[0].0, &snap[1].0]);
+    // The two CC runs (run ids sort in no particular order of method or seed).
+    let cc: Vec<&String> = snap
+        .iter()
+        .map(|s| &s.0)
+        .filter(|id| {
+            std::fs::read_to_string(dir.path().join("runs/slow").join(id).join("config.yaml"))
+                .unwrap()
+                .contains("name: cc")
+        })
+        .collect();
+    assert_eq!(cc.len(), 2);
+    let out = clusterlab(dir.path(), &["diff", cc[0], cc[1]]);
     assert!(stdout(&out).contains("seed: "), "{}", stdout(&out));
     let bad = clusterlab(dir.path(), &["reproduce", "../../etc"]);
     assert_eq!(bad.status.code(), Some(2));

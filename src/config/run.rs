@@ -25,7 +25,9 @@ pub struct RunConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MethodConfig {
-    /// `cc` (Contrastive Clustering) or `kmeans` (k-means on raw pixels, a floor).
+    /// `cc` (Contrastive Clustering), `anchor` (anchor loss, Sundareswaran et al.), `drc`,
+    /// `cdc` (re-implementations from the papers' descriptions) or `kmeans` (k-means on raw
+    /// pixels, a floor).
     pub name: String,
     /// Weight per named loss term; 0 disables a term. Terms not named keep the method's default.
     pub weights: BTreeMap<String, f64>,
@@ -37,10 +39,109 @@ pub struct MethodConfig {
     pub feature_dim: usize,
     /// Hidden width of the projection heads.
     pub head_hidden: usize,
-    /// Number of k-means restarts (k-means baseline).
+    /// Number of k-means restarts (pixel baseline, `eval: kmeans_features`, anchor centres).
     pub kmeans_restarts: usize,
     /// Maximum Lloyd iterations per k-means restart.
     pub kmeans_iterations: usize,
+    /// Evaluation protocol: the method's own assignment (`argmax`) or k-means on the backbone
+    /// features (`kmeans_features`).
+    pub eval: EvalProtocol,
+    /// Knobs of the anchor-loss method.
+    pub anchor: AnchorConfig,
+    /// Knobs of DRC (candidate loss forms, see docs/methods.md).
+    pub drc: DrcConfig,
+    /// Knobs of CDC (our re-implementation from the paper's description).
+    pub cdc: CdcConfig,
+}
+
+/// How a trained model's clusters are read out for evaluation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EvalProtocol {
+    /// The method's own assignment: argmax of its cluster head (CC, DRC, CDC) or of q (anchor).
+    Argmax,
+    /// k-means (K = dataset.num_classes) on the backbone features of the test views.
+    KmeansFeatures,
+}
+
+/// The anchor-loss method (Sundareswaran et al. 2021).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AnchorConfig {
+    /// Degrees of freedom α of the Student-t soft assignment (published: 1).
+    pub alpha: f64,
+}
+
+impl Default for AnchorConfig {
+    fn default() -> Self {
+        Self { alpha: 1.0 }
+    }
+}
+
+/// Similarity of two vectors in a contrastive loss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Similarity {
+    Dot,
+    Cosine,
+}
+
+/// DRC's cluster regulariser.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Regularizer {
+    /// (1/N) Σ_k (Σ_i p_ik)² (third-party re-implementation).
+    Squared,
+    /// log K − H(P), P the normalised column sums (PICA / GCC).
+    Entropy,
+}
+
+/// DRC (Zhong et al. 2020): no official code; the forms are configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DrcConfig {
+    /// Temperature of both contrastive losses.
+    pub temperature: f64,
+    /// Similarity of assignment features / probability columns.
+    pub similarity: Similarity,
+    /// Form of the cluster regulariser.
+    pub regularizer: Regularizer,
+}
+
+impl Default for DrcConfig {
+    fn default() -> Self {
+        // Candidate B of methods.md §2.2 (GCC's AGCLoss lineage): cosine, τ = 1, entropy.
+        Self {
+            temperature: 1.0,
+            similarity: Similarity::Cosine,
+            regularizer: Regularizer::Entropy,
+        }
+    }
+}
+
+/// CDC (Ding et al. 2023): our reading of the paper's description, not the authors' code.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CdcConfig {
+    /// Temperature of the contrastive loss on [categorical ; instance] representations.
+    pub temperature: f64,
+    /// Softmax temperature of the categorical part (its probabilities and predictions).
+    pub category_temperature: f64,
+    /// Entropic regularisation ε of Sinkhorn-Knopp (SwAV: 0.05).
+    pub epsilon: f64,
+    /// Sinkhorn-Knopp iterations (SwAV: 3).
+    pub sinkhorn_iterations: usize,
+}
+
+impl Default for CdcConfig {
+    fn default() -> Self {
+        Self {
+            temperature: 0.5,
+            category_temperature: 1.0,
+            epsilon: 0.05,
+            sinkhorn_iterations: 3,
+        }
+    }
 }
 
 impl Default for MethodConfig {
@@ -54,6 +155,10 @@ impl Default for MethodConfig {
             head_hidden: 256,
             kmeans_restarts: 3,
             kmeans_iterations: 100,
+            eval: EvalProtocol::Argmax,
+            anchor: AnchorConfig::default(),
+            drc: DrcConfig::default(),
+            cdc: CdcConfig::default(),
         }
     }
 }
@@ -232,14 +337,9 @@ impl Default for AugmentConfig {
     }
 }
 
-/// Methods known to this build, with their loss terms and default weights.
-pub const METHODS: &[(&str, &[(&str, f64)])] = &[
-    (
-        "cc",
-        &[("instance", 1.0), ("cluster", 1.0), ("entropy", 1.0)],
-    ),
-    ("kmeans", &[]),
-];
+/// Methods known to this build, with their loss terms and default weights (declared by each
+/// method's file, see `methods::REGISTRY`).
+pub use crate::methods::REGISTRY as METHODS;
 
 /// Backbones known to this build (`model.backbone`).
 pub const BACKBONES: &[&str] = &["cnn", "resnet18", "resnet34"];
@@ -256,10 +356,8 @@ impl RunConfig {
         if let Some(w) = self.method.weights.get(term) {
             return *w;
         }
-        METHODS
-            .iter()
-            .find(|(m, _)| *m == self.method.name)
-            .and_then(|(_, terms)| terms.iter().find(|(t, _)| *t == term))
+        crate::methods::spec(&self.method.name)
+            .and_then(|s| s.terms.iter().find(|(t, _)| *t == term))
             .map(|(_, w)| *w)
             .unwrap_or(0.0)
     }
@@ -271,8 +369,8 @@ impl RunConfig {
                 "invalid value for `{key}`: {value}; expected {want}"
             )))
         };
-        let Some((_, terms)) = METHODS.iter().find(|(m, _)| *m == self.method.name) else {
-            let names: Vec<_> = METHODS.iter().map(|(m, _)| *m).collect();
+        let Some(terms) = crate::methods::spec(&self.method.name).map(|s| s.terms) else {
+            let names: Vec<_> = METHODS.iter().map(|s| s.name).collect();
             return bad(
                 "method.name",
                 format!("{:?}", self.method.name),
@@ -304,19 +402,32 @@ impl RunConfig {
                 );
             }
         }
+        let m = &self.method;
         for (key, t) in [
+            ("method.instance_temperature", m.instance_temperature),
+            ("method.cluster_temperature", m.cluster_temperature),
+            ("method.anchor.alpha", m.anchor.alpha),
+            ("method.drc.temperature", m.drc.temperature),
+            ("method.cdc.temperature", m.cdc.temperature),
             (
-                "method.instance_temperature",
-                self.method.instance_temperature,
+                "method.cdc.category_temperature",
+                m.cdc.category_temperature,
             ),
-            (
-                "method.cluster_temperature",
-                self.method.cluster_temperature,
-            ),
+            ("method.cdc.epsilon", m.cdc.epsilon),
         ] {
             if !(t.is_finite() && t > 0.0) {
                 return bad(key, format!("{t}"), "a number > 0");
             }
+        }
+        if m.cdc.sinkhorn_iterations == 0 {
+            return bad("method.cdc.sinkhorn_iterations", "0".into(), "at least 1");
+        }
+        if m.eval == EvalProtocol::KmeansFeatures && m.name == "kmeans" {
+            return bad(
+                "method.eval",
+                "kmeans_features".into(),
+                "argmax for `kmeans` (it clusters raw pixels; it has no learned features)",
+            );
         }
         if !DATASETS.contains(&self.dataset.name.as_str()) {
             return bad(

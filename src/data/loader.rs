@@ -57,3 +57,25 @@ pub fn test_batch(
         device,
     )?)
 }
+
+/// A batch of test views (resize only, no randomness) of `indices`: the anchor method's clean
+/// view during training.
+pub fn clean_batch(
+    ds: &Dataset,
+    aug: &Augmenter,
+    indices: &[usize],
+    device: &Device,
+) -> Result<Tensor> {
+    let per = ds.channels * aug.size * aug.size;
+    let mut buf = vec![0f32; indices.len() * per];
+    buf.par_chunks_mut(per)
+        .zip(indices.par_iter())
+        .for_each_init(Scratch::default, |scratch, (out, &idx)| {
+            aug.test_view(ds.view(idx), scratch, out);
+        });
+    Ok(Tensor::from_vec(
+        buf,
+        (indices.len(), ds.channels, aug.size, aug.size),
+        device,
+    )?)
+}

@@ -310,15 +310,14 @@ pub fn result_row(
     // Every method's terms, so that all result files of a store share one schema (a term the
     // run's method does not have is null) and the report can scan them in one pass.
     let mut seen = Vec::new();
-    for (_, terms) in crate::config::run::METHODS {
-        for (t, _) in terms.iter() {
+    for spec in crate::config::run::METHODS {
+        for (t, _) in spec.terms.iter() {
             if seen.contains(t) {
                 continue;
             }
             seen.push(*t);
-            let has = crate::config::run::METHODS
-                .iter()
-                .any(|(m, ts)| *m == cell.config.method.name && ts.iter().any(|(x, _)| x == t));
+            let has = crate::methods::spec(&cell.config.method.name)
+                .is_some_and(|s| s.terms.iter().any(|(x, _)| x == t));
             row.push((
                 format!("weight.{t}"),
                 Value::F64(has.then(|| cell.config.weight(t))),

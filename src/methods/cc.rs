@@ -6,16 +6,28 @@
 //! `entropy` (log K − H(P) per view). Weights default to 1; total = Σ w_t · term_t.
 //! Evaluation: argmax of the cluster head on the test view, model in eval mode.
 
-use candle_core::{Tensor, D};
+//! Paper defaults: ResNet-34 at 224 px, Adam 3e-4, batch 256, 1000 epochs, τ_I 0.5, τ_C 1.0
+//! (`experiments/cc-paper.yaml`).
+
+use candle_core::Tensor;
 
 use super::losses::{cluster_contrastive, entropy_term, instance_nt_xent, softmax_rows};
-use super::Method;
+use super::{argmax_rows, Method, Spec, View, TWO_AUGMENTED};
 use crate::config::RunConfig;
 use crate::error::Result;
 use crate::nn::heads::Mlp;
 use crate::nn::layers::l2_normalize;
 use crate::nn::Params;
 
+/// Registry entry: terms and their default (paper) weights.
+pub const SPEC: Spec = Spec {
+    name: "cc",
+    terms: &[("instance", 1.0), ("cluster", 1.0), ("entropy", 1.0)],
+    build: Some(|cfg, p, rep| Ok(Box::new(Cc::new(cfg, p, rep)?))),
+    provenance: None,
+};
+
+/// CC's two heads and temperatures.
 pub struct Cc {
     instance_head: Mlp,
     cluster_head: Mlp,
@@ -24,6 +36,7 @@ pub struct Cc {
 }
 
 impl Cc {
+    /// Builds both heads (`instance_projector.*`, `cluster_projector.*`, as in CC's code).
     pub fn new(cfg: &RunConfig, p: &mut Params, rep_dim: usize) -> Result<Self> {
         let m = &cfg.method;
         Ok(Self {
@@ -52,8 +65,8 @@ impl Cc {
 }
 
 impl Method for Cc {
-    fn num_views(&self) -> usize {
-        2
+    fn views(&self) -> &'static [View] {
+        TWO_AUGMENTED
     }
 
     fn losses(&self, feats: &[Tensor]) -> Result<Vec<(&'static str, Tensor)>> {
@@ -70,12 +83,7 @@ impl Method for Cc {
     }
 
     fn predict(&self, feats: &Tensor) -> Result<Vec<i64>> {
-        let ids = self
-            .cluster_head
-            .forward(feats)?
-            .argmax(D::Minus1)?
-            .to_vec1::<u32>()?;
-        Ok(ids.into_iter().map(i64::from).collect())
+        argmax_rows(&self.cluster_head.forward(feats)?)
     }
 
     fn protocol(&self) -> &'static str {

@@ -8,11 +8,21 @@ use rand::Rng as _;
 use crate::error::Result;
 use crate::rng::Rng;
 
+/// Registry entry of the raw-pixel baseline: no loss terms, no training.
+pub const SPEC: super::Spec = super::Spec {
+    name: "kmeans",
+    terms: &[],
+    build: None,
+    provenance: None,
+};
+
 /// A clustering result.
 #[derive(Debug, Clone)]
 pub struct KMeans {
     pub labels: Vec<i64>,
     pub inertia: f64,
+    /// The `k × d` row-major centres (the means of the final assignment).
+    pub centres: Vec<f32>,
 }
 
 fn sq_dist(a: &[f32], b: &[f32]) -> f64 {
@@ -120,7 +130,11 @@ pub fn kmeans(
             }
         }
         if best.as_ref().is_none_or(|b| inertia < b.inertia) {
-            best = Some(KMeans { labels, inertia });
+            best = Some(KMeans {
+                labels,
+                inertia,
+                centres,
+            });
         }
     }
     Ok(best.expect("at least one restart"))

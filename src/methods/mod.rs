@@ -1,11 +1,15 @@
 //! Clustering methods: a trait, a registry, and one file per method.
 //!
-//! A trainable method owns its heads (on top of the shared backbone), computes its named loss
-//! terms from the backbone features of each view, and predicts cluster ids for evaluation.
-//! Adding a method = one file here + one line in [`build`] (+ its terms in
-//! `config::run::METHODS`).
+//! A trainable method owns its heads (on top of the shared backbone), declares which views of
+//! each image it needs, computes its named loss terms from the backbone features of each view,
+//! and predicts cluster ids for evaluation. Each method file exports a [`Spec`] (name, loss
+//! terms with default weights, builder); adding a method = one file here + one line in
+//! [`REGISTRY`].
 
+pub mod anchor;
 pub mod cc;
+pub mod cdc;
+pub mod drc;
 pub mod kmeans;
 pub mod losses;
 
@@ -14,25 +18,90 @@ use candle_core::Tensor;
 use crate::config::RunConfig;
 use crate::error::{Error, Result};
 use crate::nn::Params;
+use crate::rng::Rng;
 
-/// A method trained by gradient descent on augmented views.
+/// How one view of an image is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum View {
+    /// The test transform: the whole image resized, no randomness (the anchor method's "clean"
+    /// view).
+    Clean,
+    /// A random training view (crop, flip, colour jitter, grayscale).
+    Augmented,
+}
+
+/// Two augmented views (CC, DRC, CDC).
+pub const TWO_AUGMENTED: &[View] = &[View::Augmented, View::Augmented];
+
+/// A method trained by gradient descent on views of each image.
 pub trait Method {
-    /// Views per image in a step (CC: 2).
-    fn num_views(&self) -> usize;
+    /// The views of each image in a step, in the order `losses` receives their features.
+    fn views(&self) -> &'static [View];
+    /// Number of views per image.
+    fn num_views(&self) -> usize {
+        self.views().len()
+    }
+    /// Whether [`Method::init`] needs the backbone's features of the whole dataset.
+    fn needs_init(&self) -> bool {
+        false
+    }
+    /// Called once before the first step of a fresh run (never on resume) with the untrained
+    /// backbone's features of every image (clean views), and the run's `kmeans_init` stream.
+    fn init(&mut self, _feats: &Tensor, _rng: &mut Rng) -> Result<()> {
+        Ok(())
+    }
     /// Unweighted loss terms for one batch, from the backbone features of each view.
     fn losses(&self, feats: &[Tensor]) -> Result<Vec<(&'static str, Tensor)>>;
-    /// Cluster id per row of backbone features (evaluation).
+    /// Cluster id per row of backbone features (the method's own protocol, e.g. an argmax).
     fn predict(&self, feats: &Tensor) -> Result<Vec<i64>>;
-    /// The evaluation protocol recorded with the results.
+    /// The method's own evaluation protocol, recorded with the results.
     fn protocol(&self) -> &'static str;
+}
+
+/// Builds a method's heads on a backbone of `rep_dim` features.
+pub type Builder = fn(&RunConfig, &mut Params, usize) -> Result<Box<dyn Method>>;
+
+/// What the registry knows about a method.
+pub struct Spec {
+    /// `method.name` in YAML.
+    pub name: &'static str,
+    /// Named loss terms and their default weights (`method.weights.<term>` overrides; 0
+    /// disables).
+    pub terms: &'static [(&'static str, f64)],
+    /// `None` for methods without training (the raw-pixel k-means baseline).
+    pub build: Option<Builder>,
+    /// Where the implementation comes from, when it is not the authors' code; reports print
+    /// it under any table that shows the method.
+    pub provenance: Option<&'static str>,
+}
+
+/// Every method of this build. Adding a method: its file exports a `SPEC`; add it here.
+pub const REGISTRY: &[&Spec] = &[
+    &cc::SPEC,
+    &anchor::SPEC,
+    &drc::SPEC,
+    &cdc::SPEC,
+    &kmeans::SPEC,
+];
+
+/// The registry entry of `name`.
+pub fn spec(name: &str) -> Option<&'static Spec> {
+    REGISTRY.iter().copied().find(|s| s.name == name)
 }
 
 /// Builds the heads of the configured method on a backbone of `rep_dim` features.
 pub fn build(cfg: &RunConfig, params: &mut Params, rep_dim: usize) -> Result<Box<dyn Method>> {
-    match cfg.method.name.as_str() {
-        "cc" => Ok(Box::new(cc::Cc::new(cfg, params, rep_dim)?)),
-        other => Err(Error::BadInput(format!(
-            "method {other:?} is not a trainable method"
+    match spec(&cfg.method.name).and_then(|s| s.build) {
+        Some(b) => b(cfg, params, rep_dim),
+        None => Err(Error::BadInput(format!(
+            "method {:?} is not a trainable method",
+            cfg.method.name
         ))),
     }
+}
+
+/// Index of the largest entry of each row.
+pub(crate) fn argmax_rows(x: &Tensor) -> Result<Vec<i64>> {
+    let ids = x.argmax(candle_core::D::Minus1)?.to_vec1::<u32>()?;
+    Ok(ids.into_iter().map(i64::from).collect())
 }

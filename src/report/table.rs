@@ -274,7 +274,27 @@ impl Table {
                 "\n‡ fewer runs than the {max_n} of the fullest cell (missing or failed seeds).\n"
             ));
         }
+        for note in self.method_notes() {
+            out.push_str(&format!("\n{note}\n"));
+        }
         out
+    }
+
+    /// The provenance notes of the methods in the table's `method.name` column (e.g. "our
+    /// re-implementation, not the authors' code").
+    pub fn method_notes(&self) -> Vec<String> {
+        let Some(col) = self.row_keys.iter().position(|k| k == "method.name") else {
+            return Vec::new();
+        };
+        crate::methods::REGISTRY
+            .iter()
+            .filter(|s| {
+                self.rows
+                    .iter()
+                    .any(|r| r.get(col).is_some_and(|v| v == s.name))
+            })
+            .filter_map(|s| s.provenance.map(|p| format!("`{}`: {p}.", s.name)))
+            .collect()
     }
 
     /// A booktabs LaTeX table that compiles as-is inside any document loading `booktabs`.
@@ -551,6 +571,16 @@ mod tests {
             ],
             epoch: crate::report::EpochSel::Final,
         }
+    }
+
+    #[test]
+    fn reimplemented_methods_carry_their_provenance_note() {
+        let mut t = table();
+        assert!(t.method_notes().is_empty());
+        t.rows[1] = vec!["cdc".into()];
+        let md = t.markdown();
+        assert!(md.contains("`cdc`: CDC has no public code"), "{md}");
+        assert!(md.contains("not the authors' code"));
     }
 
     #[test]

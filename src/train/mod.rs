@@ -8,12 +8,13 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
+use crate::config::run::EvalProtocol;
 use crate::config::RunConfig;
 use crate::data::augment::Augmenter;
 use crate::data::{loader, Dataset};
 use crate::error::{Error, Result};
 use crate::eval::{cluster_size_entropy, Scores};
-use crate::methods::{self, kmeans::kmeans, losses::scalar, Method};
+use crate::methods::{self, kmeans::kmeans, losses::scalar, Method, View};
 use crate::nn::{Backbone, Params};
 use crate::rng::{permutation, stream, stream_at};
 use crate::store::tables::EpochRow;
@@ -130,12 +131,17 @@ pub fn run(
             }
             (meta.position, meta.rows, meta.sums, meta.seconds)
         }
-        None => (
-            checkpoint::Position { epoch: 1, step: 0 },
-            Vec::new(),
-            Vec::new(),
-            0.0,
-        ),
+        None => {
+            if trainer.method.needs_init() {
+                init_method(cfg, ds, &aug, &mut trainer, device)?;
+            }
+            (
+                checkpoint::Position { epoch: 1, step: 0 },
+                Vec::new(),
+                Vec::new(),
+                0.0,
+            )
+        }
     };
     let clock = |start: &Instant| base_secs + start.elapsed().as_secs_f64();
     let mut best: Option<(f64, checkpoint::Position)> = None;
@@ -151,8 +157,13 @@ pub fn run(
         }
         for step in pos.step..steps {
             let idx = &order[step * b..(step + 1) * b];
-            let views = (0..trainer.method.num_views())
-                .map(|v| loader::train_batch(ds, &aug, idx, cfg.seed, epoch, v, device))
+            let views = (trainer.method.views().iter().enumerate())
+                .map(|(v, kind)| match kind {
+                    View::Augmented => {
+                        loader::train_batch(ds, &aug, idx, cfg.seed, epoch, v, device)
+                    }
+                    View::Clean => loader::clean_batch(ds, &aug, idx, device),
+                })
                 .collect::<Result<Vec<Tensor>>>()?;
             let values = trainer.step(&views).map_err(|e| match e {
                 Error::RunFailed(m) => {
@@ -202,6 +213,7 @@ pub fn run(
                 &trainer.backbone,
                 trainer.method.as_ref(),
                 device,
+                epoch,
             )?;
             let scored = (
                 Some(Scores::compute(&ds.labels, &pred)),
@@ -259,12 +271,13 @@ pub fn run(
             &trainer.backbone,
             trainer.method.as_ref(),
             device,
+            cfg.train.epochs,
         )?,
     };
     let points = crate::eval::pca::pca_2d(&features, clusters.len(), dim);
     Ok(Outcome {
         epochs: rows,
-        protocol: trainer.method.protocol().into(),
+        protocol: protocol(cfg, trainer.method.as_ref()),
         num_params: trainer.params.count(),
         assignment: Some(Assignment { clusters, points }),
     })
@@ -315,11 +328,10 @@ impl Trainer {
         let backbone = Backbone::new(&mut params, &cfg.model, channels)?;
         let method = methods::build(cfg, &mut params, backbone.out_dim())?;
         let opt = Adam::new(params.trainable(), cfg.optimizer.clone())?;
-        let terms = crate::config::run::METHODS
-            .iter()
-            .find(|(m, _)| *m == cfg.method.name)
-            .map(|(_, t)| {
-                t.iter()
+        let terms = methods::spec(&cfg.method.name)
+            .map(|s| {
+                s.terms
+                    .iter()
                     .map(|(t, _)| (t.to_string(), cfg.weight(t)))
                     .collect()
             })
@@ -397,7 +409,43 @@ impl Trainer {
     }
 }
 
-/// Cluster ids and backbone features (row-major, `dim` per sample) of the whole dataset.
+/// The evaluation protocol a run's results were produced with.
+fn protocol(cfg: &RunConfig, method: &dyn Method) -> String {
+    match cfg.method.eval {
+        EvalProtocol::Argmax => method.protocol().into(),
+        EvalProtocol::KmeansFeatures => "k-means on backbone features".into(),
+    }
+}
+
+/// The anchor method's hook: the untrained backbone's features of every clean image, in
+/// train mode (BatchNorm batch statistics, as the published code computes them and as the
+/// training steps see them), in near-equal chunks of at most `train.eval_batch_size`.
+fn init_method(
+    cfg: &RunConfig,
+    ds: &Dataset,
+    aug: &Augmenter,
+    trainer: &mut Trainer,
+    device: &Device,
+) -> Result<()> {
+    let n = ds.len();
+    let chunks = n.div_ceil(cfg.train.eval_batch_size.max(2));
+    let per = n.div_ceil(chunks);
+    let mut feats = Vec::with_capacity(chunks);
+    let mut start = 0;
+    while start < n {
+        let end = (start + per).min(n);
+        let x = loader::test_batch(ds, aug, start, end, device)?;
+        feats.push(trainer.backbone.forward(&x, true)?.detach());
+        start = end;
+    }
+    let feats = Tensor::cat(&feats, 0)?;
+    trainer
+        .method
+        .init(&feats, &mut stream(cfg.seed, "kmeans_init"))
+}
+
+/// Cluster ids and backbone features (row-major, `dim` per sample) of the whole dataset, by the
+/// configured protocol (`epoch` keys the k-means stream of `kmeans_features`).
 fn predict_with_features(
     cfg: &RunConfig,
     ds: &Dataset,
@@ -405,19 +453,35 @@ fn predict_with_features(
     backbone: &Backbone,
     method: &dyn Method,
     device: &Device,
+    epoch: usize,
 ) -> Result<(Vec<i64>, Vec<f32>, usize)> {
     let mut ids = Vec::with_capacity(ds.len());
     let mut feats = Vec::new();
     let mut dim = 0;
     let mut start = 0;
+    let own = cfg.method.eval == EvalProtocol::Argmax;
     while start < ds.len() {
         let end = (start + cfg.train.eval_batch_size).min(ds.len());
         let x = loader::test_batch(ds, aug, start, end, device)?;
         let h = backbone.forward(&x, false)?;
-        ids.extend(method.predict(&h)?);
+        if own {
+            ids.extend(method.predict(&h)?);
+        }
         dim = h.dim(1)?;
         feats.extend(h.flatten_all()?.to_vec1::<f32>()?);
         start = end;
+    }
+    if !own {
+        ids = kmeans(
+            &feats,
+            ds.len(),
+            dim,
+            ds.num_classes,
+            cfg.method.kmeans_restarts,
+            cfg.method.kmeans_iterations,
+            &mut stream_at(cfg.seed, "kmeans_eval", &[epoch as u64]),
+        )?
+        .labels;
     }
     Ok((ids, feats, dim))
 }

@@ -360,11 +360,274 @@ def cc_cases():
 
 
 # ----------------------------------------------------------------------------
+# Anchor-loss method (Sundareswaran et al. 2021): NumPy transcription of the
+# published PyTorch code (modules/network_sic.py get_cluster_prob,
+# utils/cluster_utils.py target_distribution, torch.nn.KLDivLoss(sum),
+# modules/contrastive_loss_sic.py KLDiv/KCL with eps = 1e-8).
+# ----------------------------------------------------------------------------
+
+ANCHOR_EPS = 1e-8
+
+
+def student_t(h, mu, alpha):
+    # norm_squared = sum((h.unsqueeze(1) - mu) ** 2, 2)
+    d2 = ((h[:, None, :] - mu[None, :, :]) ** 2).sum(axis=2)
+    num = (1.0 / (1.0 + d2 / alpha)) ** ((alpha + 1.0) / 2.0)
+    return num / num.sum(axis=1, keepdims=True)
+
+
+def target_distribution(q):
+    weight = q ** 2 / (q.sum(axis=0) + 1e-9)
+    return (weight.T / weight.sum(axis=1)).T
+
+
+def kl_div_sum(log_input, target):
+    """torch.nn.KLDivLoss(reduction='sum'): sum target*(log target - input), 0 where target=0."""
+    t = target
+    out = np.where(t > 0, t * (np.log(np.where(t > 0, t, 1.0)) - log_input), 0.0)
+    return float(out.sum())
+
+
+def kcl(prob, target):
+    """KCL(prob, target) = mean_i sum_j t (log(t+eps) - log(p+eps))."""
+    kld = (target * (np.log(target + ANCHOR_EPS) - np.log(prob + ANCHOR_EPS))).sum(axis=1)
+    return float(kld.mean())
+
+
+def anchor_cluster(h_clean, mu, alpha):
+    c = student_t(h_clean, mu, alpha)
+    target = target_distribution(c)
+    return kl_div_sum(np.log(c + 1e-8), target) / c.shape[0]
+
+
+def anchor_anchor(h_clean, h_a, h_b, mu, alpha):
+    c = student_t(h_clean, mu, alpha)
+    return kcl(student_t(h_a, mu, alpha), c) + kcl(student_t(h_b, mu, alpha), c)
+
+
+def anchor_cases():
+    cases = []
+
+    def case(name, term, params, inputs, expected, matrix=False):
+        return {
+            "name": name, "method": "anchor", "term": term, "params": params,
+            "inputs": {k: mat(v) for k, v in inputs.items()},
+            "expected": mat(expected) if matrix else float(expected),
+            "tolerance": CC_TOL,
+        }
+
+    for size, (n, d, k, seed, alpha) in {
+        "small": (8, 6, 3, 3001, 1.0),
+        "medium": (32, 16, 10, 3002, 1.0),
+        "alpha2": (16, 8, 4, 3003, 2.0),
+    }.items():
+        rng = np.random.RandomState(seed)
+        mu = to_f32_grid(rng.randn(k, d))
+        h_c = to_f32_grid(mu[rng.randint(0, k, size=n)] + 0.7 * rng.randn(n, d))
+        h_a = to_f32_grid(h_c + 0.3 * rng.randn(n, d))
+        h_b = to_f32_grid(h_c + 0.3 * rng.randn(n, d))
+        z_a = to_f32_grid(l2norm_rows(rng.randn(n, 5)))
+        z_b = to_f32_grid(l2norm_rows(z_a + 0.5 * rng.randn(n, 5)))
+        q = student_t(h_c, mu, alpha)
+        assert np.allclose(q.sum(axis=1), 1.0)
+        clu = anchor_cluster(h_c, mu, alpha)
+        anc = anchor_anchor(h_c, h_a, h_b, mu, alpha)
+        inst = instance_loss(z_a, z_b, 0.5)
+        cases.append(case(f"anchor-student_t-{size}", "student_t", {"alpha": alpha},
+                          {"h": h_c, "centers": mu}, q, matrix=True))
+        cases.append(case(f"anchor-cluster-{size}", "cluster", {"alpha": alpha},
+                          {"h_clean": h_c, "centers": mu}, clu))
+        cases.append(case(f"anchor-anchor-{size}", "anchor", {"alpha": alpha},
+                          {"h_clean": h_c, "h_a": h_a, "h_b": h_b, "centers": mu}, anc))
+        cases.append(case(f"anchor-total-{size}", "total",
+                          {"tau_instance": 0.5, "alpha": alpha},
+                          {"z_a": z_a, "z_b": z_b, "h_clean": h_c, "h_a": h_a,
+                           "h_b": h_b, "centers": mu}, inst + clu + anc))
+    return cases
+
+
+# ----------------------------------------------------------------------------
+# DRC (no official code): the candidate forms of methods.md section 2.2.
+# ----------------------------------------------------------------------------
+
+def similarity(a, b, kind):
+    if kind == "dot":
+        return a @ b.T
+    na = np.sqrt((a * a).sum(axis=1))
+    nb = np.sqrt((b * b).sum(axis=1))
+    return (a @ b.T) / np.maximum(np.outer(na, nb), 1e-8)
+
+
+def cross_view_info_nce(a, b, tau, kind):
+    """-(1/M) sum_i log softmax_j(sim(a_i, b_j)/tau)[i], an explicit loop."""
+    s = similarity(a, b, kind) / tau
+    total = 0.0
+    for i in range(s.shape[0]):
+        total += -s[i, i] + logsumexp(s[i])
+    return total / s.shape[0]
+
+
+def regularizer(p, form):
+    n, k = p.shape
+    col = p.sum(axis=0)
+    if form == "squared":
+        # third-party loop form: sum over clusters of (sum over samples)^2, / N
+        return float(sum(col[j] ** 2 for j in range(k)) / n)
+    q = col / col.sum()
+    return float(np.log(k) + (q * np.log(q)).sum())
+
+
+def drc_cases():
+    cases = []
+
+    def case(name, term, params, inputs, expected):
+        return {"name": name, "method": "drc", "term": term, "params": params,
+                "inputs": {k: mat(v) for k, v in inputs.items()},
+                "expected": float(expected), "tolerance": CC_TOL}
+
+    for size, (n, k, seed) in {"small": (8, 4, 4001), "medium": (32, 10, 4002)}.items():
+        rng = np.random.RandomState(seed)
+        f_a = to_f32_grid(rng.randn(n, k) * 2.0)
+        f_b = to_f32_grid(f_a + rng.randn(n, k))
+        p_a = to_f32_grid(softmax_rows(f_a))
+        p_b = to_f32_grid(softmax_rows(f_b))
+        for sim, tau in (("dot", 0.5), ("cosine", 1.0)):
+            cases.append(case(f"drc-assignment_feature-{size}-{sim}", "assignment_feature",
+                              {"tau": tau, "similarity": sim}, {"f_a": f_a, "f_b": f_b},
+                              cross_view_info_nce(f_a, f_b, tau, sim)))
+            cases.append(case(f"drc-assignment_probability-{size}-{sim}",
+                              "assignment_probability", {"tau": tau, "similarity": sim},
+                              {"p_a": p_a, "p_b": p_b},
+                              cross_view_info_nce(p_a.T, p_b.T, tau, sim)))
+        for form in ("squared", "entropy"):
+            cases.append(case(f"drc-regularizer-{size}-{form}", "regularizer", {"form": form},
+                              {"p_a": p_a}, regularizer(p_a, form)))
+            cases.append(case(f"drc-regularizer-{size}-{form}-two-views", "regularizer",
+                              {"form": form}, {"p_a": p_a, "p_b": p_b},
+                              regularizer(p_a, form) + regularizer(p_b, form)))
+        # totals on logits (softmax recomputed from the same f32 logits)
+        sa, sb = softmax_rows(f_a), softmax_rows(f_b)
+        for sim, tau, form, lam in (("cosine", 1.0, "entropy", 2.0), ("dot", 0.5, "squared", 0.1)):
+            tot = (cross_view_info_nce(f_a, f_b, tau, sim)
+                   + cross_view_info_nce(sa.T, sb.T, tau, sim)
+                   + lam * (regularizer(sa, form) + regularizer(sb, form)))
+            cases.append(case(f"drc-total-{size}-{form}", "total",
+                              {"tau": tau, "similarity": sim, "form": form, "lambda": lam},
+                              {"f_a": f_a, "f_b": f_b}, tot))
+    return cases
+
+
+# ----------------------------------------------------------------------------
+# CDC (no code exists): Sinkhorn-Knopp as in SwAV's distributed_sinkhorn
+# (single process), weighted-negative InfoNCE, and our CDC reading.
+# ----------------------------------------------------------------------------
+
+def sinkhorn_swav(scores, eps, iters):
+    q = np.exp(scores / eps).T  # K x B
+    b, k = q.shape[1], q.shape[0]
+    q = q / q.sum()
+    for _ in range(iters):
+        q = q / q.sum(axis=1, keepdims=True)
+        q = q / k
+        q = q / q.sum(axis=0, keepdims=True)
+        q = q / b
+    q = q * b
+    return q.T
+
+
+def weighted_negative_infonce(s_pos, s_neg, w_neg, tau):
+    num = np.exp(s_pos[:, 0] / tau)
+    den = num + (w_neg * np.exp(s_neg / tau)).sum(axis=1)
+    return float(np.mean(-np.log(num / den)))
+
+
+def cdc_contrastive(c_a, c_b, g_a, g_b, tau):
+    """NT-Xent over r = [c ; g], plus a cross-check through the weighted form."""
+    n = c_a.shape[0]
+    c = np.concatenate([c_a, c_b]); g = np.concatenate([g_a, g_b])
+    s = (c @ c.T + g @ g.T) / tau
+    direct = nt_xent_rows(s, n)
+    # weighted-negative form: s_g positives/negatives, w = exp((c_i.c_j - c_i.c_i+)/tau)
+    sc, sg = c @ c.T, g @ g.T
+    pos, neg, w = [], [], []
+    for r in range(2 * n):
+        p = (r + n) % (2 * n)
+        others = [j for j in range(2 * n) if j != r and j != p]
+        pos.append([sg[r, p]])
+        neg.append(sg[r, others])
+        w.append(np.exp((sc[r, others] - sc[r, p]) / tau))
+    weighted = weighted_negative_infonce(np.array(pos), np.array(neg), np.array(w), tau)
+    assert abs(direct - weighted) < 1e-10, (direct, weighted)
+    return direct
+
+
+def log_softmax_rows(x):
+    return x - logsumexp(x, axis=1, keepdims=True)
+
+
+def swapped_prediction(l_a, l_b, tau_c, eps, iters):
+    q_a = sinkhorn_swav(l_a, eps, iters)
+    q_b = sinkhorn_swav(l_b, eps, iters)
+    ce_ab = -np.mean((q_b * log_softmax_rows(l_a / tau_c)).sum(axis=1))
+    ce_ba = -np.mean((q_a * log_softmax_rows(l_b / tau_c)).sum(axis=1))
+    return 0.5 * (ce_ab + ce_ba)
+
+
+def cdc_cases():
+    cases = []
+
+    def case(name, term, params, inputs, expected, matrix=False):
+        return {"name": name, "method": "cdc", "term": term, "params": params,
+                "inputs": {k: mat(v) for k, v in inputs.items()},
+                "expected": mat(expected) if matrix else float(expected),
+                "tolerance": CC_TOL}
+
+    for size, (n, k, d, seed) in {"small": (8, 3, 5, 5001), "medium": (32, 10, 16, 5002)}.items():
+        rng = np.random.RandomState(seed)
+        scores = to_f32_grid(np.clip(rng.randn(n, k) * 0.5, -1, 1))
+        for eps, iters in ((0.05, 3), (0.5, 10)):
+            q = sinkhorn_swav(scores, eps, iters)
+            tag = f"eps{str(eps).replace('.', 'p')}-it{iters}"
+            cases.append(case(f"cdc-sinkhorn-{size}-{tag}", "sinkhorn",
+                              {"epsilon": eps, "iterations": iters}, {"scores": scores},
+                              q, matrix=True))
+        s_pos = to_f32_grid(rng.uniform(-1, 1, size=(n, 1)))
+        s_neg = to_f32_grid(rng.uniform(-1, 1, size=(n, 2 * n - 2)))
+        w_neg = to_f32_grid(rng.uniform(0, 2, size=(n, 2 * n - 2)))
+        cases.append(case(f"cdc-weighted_negative_infonce-{size}", "weighted_negative_infonce",
+                          {"tau": 0.5}, {"s_pos": s_pos, "s_neg": s_neg, "w_neg": w_neg},
+                          weighted_negative_infonce(s_pos, s_neg, w_neg, 0.5)))
+        # unit weights = plain InfoNCE (cross-check)
+        ones = np.ones_like(w_neg)
+        plain = float(np.mean(logsumexp(np.concatenate([s_pos, s_neg], 1) / 0.5, axis=1)
+                              - s_pos[:, 0] / 0.5))
+        assert abs(weighted_negative_infonce(s_pos, s_neg, ones, 0.5) - plain) < 1e-12
+        l_a = to_f32_grid(rng.randn(n, k) * 1.5)
+        l_b = to_f32_grid(l_a + 0.5 * rng.randn(n, k))
+        g_a = to_f32_grid(l2norm_rows(rng.randn(n, d)))
+        g_b = to_f32_grid(l2norm_rows(g_a + 0.5 * rng.randn(n, d)))
+        c_a = to_f32_grid(softmax_rows(l_a))
+        c_b = to_f32_grid(softmax_rows(l_b))
+        cases.append(case(f"cdc-contrastive-{size}", "contrastive", {"tau": 0.5},
+                          {"c_a": c_a, "c_b": c_b, "g_a": g_a, "g_b": g_b},
+                          cdc_contrastive(c_a, c_b, g_a, g_b, 0.5)))
+        eq = swapped_prediction(l_a, l_b, 1.0, 0.5, 3)
+        cases.append(case(f"cdc-equipartition-{size}", "equipartition",
+                          {"tau_c": 1.0, "epsilon": 0.5, "iterations": 3},
+                          {"l_a": l_a, "l_b": l_b}, eq))
+        tot = cdc_contrastive(softmax_rows(l_a), softmax_rows(l_b), g_a, g_b, 0.5) + eq
+        cases.append(case(f"cdc-total-{size}", "total",
+                          {"tau": 0.5, "tau_c": 1.0, "epsilon": 0.5, "iterations": 3},
+                          {"l_a": l_a, "l_b": l_b, "g_a": g_a, "g_b": g_b}, tot))
+    return cases
+
+
+# ----------------------------------------------------------------------------
 
 def main():
     print(f"python {sys.version.split()[0]}, numpy {np.__version__}, "
           f"scikit-learn {sklearn.__version__}, scipy {scipy.__version__}")
-    cases = metric_cases() + cc_cases()
+    cases = metric_cases() + cc_cases() + anchor_cases() + drc_cases() + cdc_cases()
     names = [c["name"] for c in cases]
     assert len(names) == len(set(names)), "duplicate case names"
     for c in cases:
