@@ -15,6 +15,7 @@ use clusterlab::store::{check_name, RunState, Store};
 use clusterlab::{report, Error, Result};
 
 mod cli;
+mod data_cmd;
 use cli::{BenchWhat, Cli, Command, GlobalArgs};
 
 fn main() {
@@ -270,6 +271,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
             let _ = writeln!(stdout, "{line}");
             Ok(0)
         }
+        Command::Data { what } => data_cmd::run(what, stdout),
         Command::Golden { paths } => {
             let files = clusterlab::golden::case_files(&paths)?;
             let mut failed = 0;
