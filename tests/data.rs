@@ -709,3 +709,21 @@ fn sweeps_run_on_a_cifar10_folder_and_an_arrays_folder() {
     assert!(stderr(&out).contains("labels.npy"), "{}", stderr(&out));
     assert!(!dir.path().join("runs").exists());
 }
+
+#[test]
+fn data_list_shows_where_datasets_are_and_their_checksums() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("store");
+    for (n, b) in cifar10_files(1) {
+        w(&root.join("cifar-10-batches-bin").join(n), b);
+    }
+    // A downloaded file whose bytes are not the published ones.
+    w(
+        &root.join("mnist/train-images-idx3-ubyte.gz"),
+        gz(b"not mnist"),
+    );
+    let out = data_cmd(dir.path(), &root, &["data", "list"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out).replace(&root.display().to_string(), "<root>");
+    insta::assert_snapshot!(text);
+}
