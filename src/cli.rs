@@ -217,6 +217,14 @@ pub enum Command {
         #[command(flatten)]
         overrides: OverrideArgs,
     },
+    /// Datasets: list the known ones and their state, check one end to end, download one.
+    ///
+    /// Files are looked for under the data root ($CLUSTERLAB_DATA, default data/), or at
+    /// dataset.path.
+    Data {
+        #[command(subcommand)]
+        what: DataWhat,
+    },
     /// Evaluate golden cross-check cases (JSON) against clusterlab's implementation.
     ///
     /// Prints, per case, computed vs expected and pass/fail; exit 1 if any case fails.
@@ -374,4 +382,44 @@ impl K8sArgs {
             pvc: self.pvc.clone(),
         }
     }
+}
+
+/// What `data` does.
+#[derive(Debug, Subcommand)]
+pub enum DataWhat {
+    /// Known datasets: protocol, where their files are looked for, found or not, checksums.
+    List,
+    /// Read a dataset through the real loader (checksums, counts, sizes, label ranges) and
+    /// summarise it; exit 2 with the problem when it is missing or corrupt.
+    Check {
+        /// Dataset name (see `data list`).
+        name: String,
+        /// Folder or archive to read instead of the data root's (dataset.path).
+        #[arg(long)]
+        path: Option<PathBuf>,
+        /// Accept subsets of the official files (no count or checksum checks).
+        #[arg(long)]
+        allow_partial: bool,
+        /// Number of classes (`folder` and `arrays` only; others have a fixed count).
+        #[arg(long)]
+        num_classes: Option<usize>,
+        /// Image side after resizing (image-folder datasets).
+        #[arg(long, default_value_t = 32)]
+        image_size: usize,
+        /// Splits to read, comma-separated (default: the papers' protocol).
+        #[arg(long, value_delimiter = ',')]
+        splits: Vec<String>,
+    },
+    /// Download a dataset's official files into the data root, with a progress bar, resume of
+    /// an interrupted download, MD5 verification and an atomic rename.
+    Fetch {
+        /// Dataset name (see `data list`).
+        name: String,
+        /// Download from this URL instead of the official one (a mirror; single-file datasets).
+        #[arg(long)]
+        url: Option<String>,
+        /// Expected MD5 instead of the published one (with --url, for a mirror's own file).
+        #[arg(long)]
+        md5: Option<String>,
+    },
 }

@@ -21,6 +21,7 @@ use clusterlab::{report, Error, Result};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod cli;
+mod data_cmd;
 use cli::{BenchWhat, Cli, Command, GlobalArgs};
 mod launch_cmd;
 
@@ -330,6 +331,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
                 stdout,
             )
         }
+        Command::Data { what } => data_cmd::run(what, stdout),
         Command::Golden { paths } => {
             let files = clusterlab::golden::case_files(&paths)?;
             let mut failed = 0;

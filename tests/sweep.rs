@@ -263,7 +263,7 @@ fn provenance_records_commit_and_dirty_diff() {
 
 #[test]
 fn sweeps_cifar100_from_files_in_the_official_binary_format() {
-    use clusterlab::data::cifar::write_records;
+    use clusterlab::data::formats::cifar::write_records;
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("cifar-100-binary");
     std::fs::create_dir(&data).unwrap();
@@ -307,7 +307,7 @@ fn sweeps_cifar100_from_files_in_the_official_binary_format() {
     let out = clusterlab(dir.path(), &["sweep", "c100.yaml"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        stderr(&out).contains("test.bin not found"),
+        stderr(&out).contains("test.bin") && stderr(&out).contains("cannot read"),
         "{}",
         stderr(&out)
     );

@@ -229,7 +229,10 @@ fn extract_layers(
         stages.push((*layer, figment.clone()));
     }
     match figment.extract::<RunConfig>() {
-        Ok(cfg) => Ok(cfg),
+        Ok(mut cfg) => {
+            cfg.dataset.resolve_protocol();
+            Ok(cfg)
+        }
         Err(_) => {
             // Blame the first layer whose addition makes extraction fail.
             for (layer, stage) in stages {

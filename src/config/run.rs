@@ -167,8 +167,10 @@ impl Default for MethodConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DatasetConfig {
-    /// `synthetic` (built in, generated from `dataset.seed`), `cifar10` or `cifar100-20`
-    /// (official binary files; train and test merged, as in CC).
+    /// `synthetic` (built in, generated from `dataset.seed`) or a dataset read from files:
+    /// `cifar10`, `cifar100-20` (coarse labels), `cifar100` (fine labels), `stl10`,
+    /// `imagenet10`, `imagenet-dogs`, `tiny-imagenet`, `mnist`, `fashion-mnist`, `folder`
+    /// (one sub-folder per class), `arrays` (NumPy `.npy`/`.npz`). See [`DATASET_PROTOCOLS`].
     pub name: String,
     /// Number of images of the synthetic dataset (real datasets use all their images).
     pub size: usize,
@@ -184,8 +186,17 @@ pub struct DatasetConfig {
     pub clutter: usize,
     /// Folder of a real dataset's extracted files (default: `data/<official folder name>`).
     pub path: Option<String>,
-    /// Accept official files with fewer records than the release (subsets, test fixtures).
+    /// Accept official files with fewer records than the release (subsets, test fixtures);
+    /// archives are then not checked against the published checksums.
     pub allow_partial: bool,
+    /// Protocol: the splits read and concatenated, in this order (`train`, `test`). Empty
+    /// means the papers' protocol (CIFAR, STL-10, MNIST: train + test; ImageNet subsets and
+    /// Tiny-ImageNet: train); the resolved list is what `config.yaml` records and the run id
+    /// hashes. Datasets without splits (`synthetic`, `folder`, `arrays`) keep it empty.
+    pub splits: Vec<String>,
+    /// Protocol (STL-10): also use the 100 000 unlabelled images, for the instance loss only
+    /// (CC's two-phase epoch).
+    pub unlabeled: bool,
 }
 
 impl Default for DatasetConfig {
@@ -200,6 +211,8 @@ impl Default for DatasetConfig {
             clutter: 2,
             path: None,
             allow_partial: false,
+            splits: Vec::new(),
+            unlabeled: false,
         }
     }
 }
@@ -348,7 +361,95 @@ pub const BACKBONES: &[&str] = &["cnn", "resnet18", "resnet34"];
 pub const STEMS: &[&str] = &["cifar", "imagenet"];
 
 /// Datasets known to this build.
-pub const DATASETS: &[&str] = &["synthetic", "cifar10", "cifar100-20"];
+pub const DATASETS: &[&str] = &[
+    "synthetic",
+    "cifar10",
+    "cifar100-20",
+    "cifar100",
+    "stl10",
+    "imagenet10",
+    "imagenet-dogs",
+    "tiny-imagenet",
+    "mnist",
+    "fashion-mnist",
+    "folder",
+    "arrays",
+];
+
+/// The protocol of each dataset: (name, classes (0: set by `dataset.num_classes`), the splits
+/// that exist; the papers' protocol merges all of them, train first).
+pub const DATASET_PROTOCOLS: &[(&str, usize, &[&str])] = &[
+    ("synthetic", 0, &[]),
+    ("cifar10", 10, &["train", "test"]),
+    ("cifar100-20", 20, &["train", "test"]),
+    ("cifar100", 100, &["train", "test"]),
+    ("stl10", 10, &["train", "test"]),
+    ("imagenet10", 10, &["train"]),
+    ("imagenet-dogs", 15, &["train"]),
+    ("tiny-imagenet", 200, &["train"]),
+    ("mnist", 10, &["train", "test"]),
+    ("fashion-mnist", 10, &["train", "test"]),
+    ("folder", 0, &[]),
+    ("arrays", 0, &[]),
+];
+
+impl DatasetConfig {
+    /// Fills in the papers' protocol where the config leaves it open (empty `splits`).
+    pub fn resolve_protocol(&mut self) {
+        if self.splits.is_empty() {
+            if let Some((_, _, splits)) = DATASET_PROTOCOLS.iter().find(|(n, ..)| *n == self.name) {
+                self.splits = splits.iter().map(|s| s.to_string()).collect();
+            }
+        }
+    }
+
+    /// Checks the protocol keys against the dataset's splits and class count.
+    fn validate_protocol(&self) -> Result<()> {
+        let Some((_, classes, splits)) = DATASET_PROTOCOLS.iter().find(|(n, ..)| *n == self.name)
+        else {
+            return Ok(());
+        };
+        let bad = |key: &str, value: String, want: String| {
+            Err(Error::Config(format!(
+                "invalid value for `{key}`: {value}; expected {want}"
+            )))
+        };
+        if *classes > 0 && self.num_classes != *classes {
+            return bad(
+                "dataset.num_classes",
+                self.num_classes.to_string(),
+                format!("{classes} for dataset {}", self.name),
+            );
+        }
+        for (i, s) in self.splits.iter().enumerate() {
+            if !splits.contains(&s.as_str()) || self.splits[..i].contains(s) {
+                return bad(
+                    "dataset.splits",
+                    format!("{:?}", self.splits),
+                    if splits.is_empty() {
+                        format!("[] (dataset {} has no splits)", self.name)
+                    } else {
+                        format!("distinct splits of {}: {}", self.name, splits.join(", "))
+                    },
+                );
+            }
+        }
+        if self.unlabeled {
+            return bad(
+                "dataset.unlabeled",
+                "true".into(),
+                if self.name != "stl10" {
+                    "false (only stl10 has an unlabelled split)".into()
+                } else {
+                    "false: the STL-10 reader loads the unlabelled split, but the training loop \
+                     does not run CC's two-phase epoch yet"
+                        .into()
+                },
+            );
+        }
+        Ok(())
+    }
+}
 
 impl RunConfig {
     /// The weight of a loss term: the configured one, else the method's default.
@@ -436,6 +537,7 @@ impl RunConfig {
                 &format!("one of {}", DATASETS.join(", ")),
             );
         }
+        self.dataset.validate_protocol()?;
         if self.dataset.num_classes < 2 {
             return bad(
                 "dataset.num_classes",

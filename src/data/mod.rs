@@ -1,16 +1,25 @@
 //! Datasets and the augmentation pipeline.
 //!
 //! A [`Dataset`] is a block of uint8 images (N × H × W × C, channels last) with integer labels
-//! used only for evaluation. Training reads it through [`augment`] (random views) and
-//! [`loader`] (batches as tensors).
+//! used only for evaluation. Real datasets are read by [`formats`] from their official files
+//! (located through [`catalog`] and [`source`]), cached decoded by [`cache`], and downloaded by
+//! [`fetch`]. Training reads a dataset through [`augment`] (random views) and [`loader`]
+//! (batches as tensors).
 
 pub mod augment;
 pub mod blur;
-pub mod cifar;
+pub mod cache;
+pub mod catalog;
+pub mod fetch;
+pub mod formats;
 pub mod loader;
+pub mod source;
 pub mod synthetic;
 #[cfg(test)]
 mod torchvision_check;
+
+use std::collections::HashSet;
+use std::sync::Mutex;
 
 use crate::config::run::DatasetConfig;
 use crate::error::{Error, Result};
@@ -64,19 +73,39 @@ impl Dataset {
     }
 }
 
-/// Checks that a dataset's files exist (cheap; run before a sweep writes anything).
+/// Dataset configs already checked by this process.
+static CHECKED: Mutex<Option<HashSet<String>>> = Mutex::new(None);
+
+/// Checks, before a sweep writes anything, that a dataset can be read: its files are found,
+/// verified and decoded (the result goes to the cache, so the runs that follow read it from
+/// there). Bad data is `BadInput` (exit 2). Each distinct config is checked once per process.
 pub fn check_available(cfg: &DatasetConfig) -> Result<()> {
-    match cfg.name.as_str() {
-        "cifar10" | "cifar100-20" => cifar::check_available(cfg),
-        _ => Ok(()),
+    if cfg.name == "synthetic" {
+        return Ok(());
     }
+    let key = serde_json::to_string(cfg)?;
+    if CHECKED
+        .lock()
+        .map(|s| s.as_ref().is_some_and(|s| s.contains(&key)))
+        .unwrap_or(false)
+    {
+        return Ok(());
+    }
+    load(cfg)?;
+    if let Ok(mut s) = CHECKED.lock() {
+        s.get_or_insert_with(HashSet::new).insert(key);
+    }
+    Ok(())
 }
 
-/// Builds the dataset a run config names.
+/// Builds the dataset a run config names (real datasets through the cache under the data root).
 pub fn load(cfg: &DatasetConfig) -> Result<Dataset> {
     match cfg.name.as_str() {
         "synthetic" => Ok(synthetic::generate(cfg)),
-        "cifar10" | "cifar100-20" => cifar::load(cfg),
+        name if catalog::spec(name).is_some() => {
+            let dir = source::data_root().join(".cache");
+            cache::cached(cfg, &dir, || formats::read(cfg))
+        }
         other => Err(Error::BadInput(format!(
             "unknown dataset.name {other:?}; available: {}",
             crate::config::run::DATASETS.join(", ")
