@@ -85,8 +85,8 @@ bench-compare BACKBONE="cnn" BATCH="128" SIZE="32" THREADS="2" STEPS="10":
       || "$VENV/bin/pip" install -q torch torchvision
     cargo build --release -q
     ours=$(RAYON_NUM_THREADS={{THREADS}} target/release/clusterlab bench train --device cpu \
-      --steps {{STEPS}} --warmup 2 --set model.backbone={{BACKBONE}} --set model.stem=cifar \
-      --set train.batch_size={{BATCH}} --set dataset.image_size={{SIZE}})
+      --steps {{STEPS}} --warmup 2 --method cc --backbone {{BACKBONE}} --stem cifar \
+      --batch {{BATCH}} --image-size {{SIZE}})
     theirs=$(OMP_NUM_THREADS={{THREADS}} "$VENV/bin/python" bench/torch_twin.py --device cpu \
       --threads {{THREADS}} --steps {{STEPS}} --warmup 2 --backbone {{BACKBONE}} --stem cifar \
       --batch {{BATCH}} --image-size {{SIZE}})

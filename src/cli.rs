@@ -259,6 +259,21 @@ pub enum BenchWhat {
         /// Take the base config of this grid (file or name); the first cell's config is used.
         #[arg(long)]
         grid: Option<String>,
+        /// Method (same as --set method.name=M).
+        #[arg(long)]
+        method: Option<String>,
+        /// Backbone: cnn, resnet18, resnet34 (same as --set model.backbone=B).
+        #[arg(long)]
+        backbone: Option<String>,
+        /// ResNet stem: cifar or imagenet (same as --set model.stem=S).
+        #[arg(long)]
+        stem: Option<String>,
+        /// Images per step (same as --set train.batch_size=N).
+        #[arg(long)]
+        batch: Option<usize>,
+        /// Image side in pixels (same as --set dataset.image_size=S).
+        #[arg(long)]
+        image_size: Option<usize>,
         #[command(flatten)]
         overrides: OverrideArgs,
     },

@@ -257,13 +257,37 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Command::Bench { what } => {
             let (grid, sets) = match &what {
                 BenchWhat::Train {
-                    grid, overrides, ..
+                    grid,
+                    overrides,
+                    method,
+                    backbone,
+                    stem,
+                    batch,
+                    image_size,
+                    ..
+                } => {
+                    // The named flags are shorthands for --set (given after, so they win).
+                    let mut sets = overrides.sets.clone();
+                    let named = [
+                        ("method.name", method.clone()),
+                        ("model.backbone", backbone.clone()),
+                        ("model.stem", stem.clone()),
+                        ("train.batch_size", batch.map(|b| b.to_string())),
+                        ("dataset.image_size", image_size.map(|s| s.to_string())),
+                    ];
+                    for (k, v) in named {
+                        if let Some(v) = v {
+                            sets.push(format!("{k}={v}"));
+                        }
+                    }
+                    (grid, std::borrow::Cow::Owned(sets))
                 }
-                | BenchWhat::Augment {
+                BenchWhat::Augment {
                     grid, overrides, ..
-                } => (grid, &overrides.sets),
+                } => (grid, std::borrow::Cow::Borrowed(&overrides.sets)),
                 BenchWhat::Report { .. } => unreachable!("handled above"),
             };
+            let sets: &[String] = &sets;
             let cfg = match grid {
                 Some(g) => load(Some(g), sets)?.1.remove(0).config,
                 None => {
