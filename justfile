@@ -92,4 +92,9 @@ bench-compare BACKBONE="cnn" BATCH="128" SIZE="32" THREADS="2" STEPS="10":
       --batch {{BATCH}} --image-size {{SIZE}})
     echo "clusterlab: $ours"
     echo "pytorch:    $theirs"
-    python3 -c 'import json,sys; a,b=(json.loads(x) for x in sys.argv[1:]); print(f"ratio clusterlab/pytorch images/s: {a[\"images_per_s\"]/b[\"images_per_s\"]:.2f} ({a[\"images_per_s\"]:.1f} vs {b[\"images_per_s\"]:.1f}; params {a[\"config\"][\"params\"]} vs {b[\"config\"][\"params\"]})")' "$ours" "$theirs"
+    python3 - "$ours" "$theirs" <<'PY'
+    import json, sys
+    a, b = (json.loads(x) for x in sys.argv[1:])
+    r = a["images_per_s"] / b["images_per_s"]
+    print(f"ratio clusterlab/pytorch images/s: {r:.2f} ({a['images_per_s']:.1f} vs {b['images_per_s']:.1f}; params {a['config']['params']} vs {b['config']['params']})")
+    PY

@@ -91,8 +91,8 @@ pub fn report(
 ) -> Result<serde_json::Value> {
     use crate::config::layers::flatten;
     use crate::eval::Scores;
-    use crate::store::tables::{epochs_frame, row_frame, write_parquet, EpochRow, Value};
-    use crate::store::{Store, EPOCHS_FILE, RESULT_FILE};
+    use crate::store::tables::{epochs_frame, write_parquet, EpochRow, Value};
+    use crate::store::{Store, EPOCHS_FILE};
     let store = Store::new(root.join("runs"));
     let grid = "bench";
     let t0 = Instant::now();
@@ -161,7 +161,7 @@ pub fn report(
         ] {
             row.push((k.into(), Value::F64(Some(v))));
         }
-        write_parquet(&dir.join(RESULT_FILE), &mut row_frame(&row)?)?;
+        store.record_result(grid, &id, &row)?;
     }
     let build_s = t0.elapsed().as_secs_f64();
     // First report: reads every result file (and writes the grid's cache); second: the cache.

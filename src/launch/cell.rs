@@ -15,7 +15,7 @@ use crate::data::{self, Dataset};
 use crate::error::{Error, Result};
 use crate::logging;
 use crate::provenance::{now, Provenance};
-use crate::store::tables::{epochs_frame, row_frame, write_parquet, write_parquet_zstd, Value};
+use crate::store::tables::{epochs_frame, write_parquet, write_parquet_zstd, Value};
 use crate::store::{self, write_atomic, RunState, Status, Store};
 use crate::train::{self, Observer, Outcome};
 
@@ -201,7 +201,7 @@ pub fn run_cell(
         )?;
     }
     let row = result_row(grid, cell, &outcome, &prov)?;
-    write_parquet(&dir.join(store::RESULT_FILE), &mut row_frame(&row)?)?;
+    store.record_result(grid, &cell.run_id, &row)?;
     write_atomic(
         &dir.join(store::PROVENANCE_FILE),
         &serde_json::to_vec_pretty(&prov)?,

@@ -57,7 +57,7 @@ pub fn scan_results(store: &Store, grid: &str) -> Result<Option<LazyFrame>> {
     let df = match cached {
         Some(df) => df,
         None => {
-            let mut df = read_all(&files)?;
+            let mut df = read_all(&dir, &files, &manifest)?;
             // Parquet first, manifest last: a manifest only ever describes a complete cache.
             if crate::store::tables::write_parquet_zstd(&cache, &mut df).is_ok() {
                 let _ =
@@ -70,11 +70,33 @@ pub fn scan_results(store: &Store, grid: &str) -> Result<Option<LazyFrame>> {
     Ok(Some(lf.filter(col("status").eq(lit("completed")))))
 }
 
-/// Reads result files into one frame (in parallel; the union of their columns).
-fn read_all(files: &[std::path::PathBuf]) -> Result<DataFrame> {
-    let frames = read_parquet_many(files)
+/// Reads result files into one frame (the union of their columns): rows the grid's result index
+/// holds for an unchanged file come from the index, the other files are read in parallel.
+fn read_all(
+    grid_dir: &Path,
+    files: &[std::path::PathBuf],
+    manifest: &[(String, u64, u128)],
+) -> Result<DataFrame> {
+    let index = crate::store::index::load(grid_dir);
+    let mut indexed = Vec::new();
+    let mut unread = Vec::new();
+    for (f, (_, size, mtime)) in files.iter().zip(manifest) {
+        let run_id = f
+            .parent()
+            .and_then(|d| d.file_name())
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        match index.get(&run_id) {
+            Some(e) if e.size == *size && e.mtime_ns == *mtime => indexed.push(e.row.clone()),
+            _ => unread.push(f.clone()),
+        }
+    }
+    let mut frames = read_parquet_many(&unread)
         .into_iter()
         .collect::<Result<Vec<_>>>()?;
+    if !indexed.is_empty() {
+        frames.push(crate::store::tables::rows_frame(&indexed)?);
+    }
     Ok(stack_frames(frames)?.unwrap_or_default())
 }
 
@@ -575,5 +597,44 @@ mod tests {
         assert_eq!(t.cells[0][0].as_ref().unwrap().mean, 0.5);
         let e = EpochSel::parse("best:f1").unwrap_err().to_string();
         assert!(e.contains("unknown metric `f1`"), "{e}");
+    }
+
+    /// Rows from the grid's result index equal the rows read from the Parquet files; a file
+    /// changed after its index line is read from the file.
+    #[test]
+    fn result_index_matches_the_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        for (i, (m, v)) in [("cc", 0.9), ("cc", 0.8), ("kmeans", 0.1)].iter().enumerate() {
+            let id = format!("r{i}");
+            std::fs::create_dir_all(store.run_dir("g", &id)).unwrap();
+            let row = vec![
+                ("run_id".to_string(), Value::Str(Some(id.clone()))),
+                ("status".into(), Value::Str(Some("completed".into()))),
+                ("method.name".into(), Value::Str(Some(m.to_string()))),
+                ("dataset.name".into(), Value::Str(Some("synthetic".into()))),
+                ("seed".into(), Value::I64(Some(i as i64))),
+                ("note".into(), Value::Str(None)),
+                ("final_nmi".into(), Value::F64(Some(*v))),
+                ("final_acc".into(), Value::F64(Some(*v))),
+                ("final_ari".into(), Value::F64(Some(*v))),
+            ];
+            store.record_result("g", &id, &row).unwrap();
+        }
+        let files = store.result_files("g").unwrap();
+        let manifest: Vec<(String, u64, u128)> = files
+            .iter()
+            .map(|f| {
+                let (s, t) = crate::store::index::stamp(f).unwrap();
+                (f.to_string_lossy().into_owned(), s, t)
+            })
+            .collect();
+        let from_index = read_all(&store.grid_dir("g"), &files, &manifest).unwrap();
+        let from_files = read_all(dir.path(), &files, &manifest).unwrap();
+        assert!(from_index.equals_missing(&from_files), "{from_index}\n{from_files}");
+        // A re-written file whose index line is stale is read from the file.
+        write(&store, "r2", "kmeans", 0.3, false);
+        let t = summarise(&store, "g", &ReportOptions::default()).unwrap().unwrap();
+        assert_eq!(t.cells[1][0].as_ref().unwrap().mean, 0.3);
     }
 }

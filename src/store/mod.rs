@@ -4,6 +4,7 @@
 //! scan, so the store can be filled by one process, several, or copied from a cluster.
 
 pub mod atomic;
+pub mod index;
 pub mod status;
 pub mod tables;
 
@@ -114,6 +115,22 @@ impl Store {
     }
 
     /// Run directories of a grid that hold a result file.
+    /// Writes a run's one-row `result.parquet` (atomically) and adds the row to the grid's
+    /// result index (see [`index`]); an index that cannot be written only costs report speed.
+    pub fn record_result(
+        &self,
+        grid: &str,
+        run_id: &str,
+        row: &[(String, tables::Value)],
+    ) -> crate::Result<()> {
+        let file = self.run_dir(grid, run_id).join(RESULT_FILE);
+        tables::write_parquet(&file, &mut tables::row_frame(row)?)?;
+        if let Err(e) = index::append(&self.grid_dir(grid), run_id, &file, row) {
+            tracing::warn!("result index not updated ({e}); reports read {}", file.display());
+        }
+        Ok(())
+    }
+
     pub fn result_files(&self, grid: &str) -> std::io::Result<Vec<PathBuf>> {
         let dir = self.grid_dir(grid);
         let mut out = Vec::new();

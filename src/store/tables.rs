@@ -25,7 +25,7 @@ pub struct EpochRow {
 }
 
 /// A typed value of the one-row result table.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Value {
     F64(Option<f64>),
     I64(Option<i64>),
@@ -92,6 +92,76 @@ pub fn row_frame(values: &[(String, Value)]) -> Result<DataFrame> {
         })
         .collect();
     Ok(DataFrame::new(1, cols)?)
+}
+
+/// Builds a frame from many rows of named values (the union of their columns, in order of first
+/// appearance; missing values are null). A column mixing integers and floats is Float64; one
+/// holding any string is String.
+pub fn rows_frame(rows: &[Vec<(String, Value)>]) -> Result<DataFrame> {
+    let mut names: Vec<&str> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for r in rows {
+        for (k, _) in r {
+            if seen.insert(k.as_str()) {
+                names.push(k);
+            }
+        }
+    }
+    let lookup: Vec<std::collections::HashMap<&str, &Value>> = rows
+        .iter()
+        .map(|r| r.iter().map(|(k, v)| (k.as_str(), v)).collect())
+        .collect();
+    let mut cols = Vec::with_capacity(names.len());
+    for name in names {
+        let vals: Vec<Option<&Value>> = lookup.iter().map(|m| m.get(name).copied()).collect();
+        let has = |f: fn(&Value) -> bool| vals.iter().flatten().any(|v| f(v));
+        let pl: PlSmallStr = name.into();
+        let col = if has(|v| matches!(v, Value::Str(_))) {
+            let v: Vec<Option<String>> = vals
+                .iter()
+                .map(|v| match v {
+                    Some(Value::Str(s)) => s.clone(),
+                    Some(Value::F64(x)) => x.map(|x| x.to_string()),
+                    Some(Value::I64(x)) => x.map(|x| x.to_string()),
+                    Some(Value::Bool(x)) => x.map(|x| x.to_string()),
+                    None => None,
+                })
+                .collect();
+            Column::new(pl, v)
+        } else if has(|v| matches!(v, Value::F64(_))) {
+            let v: Vec<Option<f64>> = vals
+                .iter()
+                .map(|v| match v {
+                    Some(Value::F64(x)) => *x,
+                    Some(Value::I64(x)) => x.map(|x| x as f64),
+                    Some(Value::Bool(x)) => x.map(|x| f64::from(u8::from(x))),
+                    _ => None,
+                })
+                .collect();
+            Column::new(pl, v)
+        } else if has(|v| matches!(v, Value::I64(_))) {
+            let v: Vec<Option<i64>> = vals
+                .iter()
+                .map(|v| match v {
+                    Some(Value::I64(x)) => *x,
+                    Some(Value::Bool(x)) => x.map(i64::from),
+                    _ => None,
+                })
+                .collect();
+            Column::new(pl, v)
+        } else {
+            let v: Vec<Option<bool>> = vals
+                .iter()
+                .map(|v| match v {
+                    Some(Value::Bool(x)) => *x,
+                    _ => None,
+                })
+                .collect();
+            Column::new(pl, v)
+        };
+        cols.push(col);
+    }
+    Ok(DataFrame::new(rows.len(), cols)?)
 }
 
 /// Writes a small frame to Parquet atomically, uncompressed.
