@@ -98,7 +98,20 @@ pub fn write_all(store: &Store, table: &Table, dir: &Path) -> Result<Vec<Figure>
     let grid = &table.grid;
     let mut figs = Vec::new();
     let epochs = read_epochs(store, grid, table);
-    let label = |r: usize| table.rows[r].join(" ");
+    // Legend label of a row: the method, then `key=value` for the other row keys (last path
+    // segment of the key: `weight.instance` → `instance`), so a reader can tell variants apart.
+    let label = |r: usize| {
+        table
+            .row_keys
+            .iter()
+            .zip(&table.rows[r])
+            .map(|(k, v)| match k.as_str() {
+                "method.name" => v.clone(),
+                _ => format!("{}={v}", k.rsplit('.').next().unwrap_or(k)),
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
     for (g, group) in table.groups.iter().enumerate() {
         let gs = slug(group);
         for (m, name) in [("nmi", "NMI"), ("acc", "ACC")] {
