@@ -605,7 +605,10 @@ mod tests {
     fn result_index_matches_the_files() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::new(dir.path());
-        for (i, (m, v)) in [("cc", 0.9), ("cc", 0.8), ("kmeans", 0.1)].iter().enumerate() {
+        for (i, (m, v)) in [("cc", 0.9), ("cc", 0.8), ("kmeans", 0.1)]
+            .iter()
+            .enumerate()
+        {
             let id = format!("r{i}");
             std::fs::create_dir_all(store.run_dir("g", &id)).unwrap();
             let row = vec![
@@ -631,10 +634,15 @@ mod tests {
             .collect();
         let from_index = read_all(&store.grid_dir("g"), &files, &manifest).unwrap();
         let from_files = read_all(dir.path(), &files, &manifest).unwrap();
-        assert!(from_index.equals_missing(&from_files), "{from_index}\n{from_files}");
+        assert!(
+            from_index.equals_missing(&from_files),
+            "{from_index}\n{from_files}"
+        );
         // A re-written file whose index line is stale is read from the file.
         write(&store, "r2", "kmeans", 0.3, false);
-        let t = summarise(&store, "g", &ReportOptions::default()).unwrap().unwrap();
+        let t = summarise(&store, "g", &ReportOptions::default())
+            .unwrap()
+            .unwrap();
         assert_eq!(t.cells[1][0].as_ref().unwrap().mean, 0.3);
     }
 }

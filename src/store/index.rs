@@ -41,9 +41,14 @@ pub fn stamp(path: &Path) -> Option<(u64, u128)> {
 }
 
 /// Appends the row of a run whose `result_file` was just written.
-pub fn append(grid_dir: &Path, run_id: &str, result_file: &Path, row: &[(String, Value)]) -> Result<()> {
-    let (size, mtime_ns) =
-        stamp(result_file).ok_or_else(|| Error::Other(format!("{}: cannot stat", result_file.display())))?;
+pub fn append(
+    grid_dir: &Path,
+    run_id: &str,
+    result_file: &Path,
+    row: &[(String, Value)],
+) -> Result<()> {
+    let (size, mtime_ns) = stamp(result_file)
+        .ok_or_else(|| Error::Other(format!("{}: cannot stat", result_file.display())))?;
     let entry = Entry {
         run_id: run_id.to_string(),
         size,

@@ -126,7 +126,10 @@ impl Store {
         let file = self.run_dir(grid, run_id).join(RESULT_FILE);
         tables::write_parquet(&file, &mut tables::row_frame(row)?)?;
         if let Err(e) = index::append(&self.grid_dir(grid), run_id, &file, row) {
-            tracing::warn!("result index not updated ({e}); reports read {}", file.display());
+            tracing::warn!(
+                "result index not updated ({e}); reports read {}",
+                file.display()
+            );
         }
         Ok(())
     }
