@@ -96,7 +96,14 @@ fn open_cuda(i: usize) -> std::result::Result<Device, String> {
     std::panic::set_hook(prev);
     match r {
         Ok(Ok(d)) => Ok(d),
-        Ok(Err(e)) => Err(format!("CUDA device {i} did not initialise: {e}")),
+        Ok(Err(e)) => {
+            // One line: drop the backtrace candle attaches when RUST_BACKTRACE is set.
+            let e = match e {
+                candle_core::Error::WithBacktrace { inner, .. } => *inner,
+                e => e,
+            };
+            Err(format!("CUDA device {i} did not initialise: {e}"))
+        }
         Err(_) => Err("the CUDA libraries could not be loaded".into()),
     }
 }
