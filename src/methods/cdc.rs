@@ -104,11 +104,6 @@ impl Method for Cdc {
     }
 }
 
-fn logsumexp(x: &Tensor, dim: usize) -> Result<Tensor> {
-    let max = x.max_keepdim(dim)?.detach();
-    Ok((x.broadcast_sub(&max)?.exp()?.sum_keepdim(dim)?.log()? + max)?)
-}
-
 /// Sinkhorn-Knopp equipartition (SwAV's form) of `scores` (B × K), computed in the log domain
 /// in f64 (no overflow for any ε): Q = exp(S/ε)ᵀ normalised to mass 1; then `iterations` times
 /// rows (clusters) rescaled to 1/K and columns (samples) to 1/B; returns B·Qᵀ (rows sum to 1).
@@ -118,10 +113,12 @@ pub fn sinkhorn(scores: &Tensor, epsilon: f64, iterations: usize) -> Result<Tens
     let dtype = scores.dtype();
     let s = scores.detach().to_dtype(DType::F64)?;
     let mut log_q = (s.t()? / epsilon)?; // K × B
-    log_q = log_q.broadcast_sub(&logsumexp(&log_q.flatten_all()?, 0)?)?;
+    log_q = log_q.broadcast_sub(&super::losses::logsumexp_keepdim(&log_q.flatten_all()?, 0)?)?;
     for _ in 0..iterations {
-        log_q = (log_q.broadcast_sub(&logsumexp(&log_q, 1)?)? - (k as f64).ln())?;
-        log_q = (log_q.broadcast_sub(&logsumexp(&log_q, 0)?)? - (b as f64).ln())?;
+        log_q = (log_q.broadcast_sub(&super::losses::logsumexp_keepdim(&log_q, 1)?)?
+            - (k as f64).ln())?;
+        log_q = (log_q.broadcast_sub(&super::losses::logsumexp_keepdim(&log_q, 0)?)?
+            - (b as f64).ln())?;
     }
     Ok(((log_q.exp()? * b as f64)?.t()?.to_dtype(dtype)?).contiguous()?)
 }
@@ -140,7 +137,7 @@ pub fn swapped_prediction(
     let q_b = sinkhorn(l_b, epsilon, iterations)?;
     let log_softmax = |l: &Tensor| -> Result<Tensor> {
         let l = (l / tau_c)?;
-        Ok(l.broadcast_sub(&logsumexp(&l, 1)?)?)
+        Ok(l.broadcast_sub(&super::losses::logsumexp_keepdim(&l, 1)?)?)
     };
     let ce = |q: &Tensor, l: &Tensor| -> Result<Tensor> {
         Ok((q * log_softmax(l)?)?.sum(D::Minus1)?.mean_all()?.neg()?)
@@ -182,6 +179,6 @@ pub fn weighted_negative_infonce(
     // log(w e^{s/τ}) = s/τ + log w; a zero weight drops the negative.
     let neg = ((s_neg / tau)? + w_neg.maximum(1e-38)?.log()?)?;
     let logits = Tensor::cat(&[(s_pos / tau)?, neg], 1)?;
-    let lse = logsumexp(&logits, 1)?;
+    let lse = super::losses::logsumexp_keepdim(&logits, 1)?;
     Ok((lse - (s_pos / tau)?)?.mean_all()?)
 }

@@ -16,7 +16,7 @@
 //! Candidate A (third-party code): dot, τ = 0.5, squared, λ = 0.1.
 //! Evaluation: argmax of the AF (= argmax of the AP).
 
-use candle_core::{Tensor, D};
+use candle_core::Tensor;
 
 use super::losses::softmax_rows;
 use super::{argmax_rows, Method, Spec, View, TWO_AUGMENTED};
@@ -114,14 +114,7 @@ pub fn cross_view_info_nce(a: &Tensor, b: &Tensor, tau: f64, sim: Similarity) ->
         Similarity::Cosine => (l2_normalize(a)?, l2_normalize(b)?),
     };
     let s = (a.matmul(&b.t()?)? / tau)?;
-    let max = s.max_keepdim(D::Minus1)?.detach();
-    let lse = (s
-        .broadcast_sub(&max)?
-        .exp()?
-        .sum_keepdim(D::Minus1)?
-        .log()?
-        + &max)?
-        .squeeze(1)?;
+    let lse = super::losses::logsumexp_keepdim(&s, 1)?.squeeze(1)?;
     let ids: Vec<u32> = (0..m as u32).collect();
     let pos = s
         .gather(&Tensor::from_vec(ids, (m, 1), s.device())?, 1)?

@@ -30,14 +30,7 @@ fn masked_nt_xent(s: &Tensor, m: usize) -> Result<Tensor> {
         .collect();
     let masked =
         s.broadcast_add(&Tensor::from_vec(diag, (n2, n2), device)?.to_dtype(s.dtype())?)?;
-    let max = masked.max_keepdim(D::Minus1)?.detach();
-    let lse = (masked
-        .broadcast_sub(&max)?
-        .exp()?
-        .sum_keepdim(D::Minus1)?
-        .log()?
-        + &max)?
-        .squeeze(1)?;
+    let lse = logsumexp_keepdim(&masked, 1)?.squeeze(1)?;
     // Positives: the partner of row r is (r + M) mod 2M.
     let partner: Vec<u32> = (0..n2).map(|r| ((r + m) % n2) as u32).collect();
     let idx = Tensor::from_vec(partner, (n2, 1), device)?;
@@ -75,6 +68,12 @@ pub fn entropy_term(y_a: &Tensor, y_b: &Tensor) -> Result<Tensor> {
         Ok((plogp + (k as f64).ln())?)
     };
     Ok((one(y_a)? + one(y_b)?)?)
+}
+
+/// log Σ exp(x) along `dim` (kept), stabilised by the detached maximum along it.
+pub fn logsumexp_keepdim(x: &Tensor, dim: usize) -> Result<Tensor> {
+    let max = x.max_keepdim(dim)?.detach();
+    Ok((x.broadcast_sub(&max)?.exp()?.sum_keepdim(dim)?.log()? + max)?)
 }
 
 /// Row-wise softmax built from differentiable ops. (candle-nn's `softmax_last_dim` is a custom
