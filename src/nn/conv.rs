@@ -143,13 +143,6 @@ fn mm(
     }
 }
 
-fn slice<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&s.as_slice::<f32>()?[a..b]),
-        None => candle_core::bail!("conv kernel needs contiguous inputs"),
-    }
-}
-
 impl CustomOp2 for Conv {
     fn name(&self) -> &'static str {
         "conv2d-im2col"
@@ -162,8 +155,8 @@ impl CustomOp2 for Conv {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let x = slice(s1, l1)?;
-        let wt = slice(s2, l2)?;
+        let x = super::contiguous_f32(s1, l1, "conv")?;
+        let wt = super::contiguous_f32(s2, l2, "conv")?;
         let (kd, p) = (self.kdim(), self.pdim());
         let (img, oimg) = (self.c * self.h * self.w, self.cout * p);
         let mut out = vec![0f32; self.n * oimg];
@@ -229,9 +222,9 @@ impl CustomOp3 for ConvBwd {
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let cv = &self.0;
-        let x = slice(s1, l1)?;
-        let wt = slice(s2, l2)?;
-        let dy = slice(s3, l3)?;
+        let x = super::contiguous_f32(s1, l1, "conv")?;
+        let wt = super::contiguous_f32(s2, l2, "conv")?;
+        let dy = super::contiguous_f32(s3, l3, "conv")?;
         let (kd, p) = (cv.kdim(), cv.pdim());
         let (img, oimg) = (cv.c * cv.h * cv.w, cv.cout * p);
         let wlen = cv.cout * kd;

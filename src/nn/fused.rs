@@ -9,14 +9,6 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-fn contiguous<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
-    let data = s.as_slice::<f32>()?;
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&data[a..b]),
-        None => candle_core::bail!("fused kernel needs a contiguous input"),
-    }
-}
-
 /// Per-channel mean and biased variance of an NCHW slice, in f64 accumulation.
 pub fn channel_stats(x: &[f32], n: usize, c: usize, hw: usize) -> (Vec<f32>, Vec<f32>) {
     let stats: Vec<(f32, f32)> = (0..c)
@@ -91,7 +83,7 @@ impl CustomOp3 for BnRelu {
         _: &CpuStorage,
         _: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let x = contiguous(s, l)?;
+        let x = super::contiguous_f32(s, l, "fused")?;
         Ok((CpuStorage::F32(self.forward_slice(x)), l.shape().clone()))
     }
 
@@ -132,8 +124,8 @@ impl CustomOp2 for BnReluBwd<'_> {
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let op = self.0;
-        let x = contiguous(s1, l1)?;
-        let dy = contiguous(s2, l2)?;
+        let x = super::contiguous_f32(s1, l1, "fused")?;
+        let dy = super::contiguous_f32(s2, l2, "fused")?;
         let (sum_g, sum_gx) = grad_sums(op, x, dy);
         let m = (op.n * op.hw) as f32;
         let mut dx = vec![0f32; x.len()];
@@ -204,7 +196,11 @@ impl CustomOp2 for BnReluParamGrads<'_> {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (sg, sgx) = grad_sums(self.0, contiguous(s1, l1)?, contiguous(s2, l2)?);
+        let (sg, sgx) = grad_sums(
+            self.0,
+            super::contiguous_f32(s1, l1, "fused")?,
+            super::contiguous_f32(s2, l2, "fused")?,
+        );
         let mut out = sgx;
         out.extend(sg);
         let len = out.len();
@@ -226,7 +222,7 @@ impl CustomOp1 for MaxPool2 {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let x = contiguous(s, l)?;
+        let x = super::contiguous_f32(s, l, "fused")?;
         let (oh, ow) = (self.h / 2, self.w / 2);
         let mut out = vec![0f32; self.n * self.c * oh * ow];
         out.par_chunks_mut(oh * ow).enumerate().for_each(|(p, o)| {
@@ -267,8 +263,8 @@ impl CustomOp2 for MaxPool2Bwd<'_> {
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let p = self.0;
-        let x = contiguous(s1, l1)?;
-        let dy = contiguous(s2, l2)?;
+        let x = super::contiguous_f32(s1, l1, "fused")?;
+        let dy = super::contiguous_f32(s2, l2, "fused")?;
         let (oh, ow) = (p.h / 2, p.w / 2);
         let mut dx = vec![0f32; x.len()];
         dx.par_chunks_mut(p.h * p.w).enumerate().for_each(|(q, d)| {

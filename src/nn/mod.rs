@@ -18,6 +18,19 @@ pub mod resnet;
 pub use backbone::Backbone;
 pub use params::Params;
 
+/// The f32 data of a contiguous CPU tensor (our custom kernels' input); `kernel` names the
+/// kernel in the error for a strided input.
+pub(crate) fn contiguous_f32<'a>(
+    s: &'a candle_core::CpuStorage,
+    l: &candle_core::Layout,
+    kernel: &str,
+) -> candle_core::Result<&'a [f32]> {
+    match l.contiguous_offsets() {
+        Some((a, b)) => Ok(&s.as_slice::<f32>()?[a..b]),
+        None => candle_core::bail!("{kernel} kernel needs contiguous inputs"),
+    }
+}
+
 /// Largest absolute difference of two tensors relative to the reference's largest magnitude
 /// (at least 1): the tolerance measure of the kernel tests.
 #[cfg(test)]

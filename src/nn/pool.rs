@@ -59,13 +59,6 @@ impl MaxPool {
     }
 }
 
-fn contiguous<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&s.as_slice::<f32>()?[a..b]),
-        None => candle_core::bail!("max-pool kernel needs a contiguous input"),
-    }
-}
-
 impl CustomOp1 for MaxPool {
     fn name(&self) -> &'static str {
         "max-pool"
@@ -79,7 +72,7 @@ impl CustomOp1 for MaxPool {
                 self.k
             );
         }
-        let x = contiguous(s, l)?;
+        let x = super::contiguous_f32(s, l, "max-pool")?;
         let (oh, ow) = self.out_hw();
         let plane = self.h * self.w;
         let mut out = vec![0f32; self.n * self.c * oh * ow];
@@ -118,8 +111,8 @@ impl CustomOp2 for MaxPoolBwd {
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let p = &self.0;
-        let x = contiguous(s1, l1)?;
-        let dy = contiguous(s2, l2)?;
+        let x = super::contiguous_f32(s1, l1, "max-pool")?;
+        let dy = super::contiguous_f32(s2, l2, "max-pool")?;
         let (oh, ow) = p.out_hw();
         let plane = p.h * p.w;
         let mut dx = vec![0f32; x.len()];

@@ -11,13 +11,6 @@ use rayon::prelude::*;
 /// Elements per parallel work item.
 const CHUNK: usize = 1 << 14;
 
-fn contiguous<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&s.as_slice::<f32>()?[a..b]),
-        None => candle_core::bail!("add-relu kernel needs contiguous inputs"),
-    }
-}
-
 struct AddRelu;
 
 impl CustomOp2 for AddRelu {
@@ -32,7 +25,10 @@ impl CustomOp2 for AddRelu {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (a, b) = (contiguous(s1, l1)?, contiguous(s2, l2)?);
+        let (a, b) = (
+            super::contiguous_f32(s1, l1, "add-relu")?,
+            super::contiguous_f32(s2, l2, "add-relu")?,
+        );
         if a.len() != b.len() {
             candle_core::bail!(
                 "add-relu: shapes {:?} and {:?} differ",
@@ -77,7 +73,10 @@ impl CustomOp2 for MaskPositive {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (out, g) = (contiguous(s1, l1)?, contiguous(s2, l2)?);
+        let (out, g) = (
+            super::contiguous_f32(s1, l1, "add-relu")?,
+            super::contiguous_f32(s2, l2, "add-relu")?,
+        );
         let mut dx = vec![0f32; out.len()];
         dx.par_chunks_mut(CHUNK).enumerate().for_each(|(i, d)| {
             let (o, g) = (&out[i * CHUNK..], &g[i * CHUNK..]);
