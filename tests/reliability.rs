@@ -51,25 +51,17 @@ fn snapshot(root: &Path, grid: &str) -> Vec<(String, polars::prelude::DataFrame,
                 .unwrap();
             let r = read_parquet(&d.join("result.parquet")).unwrap();
             assert_eq!(r.height(), 1);
-            let m = [
-                "final_nmi",
-                "final_acc",
-                "final_ari",
-                "best_nmi",
-                "best_acc",
-                "best_ari",
-            ]
-            .iter()
-            .map(|c| {
-                r.column(c)
-                    .unwrap()
-                    .f64()
-                    .unwrap()
-                    .get(0)
-                    .unwrap()
-                    .to_bits()
-            })
-            .collect();
+            let m = metric_bits(
+                &d.join("result.parquet"),
+                &[
+                    "final_nmi",
+                    "final_acc",
+                    "final_ari",
+                    "best_nmi",
+                    "best_acc",
+                    "best_ari",
+                ],
+            );
             (id, epochs, m)
         })
         .collect()

@@ -110,19 +110,7 @@ fn metrics(root: &Path, grid: &str) -> Vec<(String, Vec<u64>)> {
     runs(root, grid)
         .iter()
         .map(|d| {
-            let r = read_parquet(&d.join("result.parquet")).unwrap();
-            let m = SCORE_COLUMNS
-                .iter()
-                .map(|c| {
-                    r.column(c)
-                        .unwrap()
-                        .f64()
-                        .unwrap()
-                        .get(0)
-                        .unwrap()
-                        .to_bits()
-                })
-                .collect();
+            let m = metric_bits(&d.join("result.parquet"), SCORE_COLUMNS);
             (d.file_name().unwrap().to_string_lossy().into_owned(), m)
         })
         .collect()

@@ -196,26 +196,9 @@ pub fn render_job(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::launch::manifest::ManifestCell;
 
     fn manifest() -> Manifest {
-        Manifest {
-            grid: "tiny_grid".into(),
-            grid_arg: "/path/to/lab/experiments/tiny.yaml".into(),
-            runs_dir: "/path/to/lab/runs".into(),
-            reports_dir: "/path/to/lab/reports".into(),
-            sets: vec!["train.epochs=3".into()],
-            total_cells: 6,
-            cells: [0, 2, 3, 5]
-                .iter()
-                .map(|&i| ManifestCell {
-                    index: i,
-                    run_id: format!("{i:016x}"),
-                    label: format!("seed={i}"),
-                })
-                .collect(),
-            created_at: "2026-01-01T00:00:00.000Z".into(),
-        }
+        crate::launch::manifest::example("tiny_grid", &[0, 2, 3, 5])
     }
 
     fn settings() -> K8sSettings {

@@ -179,6 +179,28 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>> {
     })
 }
 
+/// A manifest with fixed, machine-independent paths (snapshot tests of the launchers).
+#[cfg(test)]
+pub(crate) fn example(grid: &str, cells: &[usize]) -> Manifest {
+    Manifest {
+        grid: grid.into(),
+        grid_arg: "/path/to/lab/experiments/tiny.yaml".into(),
+        runs_dir: "/path/to/lab/runs".into(),
+        reports_dir: "/path/to/lab/reports".into(),
+        sets: vec!["train.epochs=3".into()],
+        total_cells: 6,
+        cells: cells
+            .iter()
+            .map(|&i| ManifestCell {
+                index: i,
+                run_id: format!("{i:016x}"),
+                label: format!("seed={i}"),
+            })
+            .collect(),
+        created_at: "2026-01-01T00:00:00.000Z".into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -416,27 +416,9 @@ pub fn queue_states(job_id: &str, report_job_id: Option<&str>) -> Option<QueueSt
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::launch::manifest::ManifestCell;
 
-    /// A manifest with fixed, machine-independent paths.
     fn manifest() -> Manifest {
-        Manifest {
-            grid: "tiny".into(),
-            grid_arg: "/path/to/lab/experiments/tiny.yaml".into(),
-            runs_dir: "/path/to/lab/runs".into(),
-            reports_dir: "/path/to/lab/reports".into(),
-            sets: vec!["train.epochs=3".into()],
-            total_cells: 6,
-            cells: [0, 1, 2, 4]
-                .iter()
-                .map(|&i| ManifestCell {
-                    index: i,
-                    run_id: format!("{i:016x}"),
-                    label: format!("seed={i}"),
-                })
-                .collect(),
-            created_at: "2026-01-01T00:00:00.000Z".into(),
-        }
+        crate::launch::manifest::example("tiny", &[0, 1, 2, 4])
     }
 
     fn paths() -> ScriptPaths {

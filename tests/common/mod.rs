@@ -62,3 +62,20 @@ pub fn run_dirs(root: &Path, grid: &str) -> Vec<std::path::PathBuf> {
     v.sort();
     v
 }
+
+/// The bits of the named f64 columns of a run's one-row `result.parquet` (bit-identity checks).
+pub fn metric_bits(result_file: &Path, columns: &[&str]) -> Vec<u64> {
+    let r = clusterlab::store::tables::read_parquet(result_file).unwrap();
+    columns
+        .iter()
+        .map(|c| {
+            r.column(c)
+                .unwrap()
+                .f64()
+                .unwrap()
+                .get(0)
+                .unwrap()
+                .to_bits()
+        })
+        .collect()
+}
