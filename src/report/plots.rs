@@ -390,6 +390,25 @@ struct LegendEntry {
     marker: Marker,
 }
 
+/// A chart with f64 axes.
+type XyChart<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// The chart grid of every figure: fixed margins, room for the axis descriptions at paper size
+/// (`x_labels`: height of the x label area), f64 axes over `x` and `y`.
+fn xy_chart<'a, DB: DrawingBackend>(
+    area: &'a DrawingArea<DB, Shift>,
+    x_labels: u32,
+    x: std::ops::Range<f64>,
+    y: std::ops::Range<f64>,
+) -> std::result::Result<XyChart<'a, DB>, DrawingAreaErrorKind<DB::ErrorType>> {
+    ChartBuilder::on(area)
+        .margin(16)
+        .margin_right(36)
+        .x_label_area_size(x_labels)
+        .y_label_area_size(112)
+        .build_cartesian_2d(x, y)
+}
+
 type DrawResult<DB> =
     std::result::Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
 
@@ -805,12 +824,7 @@ impl Figure for Curves<'_> {
         if matches!(self.metric, "nmi" | "acc") {
             (y0, y1) = (y0.max(0.0), y1.min(1.0));
         }
-        let mut chart = ChartBuilder::on(area)
-            .margin(16)
-            .margin_right(36)
-            .x_label_area_size(78)
-            .y_label_area_size(112)
-            .build_cartesian_2d(x0..x1, y0..y1)?;
+        let mut chart = xy_chart(area, 78, x0..x1, y0..y1)?;
         let y_desc = metric_label(self.metric).1;
         let axes = Axes {
             x_desc: "epoch",
@@ -929,12 +943,7 @@ impl Figure for Bars<'_> {
                 tick -= 1.0;
             }
         }
-        let mut chart = ChartBuilder::on(area)
-            .margin(16)
-            .margin_right(36)
-            .x_label_area_size(60)
-            .y_label_area_size(112)
-            .build_cartesian_2d(0.0..n as f64, y0..y1)?;
+        let mut chart = xy_chart(area, 60, 0.0..n as f64, y0..y1)?;
         // Group names under the centre of each group (no numeric x ticks).
         let axes = Axes {
             x_desc: "",
@@ -1048,12 +1057,7 @@ impl Figure for LossTerms<'_> {
         let pts: Vec<Vec<(f64, f64)>> = self.terms.iter().map(finite).collect();
         let (x0, x1) = range(pts.iter().flatten().map(|p| p.0), 0.02);
         let (y0, y1) = range(pts.iter().flatten().map(|p| p.1), 0.06);
-        let mut chart = ChartBuilder::on(area)
-            .margin(16)
-            .margin_right(36)
-            .x_label_area_size(78)
-            .y_label_area_size(112)
-            .build_cartesian_2d(x0..x1, y0..y1)?;
+        let mut chart = xy_chart(area, 78, x0..x1, y0..y1)?;
         let axes = Axes {
             x_desc: "epoch",
             y_desc: "weighted loss (mean over steps)",
@@ -1134,12 +1138,7 @@ impl Figure for ClusterSizes {
     ) -> DrawResult<DB> {
         let k = self.sizes.len();
         let top = self.sizes.first().copied().unwrap_or(1).max(1) as f64;
-        let mut chart = ChartBuilder::on(area)
-            .margin(16)
-            .margin_right(36)
-            .x_label_area_size(78)
-            .y_label_area_size(112)
-            .build_cartesian_2d(0.5..k.max(1) as f64 + 0.5, 0.0..top * 1.08)?;
+        let mut chart = xy_chart(area, 78, 0.5..k.max(1) as f64 + 0.5, 0.0..top * 1.08)?;
         // Every rank up to 20 clusters; beyond, at most 10 labels at multiples of 2, 5, 10,
         // 20, 50, ... (wider numbers need more room).
         let step = if k <= 20 {
@@ -1244,12 +1243,7 @@ impl Figure for Scatter<'_> {
         let shown = || self.points.iter().zip(self.clusters).step_by(self.stride);
         let (x0, x1) = range(shown().map(|(p, _)| p.0), 0.04);
         let (y0, y1) = range(shown().map(|(p, _)| p.1), 0.04);
-        let mut chart = ChartBuilder::on(area)
-            .margin(16)
-            .margin_right(36)
-            .x_label_area_size(78)
-            .y_label_area_size(112)
-            .build_cartesian_2d(x0..x1, y0..y1)?;
+        let mut chart = xy_chart(area, 78, x0..x1, y0..y1)?;
         let axes = Axes {
             x_desc: "component 1 (arbitrary units)",
             y_desc: "component 2 (arbitrary units)",
