@@ -20,12 +20,30 @@ use clusterlab::{report, Error, Result};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+unsafe extern "C" {
+    /// mimalloc's runtime option setter (in the statically linked mimalloc library).
+    fn mi_option_set(option: std::ffi::c_int, value: std::ffi::c_long);
+}
+
+/// Keeps freed memory committed instead of returning it to the OS after 10 ms (mimalloc's
+/// default): a training step frees and re-allocates the same tens of MB of activations every
+/// step, and re-faulting them as zeroed pages took a fifth of the CNN step (docs/benchmarks.md).
+/// The process keeps its peak footprint, which a training process reaches every step anyway.
+fn keep_freed_memory() {
+    const MI_OPTION_PURGE_DELAY: std::ffi::c_int = 15; // `mi_option_purge_delay` in mimalloc.h
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+        // SAFETY: a plain option store; valid at any time.
+        unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
+    }
+}
+
 mod cli;
 mod data_cmd;
 use cli::{BenchWhat, Cli, Command, GlobalArgs};
 mod launch_cmd;
 
 fn main() {
+    keep_freed_memory();
     let cli = Cli::parse();
     clusterlab::logging::init(cli.global.verbose);
     let code = match dispatch(cli) {

@@ -1,5 +1,5 @@
 //! 2-D convolution (no bias, any kernel/stride/padding) as a candle custom op on CPU:
-//! per-image im2col + gemm forward, gemm + col2im backward.
+//! im2col + one gemm per chunk of images forward, gemm + col2im backward.
 //!
 //! candle's CPU conv backward goes through a direct conv-transpose and a conv with the whole
 //! gradient as kernel, which dominated the training step (docs/benchmarks.md). Work is split
@@ -10,8 +10,16 @@ use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tenso
 use gemm::{gemm, Parallelism};
 use rayon::prelude::*;
 
-/// Images per work chunk (fixed, so the reduction order never depends on the thread count).
-const CHUNK: usize = 8;
+/// Columns one gemm should at least see: below this, packing the weights for each call costs
+/// more than the multiply itself (the 4×4 maps of a ResNet's last stage have 16 per image).
+const MIN_COLUMNS: usize = 512;
+
+/// Images per work chunk: at least 8, more when an image has few output positions, at most a
+/// quarter of the batch (so every core gets work). It depends on the shapes only, never on the
+/// thread count, so the reduction order (and every bit of the result) does not either.
+fn chunk(n: usize, p: usize) -> usize {
+    MIN_COLUMNS.div_ceil(p).clamp(8, (n / 4).max(8))
+}
 
 /// Geometry of one convolution.
 #[derive(Debug, Clone, Copy)]
@@ -43,56 +51,51 @@ impl Conv {
         oh * ow
     }
 
-    /// cols (K × P) of one image, row = c·k·k + ki·k + kj (PyTorch's weight order).
-    fn im2col(&self, x: &[f32], cols: &mut [f32]) {
+    /// The output positions `lo..hi` (along one axis of input length `len`) whose input index
+    /// `o·stride + k − pad` falls inside the image for kernel offset `k`.
+    fn valid(&self, k: usize, len: usize, out: usize) -> (usize, usize) {
+        let lo = if self.pad > k {
+            (self.pad - k).div_ceil(self.stride)
+        } else {
+            0
+        };
+        let hi = if len + self.pad > k {
+            ((len - 1 + self.pad - k) / self.stride + 1).min(out)
+        } else {
+            0
+        };
+        (lo.min(hi), hi)
+    }
+
+    /// Writes one image's columns into `cols`: row r = c·k·k + ki·k + kj (PyTorch's weight order)
+    /// starts at `cols[r·ld]` and holds the P output positions; `ld ≥ P` lets the columns of
+    /// several images sit side by side (image j at offset j·P).
+    fn im2col(&self, x: &[f32], cols: &mut [f32], ld: usize) {
         let (oh, ow) = self.out_hw();
-        let p = oh * ow;
+        let (p, s) = (oh * ow, self.stride);
         for c in 0..self.c {
             let plane = &x[c * self.h * self.w..(c + 1) * self.h * self.w];
             for ki in 0..self.k {
+                let (ylo, yhi) = self.valid(ki, self.h, oh);
                 for kj in 0..self.k {
-                    let row = &mut cols[((c * self.k + ki) * self.k + kj) * p..][..p];
-                    for oy in 0..oh {
-                        let iy = (oy * self.stride + ki) as isize - self.pad as isize;
+                    let (xlo, xhi) = self.valid(kj, self.w, ow);
+                    let row = &mut cols[((c * self.k + ki) * self.k + kj) * ld..][..p];
+                    row[..ylo * ow].fill(0.0);
+                    row[yhi * ow..].fill(0.0);
+                    for oy in ylo..yhi {
                         let dst = &mut row[oy * ow..(oy + 1) * ow];
-                        if iy < 0 || iy >= self.h as isize {
-                            dst.fill(0.0);
+                        dst[..xlo].fill(0.0);
+                        dst[xhi..].fill(0.0);
+                        if xlo == xhi {
                             continue;
                         }
-                        let src = &plane[iy as usize * self.w..(iy as usize + 1) * self.w];
-                        for (ox, d) in dst.iter_mut().enumerate() {
-                            let ix = (ox * self.stride + kj) as isize - self.pad as isize;
-                            *d = if ix >= 0 && ix < self.w as isize {
-                                src[ix as usize]
-                            } else {
-                                0.0
-                            };
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    /// Adds cols (K × P) back into one image's dx.
-    fn col2im(&self, cols: &[f32], dx: &mut [f32]) {
-        let (oh, ow) = self.out_hw();
-        let p = oh * ow;
-        for c in 0..self.c {
-            let plane = &mut dx[c * self.h * self.w..(c + 1) * self.h * self.w];
-            for ki in 0..self.k {
-                for kj in 0..self.k {
-                    let row = &cols[((c * self.k + ki) * self.k + kj) * p..][..p];
-                    for oy in 0..oh {
-                        let iy = (oy * self.stride + ki) as isize - self.pad as isize;
-                        if iy < 0 || iy >= self.h as isize {
-                            continue;
-                        }
-                        let dst = &mut plane[iy as usize * self.w..(iy as usize + 1) * self.w];
-                        for (ox, &v) in row[oy * ow..(oy + 1) * ow].iter().enumerate() {
-                            let ix = (ox * self.stride + kj) as isize - self.pad as isize;
-                            if ix >= 0 && ix < self.w as isize {
-                                dst[ix as usize] += v;
+                        let base = (oy * s + ki - self.pad) * self.w + xlo * s + kj - self.pad;
+                        let dst = &mut dst[xlo..xhi];
+                        if s == 1 {
+                            dst.copy_from_slice(&plane[base..base + dst.len()]);
+                        } else {
+                            for (t, d) in dst.iter_mut().enumerate() {
+                                *d = plane[base + t * s];
                             }
                         }
                     }
@@ -100,6 +103,58 @@ impl Conv {
             }
         }
     }
+
+    /// Adds one image's columns (laid out as in [`Conv::im2col`]) back into its dx.
+    fn col2im(&self, cols: &[f32], ld: usize, dx: &mut [f32]) {
+        let (oh, ow) = self.out_hw();
+        let (p, s) = (oh * ow, self.stride);
+        for c in 0..self.c {
+            let plane = &mut dx[c * self.h * self.w..(c + 1) * self.h * self.w];
+            for ki in 0..self.k {
+                let (ylo, yhi) = self.valid(ki, self.h, oh);
+                for kj in 0..self.k {
+                    let (xlo, xhi) = self.valid(kj, self.w, ow);
+                    let row = &cols[((c * self.k + ki) * self.k + kj) * ld..][..p];
+                    for oy in (ylo..yhi).filter(|_| xlo < xhi) {
+                        let src = &row[oy * ow + xlo..oy * ow + xhi];
+                        let base = (oy * s + ki - self.pad) * self.w + xlo * s + kj - self.pad;
+                        if s == 1 {
+                            for (d, &v) in plane[base..base + src.len()].iter_mut().zip(src) {
+                                *d += v;
+                            }
+                        } else {
+                            for (t, &v) in src.iter().enumerate() {
+                                plane[base + t * s] += v;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+thread_local! {
+    /// Per-thread scratch buffers (columns, their gradient, a transposed output), kept between
+    /// calls: a training step would otherwise map and zero tens of MB per convolution.
+    static SCRATCH: std::cell::RefCell<[Vec<f32>; 3]> = const {
+        std::cell::RefCell::new([Vec::new(), Vec::new(), Vec::new()])
+    };
+}
+
+/// Runs `f` with this thread's three scratch buffers, each at least the given length. Their
+/// contents are unspecified: `f` must write before it reads.
+fn with_scratch<R>(lens: [usize; 3], f: impl FnOnce(&mut [f32], &mut [f32], &mut [f32]) -> R) -> R {
+    SCRATCH.with(|s| {
+        let mut s = s.borrow_mut();
+        for (b, &n) in s.iter_mut().zip(&lens) {
+            if b.len() < n {
+                b.resize(n, 0.0);
+            }
+        }
+        let [a, b, c] = &mut *s;
+        f(&mut a[..lens[0]], &mut b[..lens[1]], &mut c[..lens[2]])
+    })
 }
 
 /// dst (m × n, row-major) (+)= a · b with explicit strides (col stride, row stride) for a and b.
@@ -160,27 +215,37 @@ impl CustomOp2 for Conv {
         let (kd, p) = (self.kdim(), self.pdim());
         let (img, oimg) = (self.c * self.h * self.w, self.cout * p);
         let mut out = vec![0f32; self.n * oimg];
-        out.par_chunks_mut(oimg * CHUNK)
+        let chunk = chunk(self.n, p);
+        // One gemm per chunk: W (Cout × K) · cols (K × B·P) → Cout × B·P, then into NCHW.
+        out.par_chunks_mut(oimg * chunk)
             .enumerate()
             .for_each(|(ci, o)| {
-                let mut cols = vec![0f32; kd * p];
-                for (j, oi) in o.chunks_mut(oimg).enumerate() {
-                    let i = ci * CHUNK + j;
-                    self.im2col(&x[i * img..(i + 1) * img], &mut cols);
+                let b = o.len() / oimg;
+                let ld = b * p;
+                with_scratch([kd * ld, 0, self.cout * ld], |cols, _, tmp| {
+                    for j in 0..b {
+                        let i = ci * chunk + j;
+                        self.im2col(&x[i * img..(i + 1) * img], &mut cols[j * p..], ld);
+                    }
                     mm(
                         self.cout,
-                        p,
+                        ld,
                         kd,
-                        oi,
+                        tmp,
                         false,
                         wt,
                         1,
                         kd as isize,
-                        &cols,
+                        cols,
                         1,
-                        p as isize,
+                        ld as isize,
                     );
-                }
+                    for (j, oi) in o.chunks_mut(oimg).enumerate() {
+                        for (co, dst) in oi.chunks_mut(p).enumerate() {
+                            dst.copy_from_slice(&tmp[co * ld + j * p..][..p]);
+                        }
+                    }
+                });
             });
         let (oh, ow) = self.out_hw();
         Ok((
@@ -229,47 +294,56 @@ impl CustomOp3 for ConvBwd {
         let (img, oimg) = (cv.c * cv.h * cv.w, cv.cout * p);
         let wlen = cv.cout * kd;
         let mut dx = vec![0f32; cv.n * img];
+        let chunk = chunk(cv.n, p);
         let partials: Vec<Vec<f32>> = dx
-            .par_chunks_mut(img * CHUNK)
+            .par_chunks_mut(img * chunk)
             .enumerate()
             .map(|(ci, dxc)| {
-                let mut cols = vec![0f32; kd * p];
-                let mut dcols = vec![0f32; kd * p];
+                let b = dxc.len() / img;
+                let ld = b * p;
                 let mut dw = vec![0f32; wlen];
-                for (j, dxi) in dxc.chunks_mut(img).enumerate() {
-                    let i = ci * CHUNK + j;
-                    let g = &dy[i * oimg..(i + 1) * oimg];
-                    // dW (Cout × K) += dy_i (Cout × P) · cols_iᵀ (P × K)
-                    cv.im2col(&x[i * img..(i + 1) * img], &mut cols);
+                with_scratch([kd * ld, kd * ld, cv.cout * ld], |cols, dcols, dyt| {
+                    for j in 0..b {
+                        let i = ci * chunk + j;
+                        cv.im2col(&x[i * img..(i + 1) * img], &mut cols[j * p..], ld);
+                        // dy of the chunk as Cout × B·P.
+                        let g = &dy[i * oimg..(i + 1) * oimg];
+                        for (co, src) in g.chunks(p).enumerate() {
+                            dyt[co * ld + j * p..][..p].copy_from_slice(src);
+                        }
+                    }
+                    // dW (Cout × K) = dy (Cout × B·P) · colsᵀ (B·P × K)
                     mm(
                         cv.cout,
                         kd,
-                        p,
+                        ld,
                         &mut dw,
-                        j > 0,
-                        g,
+                        false,
+                        dyt,
                         1,
-                        p as isize,
-                        &cols,
-                        p as isize,
+                        ld as isize,
+                        cols,
+                        ld as isize,
                         1,
                     );
-                    // dcols (K × P) = Wᵀ (K × Cout) · dy_i (Cout × P)
+                    // dcols (K × B·P) = Wᵀ (K × Cout) · dy (Cout × B·P)
                     mm(
                         kd,
-                        p,
+                        ld,
                         cv.cout,
-                        &mut dcols,
+                        dcols,
                         false,
                         wt,
                         kd as isize,
                         1,
-                        g,
+                        dyt,
                         1,
-                        p as isize,
+                        ld as isize,
                     );
-                    cv.col2im(&dcols, dxi);
-                }
+                    for (j, dxi) in dxc.chunks_mut(img).enumerate() {
+                        cv.col2im(&dcols[j * p..], ld, dxi);
+                    }
+                });
                 dw
             })
             .collect();
@@ -302,6 +376,9 @@ mod tests {
             (9, 2, 6, 3, 3, 1, 1),
             (2, 3, 20, 8, 7, 2, 3),
             (2, 16, 16, 32, 3, 2, 1),
+            (11, 3, 4, 5, 5, 3, 3),
+            (17, 2, 5, 3, 3, 1, 1),
+            (42, 3, 4, 5, 3, 1, 1),
         ] {
             let x =
                 Var::from_tensor(&Tensor::randn(0f32, 1., (n, c, h, h), &dev).unwrap()).unwrap();

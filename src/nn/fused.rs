@@ -9,7 +9,33 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-/// Per-channel mean and biased variance of an NCHW slice, in f64 accumulation.
+/// Independent accumulators per sum: a fixed summation order (so results do not depend on the
+/// SIMD width or the thread count) that the compiler vectorises, with no loop-carried chain.
+const LANES: usize = 16;
+
+/// (Σ a, Σ b) over a pair of equal-length slices, where (a, b) = f(x, y) per element, summed in
+/// [`LANES`] accumulators then across them. `f` must be branch-free for the loop to vectorise.
+#[inline(always)]
+fn lane_sums(xs: &[f32], ys: &[f32], f: impl Fn(f32, f32) -> (f32, f32)) -> (f32, f32) {
+    let (mut a, mut b) = ([0f32; LANES], [0f32; LANES]);
+    let (xc, yc) = (xs.chunks_exact(LANES), ys.chunks_exact(LANES));
+    let (xr, yr) = (xc.remainder(), yc.remainder());
+    for (x, y) in xc.zip(yc) {
+        for j in 0..LANES {
+            let (p, q) = f(x[j], y[j]);
+            a[j] += p;
+            b[j] += q;
+        }
+    }
+    for (j, (&x, &y)) in xr.iter().zip(yr).enumerate() {
+        let (p, q) = f(x, y);
+        a[j] += p;
+        b[j] += q;
+    }
+    (a.iter().sum(), b.iter().sum())
+}
+
+/// Per-channel mean and biased variance of an NCHW slice, in f64 accumulation across planes.
 pub fn channel_stats(x: &[f32], n: usize, c: usize, hw: usize) -> (Vec<f32>, Vec<f32>) {
     let stats: Vec<(f32, f32)> = (0..c)
         .into_par_iter()
@@ -17,11 +43,7 @@ pub fn channel_stats(x: &[f32], n: usize, c: usize, hw: usize) -> (Vec<f32>, Vec
             let (mut s, mut s2) = (0f64, 0f64);
             for i in 0..n {
                 let plane = &x[(i * c + ch) * hw..(i * c + ch + 1) * hw];
-                let (mut a, mut b) = (0f32, 0f32);
-                for &v in plane {
-                    a += v;
-                    b += v * v;
-                }
+                let (a, b) = lane_sums(plane, plane, |v, _| (v, v * v));
                 s += a as f64;
                 s2 += b as f64;
             }
@@ -47,12 +69,16 @@ pub struct BnRelu {
 }
 
 impl BnRelu {
+    /// The per-channel affine map of the forward pass: y = x·scale + shift (before the ReLU).
+    fn affine(&self, ch: usize) -> (f32, f32) {
+        let scale = self.gamma[ch] * self.invstd[ch];
+        (scale, self.beta[ch] - self.mean[ch] * scale)
+    }
+
     fn forward_slice(&self, x: &[f32]) -> Vec<f32> {
         let mut out = vec![0f32; x.len()];
         out.par_chunks_mut(self.hw).enumerate().for_each(|(p, o)| {
-            let ch = p % self.c;
-            let scale = self.gamma[ch] * self.invstd[ch];
-            let shift = self.beta[ch] - self.mean[ch] * scale;
+            let (scale, shift) = self.affine(p % self.c);
             let xs = &x[p * self.hw..(p + 1) * self.hw];
             if self.relu {
                 for (o, &v) in o.iter_mut().zip(xs) {
@@ -95,20 +121,18 @@ impl CustomOp3 for BnRelu {
         _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let grad = grad.contiguous()?;
-        let dx = x
-            .apply_op2_no_bwd(&grad, &BnReluBwd(self))?
-            .reshape(x.shape())?;
-        let pg = x.apply_op2_no_bwd(&grad, &BnReluParamGrads(self))?;
+        let packed = x.apply_op2_no_bwd(&grad.contiguous()?, &BnReluBwd(self))?;
+        let len = x.elem_count();
         Ok((
-            Some(dx),
-            Some(pg.narrow(0, 0, self.c)?),
-            Some(pg.narrow(0, self.c, self.c)?),
+            Some(packed.narrow(0, 0, len)?.reshape(x.shape())?),
+            Some(packed.narrow(0, len, self.c)?),
+            Some(packed.narrow(0, len + self.c, self.c)?),
         ))
     }
 }
 
-/// Backward of [`BnRelu`] with respect to x (γ, β gradients are computed by `bn_relu_param_grads`).
+/// Backward of [`BnRelu`]: packed [dx; dγ; dβ] from x and dy, with one pass for the
+/// per-channel sums and one for dx.
 struct BnReluBwd<'a>(&'a BnRelu);
 
 impl CustomOp2 for BnReluBwd<'_> {
@@ -128,50 +152,58 @@ impl CustomOp2 for BnReluBwd<'_> {
         let dy = super::contiguous_f32(s2, l2, "fused")?;
         let (sum_g, sum_gx) = grad_sums(op, x, dy);
         let m = (op.n * op.hw) as f32;
-        let mut dx = vec![0f32; x.len()];
-        dx.par_chunks_mut(op.hw).enumerate().for_each(|(p, o)| {
-            let ch = p % op.c;
-            let (scale, shift) = (
-                op.gamma[ch] * op.invstd[ch],
-                op.beta[ch] - op.mean[ch] * op.gamma[ch] * op.invstd[ch],
-            );
-            let k = op.gamma[ch] * op.invstd[ch] / m;
-            let (sg, sgx) = (sum_g[ch], sum_gx[ch]);
-            let xs = &x[p * op.hw..(p + 1) * op.hw];
-            let gs = &dy[p * op.hw..(p + 1) * op.hw];
-            for ((o, &v), &g) in o.iter_mut().zip(xs).zip(gs) {
-                let g = if !op.relu || v * scale + shift > 0.0 {
-                    g
+        let mut out = vec![0f32; x.len() + 2 * op.c];
+        out[..x.len()]
+            .par_chunks_mut(op.hw)
+            .enumerate()
+            .for_each(|(p, o)| {
+                let ch = p % op.c;
+                let (scale, shift) = op.affine(ch);
+                // dx = k (m g − Σg − x̂ Σg·x̂) with x̂ = (x − μ)/σ, as g·ga + x·xa + c0.
+                let k = scale / m;
+                let (ga, xa) = (k * m, -k * op.invstd[ch] * sum_gx[ch]);
+                let c0 = k * (op.mean[ch] * op.invstd[ch] * sum_gx[ch] - sum_g[ch]);
+                let xs = &x[p * op.hw..(p + 1) * op.hw];
+                let gs = &dy[p * op.hw..(p + 1) * op.hw];
+                if op.relu {
+                    for ((o, &v), &g) in o.iter_mut().zip(xs).zip(gs) {
+                        let g = if v * scale + shift > 0.0 { g } else { 0.0 };
+                        *o = g * ga + (v * xa + c0);
+                    }
                 } else {
-                    0.0
-                };
-                let xhat = (v - op.mean[ch]) * op.invstd[ch];
-                *o = k * (m * g - sg - xhat * sgx);
-            }
-        });
-        Ok((CpuStorage::F32(dx), Shape::from(x.len())))
+                    for ((o, &v), &g) in o.iter_mut().zip(xs).zip(gs) {
+                        *o = g * ga + (v * xa + c0);
+                    }
+                }
+            });
+        let params = &mut out[x.len()..];
+        params[..op.c].copy_from_slice(&sum_gx);
+        params[op.c..].copy_from_slice(&sum_g);
+        let len = out.len();
+        Ok((CpuStorage::F32(out), Shape::from(len)))
     }
 }
 
-/// Per channel: Σ g and Σ g·x̂ where g is dy masked by the ReLU.
+/// Per channel: Σ g and Σ g·x̂ where g is dy masked by the ReLU (that is, dβ and dγ).
 fn grad_sums(op: &BnRelu, x: &[f32], dy: &[f32]) -> (Vec<f32>, Vec<f32>) {
     let r: Vec<(f32, f32)> = (0..op.c)
         .into_par_iter()
         .map(|ch| {
-            let scale = op.gamma[ch] * op.invstd[ch];
-            let shift = op.beta[ch] - op.mean[ch] * scale;
+            let (scale, shift) = op.affine(ch);
+            let (mean, invstd) = (op.mean[ch], op.invstd[ch]);
             let (mut sg, mut sgx) = (0f64, 0f64);
             for i in 0..op.n {
                 let p = i * op.c + ch;
                 let xs = &x[p * op.hw..(p + 1) * op.hw];
                 let gs = &dy[p * op.hw..(p + 1) * op.hw];
-                let (mut a, mut b) = (0f32, 0f32);
-                for (&v, &g) in xs.iter().zip(gs) {
-                    if !op.relu || v * scale + shift > 0.0 {
-                        a += g;
-                        b += g * (v - op.mean[ch]) * op.invstd[ch];
-                    }
-                }
+                let (a, b) = if op.relu {
+                    lane_sums(xs, gs, |v, g| {
+                        let g = if v * scale + shift > 0.0 { g } else { 0.0 };
+                        (g, g * ((v - mean) * invstd))
+                    })
+                } else {
+                    lane_sums(xs, gs, |v, g| (g, g * ((v - mean) * invstd)))
+                };
                 sg += a as f64;
                 sgx += b as f64;
             }
@@ -179,33 +211,6 @@ fn grad_sums(op: &BnRelu, x: &[f32], dy: &[f32]) -> (Vec<f32>, Vec<f32>) {
         })
         .collect();
     r.into_iter().unzip()
-}
-
-/// Backward with respect to γ and β as a 2C vector [dγ; dβ], from x and dy.
-struct BnReluParamGrads<'a>(&'a BnRelu);
-
-impl CustomOp2 for BnReluParamGrads<'_> {
-    fn name(&self) -> &'static str {
-        "bn-relu-param-grads"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let (sg, sgx) = grad_sums(
-            self.0,
-            super::contiguous_f32(s1, l1, "fused")?,
-            super::contiguous_f32(s2, l2, "fused")?,
-        );
-        let mut out = sgx;
-        out.extend(sg);
-        let len = out.len();
-        Ok((CpuStorage::F32(out), Shape::from(len)))
-    }
 }
 
 /// 2×2 max-pooling with stride 2 (floor for odd sizes), gradient routed to the first maximum.
@@ -273,12 +278,12 @@ impl CustomOp2 for MaxPool2Bwd<'_> {
             for i in 0..oh {
                 for j in 0..ow {
                     let a = 2 * i * p.w + 2 * j;
-                    let cand = [a, a + 1, a + p.w, a + p.w + 1];
-                    let mut best = a;
-                    for &k in &cand[1..] {
-                        if xs[k] > xs[best] {
-                            best = k;
-                        }
+                    // First maximum, by selects rather than data-dependent branches.
+                    let (mut best, mut bv) = (a, xs[a]);
+                    for k in [a + 1, a + p.w, a + p.w + 1] {
+                        let gt = xs[k] > bv;
+                        best = if gt { k } else { best };
+                        bv = if gt { xs[k] } else { bv };
                     }
                     d[best] += gs[i * ow + j];
                 }
