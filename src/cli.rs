@@ -285,7 +285,8 @@ pub enum BenchWhat {
         /// Epoch rows per run.
         #[arg(long, default_value_t = 200)]
         epochs: usize,
-        /// Also time the whole report folder (figures read every run's epochs).
+        /// Also time the whole report folder (tables, figures from every run's epochs, index):
+        /// first with no report cache, then again.
         #[arg(long)]
         figures: bool,
         /// Where to build the store (default: a fresh temporary folder, removed afterwards).

@@ -237,6 +237,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
             rows,
             columns,
         } => {
+            report::without_huge_pages();
             let name = grid_name(&store, &grid)?;
             let spec = Grid::find(Some(&grid)).ok();
             let ropts = report_options(spec.as_ref(), epoch, rows, columns)?;
@@ -257,6 +258,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
                     dir,
                 },
         } => {
+            report::without_huge_pages();
             let (root, temp) = match dir {
                 Some(d) => (d, false),
                 None => (

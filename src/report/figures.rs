@@ -1,15 +1,16 @@
 //! The figures of a report, drawn from the run store: learning curves (mean ± std over seeds),
 //! bars with error bars, loss terms per epoch, final cluster sizes and the 2-D embedding.
 
-use polars::prelude::DataFrame;
-use std::collections::{BTreeMap, HashMap};
+use polars::prelude::{Float64Chunked, Int64Chunked};
+use std::collections::BTreeMap;
 use std::path::Path;
 
+use super::epochs::EpochsByRun;
 use super::plots::{self, Series};
 use super::{Table, METRICS};
 use crate::error::Result;
-use crate::store::tables::{read_parquet, read_parquet_many};
-use crate::store::{Store, ASSIGNMENTS_FILE, EPOCHS_FILE};
+use crate::store::tables::read_parquet;
+use crate::store::{Store, ASSIGNMENTS_FILE};
 
 /// A figure written: its caption and file stem (relative to the report folder).
 pub struct Figure {
@@ -31,11 +32,13 @@ fn slug(s: &str) -> String {
     x.trim_matches('-').to_string()
 }
 
-/// Every run's epochs table, read once (in parallel) for all figures; runs whose file is
-/// missing or unreadable are left out of the curves.
-type EpochsByRun = HashMap<String, DataFrame>;
-
-fn read_epochs(store: &Store, grid: &str, table: &Table) -> EpochsByRun {
+/// Every run's epochs table, read once for all figures (see [`super::epochs`]), and the epochs
+/// cache rewrite to do, if any.
+fn read_epochs(
+    store: &Store,
+    grid: &str,
+    table: &Table,
+) -> (EpochsByRun, Option<super::epochs::Pending>) {
     let ids: Vec<String> = table
         .run_ids
         .iter()
@@ -45,34 +48,59 @@ fn read_epochs(store: &Store, grid: &str, table: &Table) -> EpochsByRun {
         .collect::<std::collections::BTreeSet<_>>()
         .into_iter()
         .collect();
-    let paths: Vec<_> = ids
-        .iter()
-        .map(|id| store.run_dir(grid, id).join(EPOCHS_FILE))
-        .collect();
-    ids.into_iter()
-        .zip(read_parquet_many(&paths))
-        .filter_map(|(id, df)| Some((id, df.ok()?)))
-        .collect()
+    super::epochs::load(store, grid, &ids)
 }
 
-/// Per epoch: the values of `column` across runs (epochs where it is null are skipped).
+/// Per epoch: the values of `column` across runs, in the order of the runs, then of their rows
+/// (the order the mean adds them in); epochs where it is null are skipped.
 fn per_epoch(epochs: &EpochsByRun, runs: &[String], column: &str) -> BTreeMap<i64, Vec<f64>> {
+    let cols: Vec<(&Int64Chunked, &Float64Chunked)> = runs
+        .iter()
+        .filter_map(|id| {
+            let df = epochs.get(id)?;
+            let (e, v) = (df.column("epoch").ok()?, df.column(column).ok()?);
+            Some((e.i64().ok()?, v.f64().ok()?))
+        })
+        .collect();
+    // Epochs are few and consecutive in practice: values gather by offset from the first epoch
+    // seen rather than by a map lookup each (epochs far from it go to the map).
+    const SPAN: i64 = 1 << 16;
+    let mut lo: Option<i64> = None;
+    let mut dense: Vec<Vec<f64>> = Vec::new();
     let mut out: BTreeMap<i64, Vec<f64>> = BTreeMap::new();
-    for id in runs {
-        let Some(df) = epochs.get(id) else {
-            continue;
-        };
-        let (Ok(e), Ok(v)) = (df.column("epoch"), df.column(column)) else {
-            continue;
-        };
-        let (Ok(e), Ok(v)) = (e.i64(), v.f64()) else {
-            continue;
-        };
-        for (ep, val) in e.iter().zip(v.iter()) {
-            if let (Some(ep), Some(val)) = (ep, val) {
-                out.entry(ep).or_default().push(val);
+    let mut push = |ep: i64, val: f64| {
+        let base = *lo.get_or_insert(ep);
+        match ep.checked_sub(base) {
+            Some(i) if (0..SPAN).contains(&i) => {
+                let i = i as usize;
+                if i >= dense.len() {
+                    dense.resize_with(i + 1, Vec::new);
+                }
+                dense[i].push(val);
+            }
+            _ => out.entry(ep).or_default().push(val),
+        }
+    };
+    for (e, v) in cols {
+        match (e.cont_slice(), v.cont_slice()) {
+            (Ok(e), Ok(v)) => e.iter().zip(v).for_each(|(e, v)| push(*e, *v)),
+            _ => {
+                for (ep, val) in e.iter().zip(v.iter()) {
+                    if let (Some(ep), Some(val)) = (ep, val) {
+                        push(ep, val);
+                    }
+                }
             }
         }
+    }
+    if let Some(lo) = lo {
+        out.extend(
+            dense
+                .into_iter()
+                .enumerate()
+                .filter(|(_, v)| !v.is_empty())
+                .map(|(i, v)| (lo + i as i64, v)),
+        );
     }
     out
 }
@@ -95,9 +123,34 @@ fn series(label: String, points: &BTreeMap<i64, Vec<f64>>) -> Series {
 
 /// Writes every figure of the table's runs into `dir`; returns them in reading order.
 pub fn write_all(store: &Store, table: &Table, dir: &Path) -> Result<Vec<Figure>> {
+    let t = std::time::Instant::now();
+    let (epochs, pending) = read_epochs(store, &table.grid, table);
+    tracing::debug!(
+        "report {}: epochs of {} runs read in {:.3} s (cache rewrite: {})",
+        table.grid,
+        epochs.len(),
+        t.elapsed().as_secs_f64(),
+        pending.is_some()
+    );
+    std::thread::scope(|s| {
+        // A cache rewrite overlaps the drawing, which runs on this thread.
+        if let Some(p) = pending {
+            s.spawn(move || p.write());
+        }
+        let figs = draw_all(store, table, dir, &epochs);
+        tracing::debug!(
+            "report {}: figures drawn at {:.3} s",
+            table.grid,
+            t.elapsed().as_secs_f64()
+        );
+        figs
+    })
+}
+
+/// Draws every figure from the runs' epochs (and the first seed's assignments).
+fn draw_all(store: &Store, table: &Table, dir: &Path, epochs: &EpochsByRun) -> Result<Vec<Figure>> {
     let grid = &table.grid;
     let mut figs = Vec::new();
-    let epochs = read_epochs(store, grid, table);
     // Legend label of a row: the method, then `key=value` for the other row keys (last path
     // segment of the key: `weight.instance` → `instance`), so a reader can tell variants apart.
     let label = |r: usize| {
@@ -116,7 +169,7 @@ pub fn write_all(store: &Store, table: &Table, dir: &Path) -> Result<Vec<Figure>
         let gs = slug(group);
         for (m, name) in [("nmi", "NMI"), ("acc", "ACC")] {
             let curves: Vec<Series> = (0..table.rows.len())
-                .map(|r| series(label(r), &per_epoch(&epochs, &table.run_ids[r][g], m)))
+                .map(|r| series(label(r), &per_epoch(epochs, &table.run_ids[r][g], m)))
                 .filter(|s| s.epochs.len() > 1)
                 .collect();
             if curves.is_empty() {
@@ -173,7 +226,7 @@ pub fn write_all(store: &Store, table: &Table, dir: &Path) -> Result<Vec<Figure>
                 .map(|t| {
                     let s = series(
                         t.trim_start_matches("loss_").to_string(),
-                        &per_epoch(&epochs, runs, t),
+                        &per_epoch(epochs, runs, t),
                     );
                     (s.label, s.epochs, s.mean)
                 })
@@ -229,4 +282,66 @@ pub fn write_all(store: &Store, table: &Table, dir: &Path) -> Result<Vec<Figure>
         }
     }
     Ok(figs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use polars::prelude::*;
+
+    /// `per_epoch` equals a map lookup per value: same epochs, values in run then row order,
+    /// nulls skipped, epochs far apart or before the first one included.
+    #[test]
+    fn per_epoch_matches_a_map_per_value() {
+        // (run id, epochs, values)
+        type Run = (&'static str, Vec<Option<i64>>, Vec<Option<f64>>);
+        let runs: Vec<Run> = vec![
+            (
+                "a",
+                vec![Some(3), Some(4), Some(5)],
+                vec![Some(0.1), None, Some(0.3)],
+            ),
+            (
+                "b",
+                vec![Some(1), Some(3), None],
+                vec![Some(1.0), Some(2.0), Some(9.0)],
+            ),
+            (
+                "c",
+                vec![Some(1 << 40), Some(-7), Some(4)],
+                vec![Some(5.0), Some(6.0), Some(7.0)],
+            ),
+            (
+                "d",
+                vec![Some(i64::MIN), Some(i64::MAX)],
+                vec![Some(8.0), Some(9.0)],
+            ),
+        ];
+        let mut epochs = EpochsByRun::new();
+        let mut want: BTreeMap<i64, Vec<f64>> = BTreeMap::new();
+        for (id, e, v) in &runs {
+            let df = df!("epoch" => e, "nmi" => v).unwrap();
+            epochs.insert(id.to_string(), df);
+            for (e, v) in e.iter().zip(v) {
+                if let (Some(e), Some(v)) = (e, v) {
+                    want.entry(*e).or_default().push(*v);
+                }
+            }
+        }
+        // Also a run without the column and one not loaded.
+        epochs.insert("e".into(), df!("epoch" => [1i64]).unwrap());
+        let ids: Vec<String> = ["a", "b", "c", "d", "e", "missing"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(per_epoch(&epochs, &ids, "nmi"), want);
+        assert_eq!(want[&3], [0.1, 2.0]);
+        // Without nulls (the contiguous path) too.
+        let ids = vec!["c".to_string(), "d".to_string()];
+        let got = per_epoch(&epochs, &ids, "nmi");
+        assert_eq!(
+            got.keys().copied().collect::<Vec<_>>(),
+            [i64::MIN, -7, 4, 1 << 40, i64::MAX]
+        );
+    }
 }

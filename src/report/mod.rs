@@ -1,5 +1,6 @@
 //! Reports: a read-only lazy scan of a grid's runs into paper-style tables.
 
+pub mod epochs;
 pub mod figures;
 pub mod plots;
 pub mod published;
@@ -8,23 +9,41 @@ pub mod stats;
 pub mod table;
 
 use polars::prelude::*;
+use std::collections::HashMap;
 use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::launch::cell::RESULT_COLUMNS;
-use crate::store::tables::{read_parquet, read_parquet_many, stack_frames};
-use crate::store::Store;
+use crate::store::tables::{read_parquet_many, stack_frames};
+use crate::store::{cache, Store};
 pub use table::{Stat, Table};
 
 /// Metrics shown in tables, as (column suffix, header).
 pub const METRICS: &[(&str, &str)] = &[("nmi", "NMI"), ("acc", "ACC"), ("ari", "ARI")];
 
+/// Turns transparent huge pages off for the rest of this process (Linux; elsewhere a no-op).
+///
+/// A report allocates and frees many buffers (thousands of small Parquet files, a million epoch
+/// rows). The allocator asks for huge pages, and the kernel zeroes each fresh 2 MiB page on first
+/// touch, compacting memory first when it is fragmented (after a sweep, say): up to a second of
+/// system time on a cold report of 5 000 runs, against 0.2 s with normal pages
+/// (docs/benchmarks.md, "Report speed"). Called by the `report` commands, not by training.
+pub fn without_huge_pages() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: PR_SET_THP_DISABLE only sets a flag of this process; an error leaves it unset.
+    unsafe {
+        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+    }
+}
+
+/// File name of a grid's cache of result rows (see [`scan_results`]).
+pub const RESULTS_CACHE: &str = ".report-cache.parquet";
+
 /// A lazy frame over every completed result row of a grid.
 ///
-/// The rows are cached in `runs/<grid>/.report-cache.parquet` with a manifest of the result
-/// files it was built from (path, size, modification time): when nothing changed, a report
-/// reads one file instead of one per run. The cache is only ever derived from the run files,
-/// so deleting it is always safe; failing to write it (a read-only store) is not an error.
+/// The rows are cached in `runs/<grid>/.report-cache.parquet` (a [`crate::store::cache`]) with
+/// the list of result files it was built from (path, size, modification time): when nothing
+/// changed, a report reads one file instead of one per run; any change rebuilds it.
 pub fn scan_results(store: &Store, grid: &str) -> Result<Option<LazyFrame>> {
     let files = store
         .result_files(grid)
@@ -35,34 +54,22 @@ pub fn scan_results(store: &Store, grid: &str) -> Result<Option<LazyFrame>> {
     let manifest: Vec<(String, u64, u128)> = files
         .iter()
         .map(|p| {
-            let m = std::fs::metadata(p).ok();
-            let len = m.as_ref().map_or(0, |m| m.len());
-            let mtime = m
-                .and_then(|m| m.modified().ok())
-                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                .map_or(0, |d| d.as_nanos());
+            let (len, mtime) = crate::store::index::stamp(p).unwrap_or((0, 0));
             (p.to_string_lossy().into_owned(), len, mtime)
         })
         .collect();
     let dir = store.grid_dir(grid);
-    let (cache, cache_manifest) = (
-        dir.join(".report-cache.parquet"),
-        dir.join(".report-cache.json"),
-    );
-    let cached = std::fs::read(&cache_manifest)
-        .ok()
-        .and_then(|b| serde_json::from_slice::<Vec<(String, u64, u128)>>(&b).ok())
-        .filter(|m| *m == manifest)
-        .and_then(|_| read_parquet(&cache).ok());
+    let path = dir.join(RESULTS_CACHE);
+    let cached = cache::load(&path, "results", |m: &Vec<(String, u64, u128)>| {
+        *m == manifest
+    });
     let df = match cached {
-        Some(df) => df,
+        Some((_, df)) => df,
         None => {
             let mut df = read_all(&dir, &files, &manifest)?;
-            // Parquet first, manifest last: a manifest only ever describes a complete cache.
-            if crate::store::tables::write_parquet_zstd(&cache, &mut df).is_ok() {
-                let _ =
-                    crate::store::write_atomic(&cache_manifest, &serde_json::to_vec(&manifest)?);
-            }
+            cache::store(&path, "results", &mut df, &manifest);
+            // Earlier versions kept the list beside the rows.
+            let _ = std::fs::remove_file(dir.join(".report-cache.json"));
             df
         }
     };
@@ -284,6 +291,15 @@ pub struct ReportOptions {
 }
 
 pub fn summarise(store: &Store, grid: &str, opts: &ReportOptions) -> Result<Option<Table>> {
+    Ok(summarise_rows(store, grid, opts)?.map(|(t, _)| t))
+}
+
+/// [`summarise`], also returning the result rows the table was built from.
+fn summarise_rows(
+    store: &Store,
+    grid: &str,
+    opts: &ReportOptions,
+) -> Result<Option<(Table, LazyFrame)>> {
     let Some(lf) = scan_results(store, grid)? else {
         return Ok(None);
     };
@@ -354,6 +370,7 @@ pub fn summarise(store: &Store, grid: &str, opts: &ReportOptions) -> Result<Opti
         aggs.push(col(c.as_str()).alias(format!("{m}_values")));
     }
     let df = lf
+        .clone()
         .with_columns(keys)
         .group_by(
             row_keys
@@ -374,7 +391,7 @@ pub fn summarise(store: &Store, grid: &str, opts: &ReportOptions) -> Result<Opti
         .collect()?;
     let mut t = Table::from_frame(grid, &df, &row_keys, &col_keys)?;
     t.epoch = opts.epoch;
-    Ok(Some(t))
+    Ok(Some((t, lf)))
 }
 
 /// Writes the report folder `reports/<grid>/`: table.md, table.tex, table.csv, every figure
@@ -386,9 +403,14 @@ pub fn write_report(
     grid: &str,
     opts: &ReportOptions,
 ) -> Result<Option<(String, std::path::PathBuf)>> {
-    let Some(table) = summarise(store, grid, opts)? else {
+    let t = std::time::Instant::now();
+    let Some((table, rows)) = summarise_rows(store, grid, opts)? else {
         return Ok(None);
     };
+    tracing::debug!(
+        "report {grid}: table summarised in {:.3} s",
+        t.elapsed().as_secs_f64()
+    );
     let mut md = table.markdown();
     if let Some(a) = table.ablation_markdown(&opts.baseline) {
         md.push('\n');
@@ -404,15 +426,43 @@ pub fn write_report(
     crate::store::write_atomic(&dir.join("table.tex"), table.latex().as_bytes())?;
     crate::store::write_atomic(&dir.join("table.csv"), table.csv().as_bytes())?;
     let figs = figures::write_all(store, &table, &dir)?;
+    let commits = commits(rows)?;
     crate::store::write_atomic(
         &dir.join("index.md"),
-        index(store, &table, &md, &figs).as_bytes(),
+        index(&table, &md, &figs, &commits).as_bytes(),
     )?;
+    tracing::debug!(
+        "report {grid}: written in {:.3} s",
+        t.elapsed().as_secs_f64()
+    );
     Ok(Some((md, dir.join("table.md"))))
 }
 
+/// Each run's recorded commit (its first 10 characters) from its result row; runs without one
+/// (no git, or results of a version that did not record it) are absent.
+fn commits(mut rows: LazyFrame) -> Result<HashMap<String, String>> {
+    if rows.collect_schema()?.get("git_commit").is_none() {
+        return Ok(HashMap::new());
+    }
+    let df = rows.select([col("run_id"), col("git_commit")]).collect()?;
+    let (ids, commits) = (df.column("run_id")?.str()?, df.column("git_commit")?);
+    let Ok(commits) = commits.str() else {
+        return Ok(HashMap::new());
+    };
+    Ok(ids
+        .iter()
+        .zip(commits.iter())
+        .filter_map(|(id, c)| Some((id?.to_string(), c?.chars().take(10).collect())))
+        .collect())
+}
+
 /// The report's front page.
-fn index(store: &Store, table: &Table, md: &str, figs: &[figures::Figure]) -> String {
+fn index(
+    table: &Table,
+    md: &str,
+    figs: &[figures::Figure],
+    commits: &HashMap<String, String>,
+) -> String {
     let mut out = format!("# Report: {}\n\n", table.grid);
     out.push_str("Generated by `clusterlab report` from the run store; every number traces back to the runs listed at the end.\n\n");
     out.push_str("## Table\n\n");
@@ -430,21 +480,7 @@ fn index(store: &Store, table: &Table, md: &str, figs: &[figures::Figure]) -> St
             let runs: Vec<String> = table.run_ids[r][g]
                 .iter()
                 .map(|id| {
-                    let commit = read_parquet(
-                        &store
-                            .run_dir(&table.grid, id)
-                            .join(crate::store::RESULT_FILE),
-                    )
-                    .ok()
-                    .and_then(|df| {
-                        df.column("git_commit")
-                            .ok()?
-                            .str()
-                            .ok()?
-                            .get(0)
-                            .map(|c| c.chars().take(10).collect::<String>())
-                    })
-                    .unwrap_or_else(|| "no git".into());
+                    let commit = commits.get(id).map_or("no git", |c| c.as_str());
                     format!("`{id}` ({commit})")
                 })
                 .collect();
@@ -597,6 +633,43 @@ mod tests {
         assert_eq!(t.cells[0][0].as_ref().unwrap().mean, 0.5);
         let e = EpochSel::parse("best:f1").unwrap_err().to_string();
         assert!(e.contains("unknown metric `f1`"), "{e}");
+    }
+
+    /// index.md names each run's commit from its result row (first 10 characters), "no git"
+    /// for a run without one.
+    #[test]
+    fn index_names_each_runs_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path().join("runs"));
+        write(&store, "a", "kmeans", 0.1, false);
+        let row = vec![
+            ("run_id".to_string(), Value::Str(Some("b".into()))),
+            ("status".into(), Value::Str(Some("completed".into()))),
+            ("method.name".into(), Value::Str(Some("cc".into()))),
+            ("dataset.name".into(), Value::Str(Some("synthetic".into()))),
+            (
+                "git_commit".into(),
+                Value::Str(Some("0123456789abcdef".into())),
+            ),
+            ("final_nmi".into(), Value::F64(Some(0.5))),
+        ];
+        std::fs::create_dir_all(store.run_dir("g", "b")).unwrap();
+        store.record_result("g", "b", &row).unwrap();
+        let reports = dir.path().join("reports");
+        for _ in 0..2 {
+            write_report(&store, &reports, "g", &ReportOptions::default())
+                .unwrap()
+                .unwrap();
+            let index = std::fs::read_to_string(reports.join("g/index.md")).unwrap();
+            assert!(
+                index.contains("| cc | synthetic | `b` (0123456789) |"),
+                "{index}"
+            );
+            assert!(
+                index.contains("| kmeans | synthetic | `a` (no git) |"),
+                "{index}"
+            );
+        }
     }
 
     /// Rows from the grid's result index equal the rows read from the Parquet files; a file

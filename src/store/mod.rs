@@ -4,6 +4,7 @@
 //! scan, so the store can be filled by one process, several, or copied from a cluster.
 
 pub mod atomic;
+pub mod cache;
 pub mod index;
 pub mod status;
 pub mod tables;

@@ -171,23 +171,40 @@ pub fn rows_frame(rows: &[Vec<(String, Value)>]) -> Result<DataFrame> {
 /// work on in one row) and decode 3-4× faster, because a Zstd decoder is set up per column chunk
 /// (measured in docs/benchmarks.md, "Report speed").
 pub fn write_parquet(path: &Path, df: &mut DataFrame) -> Result<()> {
-    write_parquet_with(path, df, ParquetCompression::Uncompressed)
+    write_parquet_with(path, df, ParquetCompression::Uncompressed, None)
 }
 
-/// Writes a large frame (many rows: assignments, a report cache) to Parquet atomically, Zstd.
+/// Writes a large frame (many rows: assignments) to Parquet atomically, Zstd.
 pub fn write_parquet_zstd(path: &Path, df: &mut DataFrame) -> Result<()> {
-    write_parquet_with(path, df, ParquetCompression::Zstd(None))
+    write_parquet_with(path, df, ParquetCompression::Zstd(None), None)
+}
+
+/// As [`write_parquet`] (uncompressed), with `(key, value)` pairs in the file's footer
+/// (key-value metadata), written in the same atomic replacement as the rows.
+pub fn write_parquet_tagged(
+    path: &Path,
+    df: &mut DataFrame,
+    tags: Vec<(String, String)>,
+) -> Result<()> {
+    write_parquet_with(
+        path,
+        df,
+        ParquetCompression::Uncompressed,
+        Some(KeyValueMetadata::from_static(tags)),
+    )
 }
 
 fn write_parquet_with(
     path: &Path,
     df: &mut DataFrame,
     compression: ParquetCompression,
+    tags: Option<KeyValueMetadata>,
 ) -> Result<()> {
     let mut err = None;
     write_atomic_with(path, |f| {
         ParquetWriter::new(f)
             .with_compression(compression)
+            .with_key_value_metadata(tags)
             .finish(df)
             .map(|_| ())
             .map_err(|e| {
@@ -209,17 +226,51 @@ pub fn read_parquet(path: &Path) -> Result<DataFrame> {
         .map_err(|e| Error::Other(format!("{}: reading Parquet failed: {e}", path.display())))
 }
 
-/// Reads many Parquet files in parallel, one eager read each; results in the order given.
+/// Which columns of a file to read, by name and Arrow type.
+pub type ColumnFilter = dyn Fn(&str, &ArrowDataType) -> bool + Sync;
+
+/// Reads many small Parquet files (run tables) in parallel, one eager read each; results in the
+/// order given.
 ///
 /// Per-file overhead (footer, one decoder per column) dominates for run tables, and a
 /// multi-file lazy scan reads them one after another: this spreads the files over all cores.
 pub fn read_parquet_many(paths: &[std::path::PathBuf]) -> Vec<Result<DataFrame>> {
+    read_parquet_many_columns(paths, None)
+}
+
+/// As [`read_parquet_many`], reading only the columns `keep` accepts (each file's own order).
+pub fn read_parquet_many_columns(
+    paths: &[std::path::PathBuf],
+    keep: Option<&ColumnFilter>,
+) -> Vec<Result<DataFrame>> {
     use rayon::prelude::*;
     // Polars' reader recurses deeply enough to overflow rayon's default 2 MiB worker stacks.
     match rayon::ThreadPoolBuilder::new().stack_size(32 << 20).build() {
-        Ok(pool) => pool.install(|| paths.par_iter().map(|p| read_parquet(p)).collect()),
-        Err(_) => paths.iter().map(|p| read_parquet(p)).collect(),
+        Ok(pool) => pool.install(|| paths.par_iter().map(|p| read_small(p, keep)).collect()),
+        Err(_) => paths.iter().map(|p| read_small(p, keep)).collect(),
     }
+}
+
+/// Reads a small Parquet file: into memory in one read (no memory map: mapping and unmapping
+/// thousands of files costs more than copying them), decoded on this thread (the files are
+/// already read in parallel; handing each one's columns to Polars' pool only adds waits).
+fn read_small(path: &Path, keep: Option<&ColumnFilter>) -> Result<DataFrame> {
+    let fail =
+        |e: PolarsError| Error::Other(format!("{}: reading Parquet failed: {e}", path.display()));
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let mut reader =
+        ParquetReader::new(std::io::Cursor::new(bytes)).read_parallel(ParallelStrategy::None);
+    if let Some(keep) = keep {
+        let schema = reader.schema().map_err(fail)?;
+        let projection = schema
+            .iter_values()
+            .enumerate()
+            .filter(|(_, f)| keep(f.name.as_str(), &f.dtype))
+            .map(|(i, _)| i)
+            .collect();
+        reader = reader.with_projection(Some(projection));
+    }
+    reader.finish().map_err(fail)
 }
 
 /// Stacks frames vertically, taking the union of their columns (missing ones become null).
