@@ -8,17 +8,20 @@
 
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use gemm::{gemm, Parallelism};
+use std::mem::MaybeUninit;
 use rayon::prelude::*;
 
 /// Columns one gemm should at least see: below this, packing the weights for each call costs
 /// more than the multiply itself (the 4×4 maps of a ResNet's last stage have 16 per image).
-const MIN_COLUMNS: usize = 512;
+const MIN_COLUMNS: usize = 1024;
 
-/// Images per work chunk: at least 8, more when an image has few output positions, at most a
-/// quarter of the batch (so every core gets work). It depends on the shapes only, never on the
-/// thread count, so the reduction order (and every bit of the result) does not either.
+/// Images per work chunk: one when an image has at least [`MIN_COLUMNS`] output positions (its
+/// columns then stay in cache and the gemm writes straight into the output), more for small
+/// maps, at most a quarter of the batch (so every core gets work). It depends on the shapes
+/// only, never on the thread count, so the reduction order (and every bit of the result) does
+/// not either.
 fn chunk(n: usize, p: usize) -> usize {
-    MIN_COLUMNS.div_ceil(p).clamp(8, (n / 4).max(8))
+    MIN_COLUMNS.div_ceil(p).clamp(1, (n / 4).max(1))
 }
 
 /// Geometry of one convolution.
@@ -134,6 +137,19 @@ impl Conv {
     }
 }
 
+/// Views initialised floats as possibly-uninitialised ones (for a write-only destination).
+fn as_uninit(s: &mut [f32]) -> &mut [MaybeUninit<f32>] {
+    // SAFETY: same layout; the callers only write initialised values through the view.
+    unsafe { std::slice::from_raw_parts_mut(s.as_mut_ptr().cast(), s.len()) }
+}
+
+/// Zeroes an uninitialised slice and returns it as floats.
+fn init_zeroed(s: &mut [MaybeUninit<f32>]) -> &mut [f32] {
+    s.fill(MaybeUninit::new(0.0));
+    // SAFETY: every element was just written.
+    unsafe { std::slice::from_raw_parts_mut(s.as_mut_ptr().cast(), s.len()) }
+}
+
 thread_local! {
     /// Per-thread scratch buffers (columns, their gradient, a transposed output), kept between
     /// calls: a training step would otherwise map and zero tens of MB per convolution.
@@ -158,12 +174,13 @@ fn with_scratch<R>(lens: [usize; 3], f: impl FnOnce(&mut [f32], &mut [f32], &mut
 }
 
 /// dst (m × n, row-major) (+)= a · b with explicit strides (col stride, row stride) for a and b.
+/// Without `accumulate` dst is only written, so it may be uninitialised memory.
 #[allow(clippy::too_many_arguments)]
 fn mm(
     m: usize,
     n: usize,
     k: usize,
-    dst: &mut [f32],
+    dst: &mut [MaybeUninit<f32>],
     accumulate: bool,
     a: &[f32],
     a_cs: isize,
@@ -172,13 +189,15 @@ fn mm(
     b_cs: isize,
     b_rs: isize,
 ) {
-    // SAFETY: the slices hold the m×k, k×n and m×n matrices described by the strides.
+    assert!(dst.len() >= m * n && a.len() >= m * k && b.len() >= k * n);
+    // SAFETY: the slices hold the m×k, k×n and m×n matrices described by the strides; gemm
+    // reads dst only when accumulating (then the caller's dst is initialised).
     unsafe {
         gemm(
             m,
             n,
             k,
-            dst.as_mut_ptr(),
+            dst.as_mut_ptr().cast::<f32>(),
             1,
             n as isize,
             accumulate,
@@ -214,39 +233,41 @@ impl CustomOp2 for Conv {
         let wt = super::contiguous_f32(s2, l2, "conv")?;
         let (kd, p) = (self.kdim(), self.pdim());
         let (img, oimg) = (self.c * self.h * self.w, self.cout * p);
-        let mut out = vec![0f32; self.n * oimg];
         let chunk = chunk(self.n, p);
-        // One gemm per chunk: W (Cout × K) · cols (K × B·P) → Cout × B·P, then into NCHW.
-        out.par_chunks_mut(oimg * chunk)
-            .enumerate()
-            .for_each(|(ci, o)| {
-                let b = o.len() / oimg;
-                let ld = b * p;
-                with_scratch([kd * ld, 0, self.cout * ld], |cols, _, tmp| {
-                    for j in 0..b {
-                        let i = ci * chunk + j;
-                        self.im2col(&x[i * img..(i + 1) * img], &mut cols[j * p..], ld);
-                    }
-                    mm(
-                        self.cout,
-                        ld,
-                        kd,
-                        tmp,
-                        false,
-                        wt,
-                        1,
-                        kd as isize,
-                        cols,
-                        1,
-                        ld as isize,
-                    );
+        // One gemm per chunk: W (Cout × K) · cols (K × B·P) → Cout × B·P, which is the NCHW
+        // output itself for a one-image chunk and is copied into it otherwise.
+        let out = super::par_filled(self.n * oimg, 0, oimg * chunk, |ci, o| {
+            let b = o.len() / oimg;
+            let ld = b * p;
+            let tmp_len = if b > 1 { self.cout * ld } else { 0 };
+            with_scratch([kd * ld, 0, tmp_len], |cols, _, tmp| {
+                for j in 0..b {
+                    let i = ci * chunk + j;
+                    self.im2col(&x[i * img..(i + 1) * img], &mut cols[j * p..], ld);
+                }
+                let dst = if b == 1 { &mut *o } else { as_uninit(tmp) };
+                mm(
+                    self.cout,
+                    ld,
+                    kd,
+                    dst,
+                    false,
+                    wt,
+                    1,
+                    kd as isize,
+                    cols,
+                    1,
+                    ld as isize,
+                );
+                if b > 1 {
                     for (j, oi) in o.chunks_mut(oimg).enumerate() {
                         for (co, dst) in oi.chunks_mut(p).enumerate() {
-                            dst.copy_from_slice(&tmp[co * ld + j * p..][..p]);
+                            dst.write_copy_of_slice(&tmp[co * ld + j * p..][..p]);
                         }
                     }
-                });
+                }
             });
+        });
         let (oh, ow) = self.out_hw();
         Ok((
             CpuStorage::F32(out),
@@ -293,33 +314,43 @@ impl CustomOp3 for ConvBwd {
         let (kd, p) = (cv.kdim(), cv.pdim());
         let (img, oimg) = (cv.c * cv.h * cv.w, cv.cout * p);
         let wlen = cv.cout * kd;
-        let mut dx = vec![0f32; cv.n * img];
         let chunk = chunk(cv.n, p);
-        let partials: Vec<Vec<f32>> = dx
+        let mut partials: Vec<Vec<f32>> = Vec::new();
+        let mut dx = Vec::with_capacity(cv.n * img + wlen);
+        dx.spare_capacity_mut()[..cv.n * img]
             .par_chunks_mut(img * chunk)
             .enumerate()
             .map(|(ci, dxc)| {
                 let b = dxc.len() / img;
                 let ld = b * p;
+                let dxc = init_zeroed(dxc);
                 let mut dw = vec![0f32; wlen];
-                with_scratch([kd * ld, kd * ld, cv.cout * ld], |cols, dcols, dyt| {
+                let dyt_len = if b > 1 { cv.cout * ld } else { 0 };
+                with_scratch([kd * ld, kd * ld, dyt_len], |cols, dcols, dyt| {
                     for j in 0..b {
                         let i = ci * chunk + j;
                         cv.im2col(&x[i * img..(i + 1) * img], &mut cols[j * p..], ld);
-                        // dy of the chunk as Cout × B·P.
-                        let g = &dy[i * oimg..(i + 1) * oimg];
-                        for (co, src) in g.chunks(p).enumerate() {
-                            dyt[co * ld + j * p..][..p].copy_from_slice(src);
+                        // dy of the chunk as Cout × B·P (for one image, dy itself).
+                        if b > 1 {
+                            let g = &dy[i * oimg..(i + 1) * oimg];
+                            for (co, src) in g.chunks(p).enumerate() {
+                                dyt[co * ld + j * p..][..p].copy_from_slice(src);
+                            }
                         }
                     }
+                    let g: &[f32] = if b > 1 {
+                        dyt
+                    } else {
+                        &dy[ci * chunk * oimg..(ci * chunk + 1) * oimg]
+                    };
                     // dW (Cout × K) = dy (Cout × B·P) · colsᵀ (B·P × K)
                     mm(
                         cv.cout,
                         kd,
                         ld,
-                        &mut dw,
+                        as_uninit(&mut dw),
                         false,
-                        dyt,
+                        g,
                         1,
                         ld as isize,
                         cols,
@@ -331,12 +362,12 @@ impl CustomOp3 for ConvBwd {
                         kd,
                         ld,
                         cv.cout,
-                        dcols,
+                        as_uninit(dcols),
                         false,
                         wt,
                         kd as isize,
                         1,
-                        dyt,
+                        g,
                         1,
                         ld as isize,
                     );
@@ -346,7 +377,9 @@ impl CustomOp3 for ConvBwd {
                 });
                 dw
             })
-            .collect();
+            .collect_into_vec(&mut partials);
+        // SAFETY: every chunk of the first n·img elements was zeroed by `init_zeroed` above.
+        unsafe { dx.set_len(cv.n * img) };
         let mut dw = vec![0f32; wlen];
         for part in partials {
             for (a, b) in dw.iter_mut().zip(part) {

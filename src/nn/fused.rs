@@ -76,21 +76,19 @@ impl BnRelu {
     }
 
     fn forward_slice(&self, x: &[f32]) -> Vec<f32> {
-        let mut out = vec![0f32; x.len()];
-        out.par_chunks_mut(self.hw).enumerate().for_each(|(p, o)| {
+        super::par_filled(x.len(), 0, self.hw, |p, o| {
             let (scale, shift) = self.affine(p % self.c);
             let xs = &x[p * self.hw..(p + 1) * self.hw];
             if self.relu {
                 for (o, &v) in o.iter_mut().zip(xs) {
-                    *o = (v * scale + shift).max(0.0);
+                    o.write((v * scale + shift).max(0.0));
                 }
             } else {
                 for (o, &v) in o.iter_mut().zip(xs) {
-                    *o = v * scale + shift;
+                    o.write(v * scale + shift);
                 }
             }
-        });
-        out
+        })
     }
 }
 
@@ -152,33 +150,28 @@ impl CustomOp2 for BnReluBwd<'_> {
         let dy = super::contiguous_f32(s2, l2, "fused")?;
         let (sum_g, sum_gx) = grad_sums(op, x, dy);
         let m = (op.n * op.hw) as f32;
-        let mut out = vec![0f32; x.len() + 2 * op.c];
-        out[..x.len()]
-            .par_chunks_mut(op.hw)
-            .enumerate()
-            .for_each(|(p, o)| {
-                let ch = p % op.c;
-                let (scale, shift) = op.affine(ch);
-                // dx = k (m g − Σg − x̂ Σg·x̂) with x̂ = (x − μ)/σ, as g·ga + x·xa + c0.
-                let k = scale / m;
-                let (ga, xa) = (k * m, -k * op.invstd[ch] * sum_gx[ch]);
-                let c0 = k * (op.mean[ch] * op.invstd[ch] * sum_gx[ch] - sum_g[ch]);
-                let xs = &x[p * op.hw..(p + 1) * op.hw];
-                let gs = &dy[p * op.hw..(p + 1) * op.hw];
-                if op.relu {
-                    for ((o, &v), &g) in o.iter_mut().zip(xs).zip(gs) {
-                        let g = if v * scale + shift > 0.0 { g } else { 0.0 };
-                        *o = g * ga + (v * xa + c0);
-                    }
-                } else {
-                    for ((o, &v), &g) in o.iter_mut().zip(xs).zip(gs) {
-                        *o = g * ga + (v * xa + c0);
-                    }
+        let mut out = super::par_filled(x.len(), 2 * op.c, op.hw, |p, o| {
+            let ch = p % op.c;
+            let (scale, shift) = op.affine(ch);
+            // dx = k (m g − Σg − x̂ Σg·x̂) with x̂ = (x − μ)/σ, as g·ga + x·xa + c0.
+            let k = scale / m;
+            let (ga, xa) = (k * m, -k * op.invstd[ch] * sum_gx[ch]);
+            let c0 = k * (op.mean[ch] * op.invstd[ch] * sum_gx[ch] - sum_g[ch]);
+            let xs = &x[p * op.hw..(p + 1) * op.hw];
+            let gs = &dy[p * op.hw..(p + 1) * op.hw];
+            if op.relu {
+                for ((o, &v), &g) in o.iter_mut().zip(xs).zip(gs) {
+                    let g = if v * scale + shift > 0.0 { g } else { 0.0 };
+                    o.write(g * ga + (v * xa + c0));
                 }
-            });
-        let params = &mut out[x.len()..];
-        params[..op.c].copy_from_slice(&sum_gx);
-        params[op.c..].copy_from_slice(&sum_g);
+            } else {
+                for ((o, &v), &g) in o.iter_mut().zip(xs).zip(gs) {
+                    o.write(g * ga + (v * xa + c0));
+                }
+            }
+        });
+        out.extend_from_slice(&sum_gx);
+        out.extend_from_slice(&sum_g);
         let len = out.len();
         Ok((CpuStorage::F32(out), Shape::from(len)))
     }

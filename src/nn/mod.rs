@@ -31,6 +31,27 @@ pub(crate) fn contiguous_f32<'a>(
     }
 }
 
+/// An f32 vector of `len` elements written by `fill` in parallel chunks of `chunk` elements
+/// (arguments: chunk index, its uninitialised slice), without the zeroing `vec![0.0; len]` costs
+/// (a tenth of a ResNet training step). `fill` must write every element of its chunk. The
+/// vector has room for `extra` more elements (appended by the caller without a reallocation).
+pub(crate) fn par_filled(
+    len: usize,
+    extra: usize,
+    chunk: usize,
+    fill: impl Fn(usize, &mut [std::mem::MaybeUninit<f32>]) + Sync + Send,
+) -> Vec<f32> {
+    use rayon::prelude::*;
+    let mut v = Vec::with_capacity(len + extra);
+    v.spare_capacity_mut()[..len]
+        .par_chunks_mut(chunk.max(1))
+        .enumerate()
+        .for_each(|(i, c)| fill(i, c));
+    // SAFETY: `fill` wrote every element of every chunk (its contract above).
+    unsafe { v.set_len(len) };
+    v
+}
+
 /// Largest absolute difference of two tensors relative to the reference's largest magnitude
 /// (at least 1): the tolerance measure of the kernel tests.
 #[cfg(test)]
