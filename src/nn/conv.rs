@@ -8,8 +8,8 @@
 
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use gemm::{gemm, Parallelism};
-use std::mem::MaybeUninit;
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 /// Columns one gemm should at least see: below this, packing the weights for each call costs
 /// more than the multiply itself (the 4×4 maps of a ResNet's last stage have 16 per image).
@@ -262,7 +262,9 @@ impl CustomOp2 for Conv {
                 if b > 1 {
                     for (j, oi) in o.chunks_mut(oimg).enumerate() {
                         for (co, dst) in oi.chunks_mut(p).enumerate() {
-                            dst.write_copy_of_slice(&tmp[co * ld + j * p..][..p]);
+                            for (d, &v) in dst.iter_mut().zip(&tmp[co * ld + j * p..][..p]) {
+                                d.write(v);
+                            }
                         }
                     }
                 }
