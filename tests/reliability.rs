@@ -307,3 +307,24 @@ fn devices_are_assigned_per_worker_slot() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(stderr(&bad).contains("device \"tpu\""));
 }
+
+#[test]
+fn results_do_not_depend_on_the_thread_count() {
+    // The CPU kernels split work by shape (chunks of images, lanes of sums), never by thread
+    // count: one thread and three threads must give the same bits.
+    let snap = |threads: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("g.yaml"), TINY).unwrap();
+        let out = command(dir.path(), &["sweep", "g.yaml"])
+            .env("RAYON_NUM_THREADS", threads)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let s = snapshot(dir.path(), "tiny");
+        assert_eq!(s.len(), 4);
+        (dir, s)
+    };
+    let (_a, one) = snap("1");
+    let (_b, three) = snap("3");
+    assert_same(&one, &three);
+}
