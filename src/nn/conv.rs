@@ -8,7 +8,6 @@
 
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use gemm::{gemm, Parallelism};
-use rayon::prelude::*;
 use std::mem::MaybeUninit;
 
 /// Columns one gemm should at least see: below this, packing the weights for each call costs
@@ -317,12 +316,8 @@ impl CustomOp3 for ConvBwd {
         let (img, oimg) = (cv.c * cv.h * cv.w, cv.cout * p);
         let wlen = cv.cout * kd;
         let chunk = chunk(cv.n, p);
-        let mut partials: Vec<Vec<f32>> = Vec::new();
-        let mut dx = Vec::with_capacity(cv.n * img + wlen);
-        dx.spare_capacity_mut()[..cv.n * img]
-            .par_chunks_mut(img * chunk)
-            .enumerate()
-            .map(|(ci, dxc)| {
+        let (mut dx, partials) =
+            super::par_fill_collect(cv.n * img, wlen, img * chunk, |ci, dxc| {
                 let b = dxc.len() / img;
                 let ld = b * p;
                 let dxc = init_zeroed(dxc);
@@ -378,10 +373,7 @@ impl CustomOp3 for ConvBwd {
                     }
                 });
                 dw
-            })
-            .collect_into_vec(&mut partials);
-        // SAFETY: every chunk of the first n·img elements was zeroed by `init_zeroed` above.
-        unsafe { dx.set_len(cv.n * img) };
+            });
         let mut dw = vec![0f32; wlen];
         for part in partials {
             for (a, b) in dw.iter_mut().zip(part) {

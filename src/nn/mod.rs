@@ -33,23 +33,36 @@ pub(crate) fn contiguous_f32<'a>(
 
 /// An f32 vector of `len` elements written by `fill` in parallel chunks of `chunk` elements
 /// (arguments: chunk index, its uninitialised slice), without the zeroing `vec![0.0; len]` costs
-/// (a tenth of a ResNet training step). `fill` must write every element of its chunk. The
-/// vector has room for `extra` more elements (appended by the caller without a reallocation).
+/// (a tenth of a ResNet training step), and what `fill` returned for each chunk, in chunk order.
+/// `fill` must write every element of its chunk. The vector has room for `extra` more elements
+/// (appended by the caller without a reallocation).
+pub(crate) fn par_fill_collect<R: Send>(
+    len: usize,
+    extra: usize,
+    chunk: usize,
+    fill: impl Fn(usize, &mut [std::mem::MaybeUninit<f32>]) -> R + Sync + Send,
+) -> (Vec<f32>, Vec<R>) {
+    use rayon::prelude::*;
+    let mut v = Vec::with_capacity(len + extra);
+    let mut results = Vec::new();
+    v.spare_capacity_mut()[..len]
+        .par_chunks_mut(chunk.max(1))
+        .enumerate()
+        .map(|(i, c)| fill(i, c))
+        .collect_into_vec(&mut results);
+    // SAFETY: `fill` wrote every element of every chunk (its contract above).
+    unsafe { v.set_len(len) };
+    (v, results)
+}
+
+/// [`par_fill_collect`] for a `fill` that returns nothing.
 pub(crate) fn par_filled(
     len: usize,
     extra: usize,
     chunk: usize,
     fill: impl Fn(usize, &mut [std::mem::MaybeUninit<f32>]) + Sync + Send,
 ) -> Vec<f32> {
-    use rayon::prelude::*;
-    let mut v = Vec::with_capacity(len + extra);
-    v.spare_capacity_mut()[..len]
-        .par_chunks_mut(chunk.max(1))
-        .enumerate()
-        .for_each(|(i, c)| fill(i, c));
-    // SAFETY: `fill` wrote every element of every chunk (its contract above).
-    unsafe { v.set_len(len) };
-    v
+    par_fill_collect(len, extra, chunk, fill).0
 }
 
 /// Largest absolute difference of two tensors relative to the reference's largest magnitude
