@@ -60,13 +60,7 @@ impl Anchor {
     pub fn new(cfg: &RunConfig, p: &mut Params, rep_dim: usize) -> Result<Self> {
         let m = &cfg.method;
         Ok(Self {
-            instance_head: Mlp::new(
-                p,
-                "instance_projector",
-                rep_dim,
-                m.head_hidden,
-                m.feature_dim,
-            )?,
+            instance_head: Mlp::instance_projector(p, m, rep_dim)?,
             centers: p.constant("cluster_centers", &[cfg.dataset.num_classes, rep_dim], 0.0)?,
             alpha: m.anchor.alpha,
             tau_i: m.instance_temperature,

@@ -40,13 +40,7 @@ impl Cc {
     pub fn new(cfg: &RunConfig, p: &mut Params, rep_dim: usize) -> Result<Self> {
         let m = &cfg.method;
         Ok(Self {
-            instance_head: Mlp::new(
-                p,
-                "instance_projector",
-                rep_dim,
-                m.head_hidden,
-                m.feature_dim,
-            )?,
+            instance_head: Mlp::instance_projector(p, m, rep_dim)?,
             cluster_head: Mlp::new(
                 p,
                 "cluster_projector",

@@ -26,6 +26,22 @@ impl Mlp {
         })
     }
 
+    /// CC's instance head (`instance_projector.*`): representation → `method.head_hidden` →
+    /// `method.feature_dim`; CC and the anchor-loss method share it.
+    pub fn instance_projector(
+        p: &mut Params,
+        m: &crate::config::run::MethodConfig,
+        rep_dim: usize,
+    ) -> Result<Self> {
+        Self::new(
+            p,
+            "instance_projector",
+            rep_dim,
+            m.head_hidden,
+            m.feature_dim,
+        )
+    }
+
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         self.fc2.forward(&self.fc1.forward(x)?.relu()?)
     }
