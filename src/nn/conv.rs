@@ -137,13 +137,13 @@ impl Conv {
 }
 
 /// Views initialised floats as possibly-uninitialised ones (for a write-only destination).
-fn as_uninit(s: &mut [f32]) -> &mut [MaybeUninit<f32>] {
+pub(super) fn as_uninit(s: &mut [f32]) -> &mut [MaybeUninit<f32>] {
     // SAFETY: same layout; the callers only write initialised values through the view.
     unsafe { std::slice::from_raw_parts_mut(s.as_mut_ptr().cast(), s.len()) }
 }
 
 /// Zeroes an uninitialised slice and returns it as floats.
-fn init_zeroed(s: &mut [MaybeUninit<f32>]) -> &mut [f32] {
+pub(super) fn init_zeroed(s: &mut [MaybeUninit<f32>]) -> &mut [f32] {
     s.fill(MaybeUninit::new(0.0));
     // SAFETY: every element was just written.
     unsafe { std::slice::from_raw_parts_mut(s.as_mut_ptr().cast(), s.len()) }
@@ -159,7 +159,10 @@ thread_local! {
 
 /// Runs `f` with this thread's three scratch buffers, each at least the given length. Their
 /// contents are unspecified: `f` must write before it reads.
-fn with_scratch<R>(lens: [usize; 3], f: impl FnOnce(&mut [f32], &mut [f32], &mut [f32]) -> R) -> R {
+pub(super) fn with_scratch<R>(
+    lens: [usize; 3],
+    f: impl FnOnce(&mut [f32], &mut [f32], &mut [f32]) -> R,
+) -> R {
     SCRATCH.with(|s| {
         let mut s = s.borrow_mut();
         for (b, &n) in s.iter_mut().zip(&lens) {
@@ -175,7 +178,7 @@ fn with_scratch<R>(lens: [usize; 3], f: impl FnOnce(&mut [f32], &mut [f32], &mut
 /// dst (m × n, row-major) (+)= a · b with explicit strides (col stride, row stride) for a and b.
 /// Without `accumulate` dst is only written, so it may be uninitialised memory.
 #[allow(clippy::too_many_arguments)]
-fn mm(
+pub(super) fn mm(
     m: usize,
     n: usize,
     k: usize,

@@ -37,6 +37,17 @@ impl Conv2d {
         }
         let (n, c, h, wd) = x.dims4()?;
         let (cout, _, k, _) = w.dims4()?;
+        let x = x.contiguous()?;
+        if super::winograd::Winograd::applies(c, cout, k, self.stride, self.padding) {
+            let op = super::winograd::Winograd {
+                n,
+                c,
+                h,
+                w: wd,
+                cout,
+            };
+            return Ok(x.apply_op2(w, op)?);
+        }
         let op = super::conv::Conv {
             n,
             c,
@@ -47,7 +58,7 @@ impl Conv2d {
             stride: self.stride,
             pad: self.padding,
         };
-        Ok(x.contiguous()?.apply_op2(w, op)?)
+        Ok(x.apply_op2(w, op)?)
     }
 }
 

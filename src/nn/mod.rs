@@ -14,6 +14,7 @@ pub mod params;
 pub mod pool;
 pub mod residual;
 pub mod resnet;
+pub mod winograd;
 
 pub use backbone::Backbone;
 pub use params::Params;
@@ -29,6 +30,52 @@ pub(crate) fn contiguous_f32<'a>(
         Some((a, b)) => Ok(&s.as_slice::<f32>()?[a..b]),
         None => candle_core::bail!("{kernel} kernel needs contiguous inputs"),
     }
+}
+
+/// Runs `f` compiled for the widest SIMD this CPU has (AVX-512, else AVX2 + FMA), chosen at
+/// run time so that one binary still runs on any x86-64. Our kernels' loops are written to
+/// auto-vectorise; built for the x86-64 baseline they get 128-bit SSE only. Code reached from
+/// `f` gets the wider instructions where it is inlined (mark helpers `#[inline(always)]`). The
+/// results are the same bits on every path: Rust never contracts a multiply and an add into an
+/// FMA, and vectorising element-wise loops does not reorder any sum.
+#[inline(always)]
+pub(crate) fn with_simd<R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,avx2,avx,fma,bmi1,bmi2")]
+        fn v4<R>(f: impl FnOnce() -> R) -> R {
+            f()
+        }
+        #[target_feature(enable = "avx2,avx,fma,bmi1,bmi2")]
+        fn v3<R>(f: impl FnOnce() -> R) -> R {
+            f()
+        }
+        use std::sync::OnceLock;
+        static LEVEL: OnceLock<u8> = OnceLock::new();
+        let level = *LEVEL.get_or_init(|| {
+            let v3 = is_x86_feature_detected!("avx2")
+                && is_x86_feature_detected!("fma")
+                && is_x86_feature_detected!("bmi1")
+                && is_x86_feature_detected!("bmi2");
+            let v4 = v3
+                && is_x86_feature_detected!("avx512f")
+                && is_x86_feature_detected!("avx512vl")
+                && is_x86_feature_detected!("avx512bw")
+                && is_x86_feature_detected!("avx512dq");
+            if std::env::var_os("CLUSTERLAB_NO_SIMD").is_some() {
+                0
+            } else {
+                u8::from(v3) + u8::from(v4)
+            }
+        });
+        // SAFETY: the CPU has every feature the chosen function enables (checked above).
+        match level {
+            2 => return unsafe { v4(f) },
+            1 => return unsafe { v3(f) },
+            _ => {}
+        }
+    }
+    f()
 }
 
 /// An f32 vector of `len` elements written by `fill` in parallel chunks of `chunk` elements
