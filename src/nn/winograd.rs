@@ -20,7 +20,7 @@ use super::conv::{as_uninit, mm, with_scratch};
 use super::with_simd;
 
 /// Tile columns (2×2 output blocks) one chunk's gemms should at least see.
-const MIN_COLUMNS: usize = 512;
+const MIN_COLUMNS: usize = 1024;
 
 /// Geometry of one 3×3, stride-1, padding-1 convolution (output size = input size).
 #[derive(Debug, Clone, Copy)]
@@ -57,6 +57,7 @@ fn add3(d: &mut [f32], a: &[f32], b: &[f32], c: &[f32], f: impl Fn(f32, f32, f32
 }
 
 /// `G g Gᵀ` along one axis: the 4 transformed values of a 3-vector.
+#[inline(always)]
 fn g3(g: [f32; 3]) -> [f32; 4] {
     [
         g[0],
@@ -67,6 +68,7 @@ fn g3(g: [f32; 3]) -> [f32; 4] {
 }
 
 /// `Gᵀ m` along one axis: the 3 values a transformed 4-vector of weight gradient folds into.
+#[inline(always)]
 fn gt4(m: [f32; 4]) -> [f32; 3] {
     [
         m[0] + 0.5 * (m[1] + m[2]),
@@ -104,8 +106,10 @@ impl Winograd {
     fn kernels(&self, wt: &[f32], by_input: bool) -> Vec<f32> {
         let (cc, co) = (self.c, self.cout);
         let mut u = vec![0f32; 16 * co * cc];
-        for (i, g) in wt.chunks_exact(9).enumerate() {
-            let at = if by_input { (i % cc) * co + i / cc } else { i };
+        // In the order of the writes: 16 sequential streams.
+        for at in 0..co * cc {
+            let i = if by_input { (at % co) * cc + at / co } else { at };
+            let g = &wt[9 * i..][..9];
             let rows = [0, 1, 2].map(|r| g3([g[3 * r], g[3 * r + 1], g[3 * r + 2]]));
             for b in 0..4 {
                 let col = g3([rows[0][b], rows[1][b], rows[2][b]]);
@@ -508,13 +512,13 @@ impl CustomOp3 for WinogradBwd {
                         }
                     });
                     // Weight gradient, transformed: Mw_ξ (cout × c) = Ũ_ξ (cout × t) · V_ξᵀ.
-                    let mut mw = vec![0f32; 16 * co * cc];
+                    let mut mw = Vec::with_capacity(16 * co * cc);
                     for xi in 0..16 {
                         mm(
                             co,
                             cc,
                             t,
-                            as_uninit(&mut mw[xi * co * cc..][..co * cc]),
+                            &mut mw.spare_capacity_mut()[xi * co * cc..][..co * cc],
                             false,
                             &ut[xi * co * t..][..co * t],
                             1,
@@ -524,6 +528,8 @@ impl CustomOp3 for WinogradBwd {
                             1,
                         );
                     }
+                    // SAFETY: the 16 gemms above wrote all 16 · cout · c elements.
+                    unsafe { mw.set_len(16 * co * cc) };
                     // Input gradient, transformed: P_ξ (c × t) = U_ξᵀ (c × cout) · Ũ_ξ.
                     for xi in 0..16 {
                         mm(
