@@ -14,6 +14,7 @@
 //! so every bit of the result is the same for any thread count.
 
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
 use std::mem::MaybeUninit;
 
 use super::conv::{as_uninit, mm, with_scratch};
@@ -21,6 +22,9 @@ use super::with_simd;
 
 /// Tile columns (2×2 output blocks) one chunk's gemms should at least see.
 const MIN_COLUMNS: usize = 1024;
+
+/// Weights per parallel block of the kernel transforms.
+const BLOCK: usize = 4096;
 
 /// Geometry of one 3×3, stride-1, padding-1 convolution (output size = input size).
 #[derive(Debug, Clone, Copy)]
@@ -105,19 +109,39 @@ impl Winograd {
     /// forward gemm's column-major left operand) or [ξ][cout][c] (the input gradient's).
     fn kernels(&self, wt: &[f32], by_input: bool) -> Vec<f32> {
         let (cc, co) = (self.c, self.cout);
-        let mut u = vec![0f32; 16 * co * cc];
-        // In the order of the writes: 16 sequential streams.
-        for at in 0..co * cc {
-            let i = if by_input { (at % co) * cc + at / co } else { at };
-            let g = &wt[9 * i..][..9];
-            let rows = [0, 1, 2].map(|r| g3([g[3 * r], g[3 * r + 1], g[3 * r + 2]]));
-            for b in 0..4 {
-                let col = g3([rows[0][b], rows[1][b], rows[2][b]]);
-                for (a, &v) in col.iter().enumerate() {
-                    u[(4 * a + b) * co * cc + at] = v;
+        let len = co * cc;
+        let mut u = Vec::with_capacity(16 * len);
+        // Blocks of weights in parallel, each writing its part of the 16 planes in order.
+        let mut planes: Vec<_> = u.spare_capacity_mut()[..16 * len]
+            .chunks_mut(len)
+            .map(|p| p.chunks_mut(BLOCK))
+            .collect();
+        let blocks: Vec<Vec<&mut [MaybeUninit<f32>]>> = (0..len.div_ceil(BLOCK))
+            .map(|_| planes.iter_mut().filter_map(Iterator::next).collect())
+            .collect();
+        blocks
+            .into_par_iter()
+            .enumerate()
+            .for_each(|(bi, mut outs)| {
+                for k in 0..outs[0].len() {
+                    let at = bi * BLOCK + k;
+                    let i = if by_input {
+                        (at % co) * cc + at / co
+                    } else {
+                        at
+                    };
+                    let g = &wt[9 * i..][..9];
+                    let rows = [0, 1, 2].map(|r| g3([g[3 * r], g[3 * r + 1], g[3 * r + 2]]));
+                    for b in 0..4 {
+                        let col = g3([rows[0][b], rows[1][b], rows[2][b]]);
+                        for (a, &v) in col.iter().enumerate() {
+                            outs[4 * a + b][k].write(v);
+                        }
+                    }
                 }
-            }
-        }
+            });
+        // SAFETY: the blocks cover all 16 planes, and every element was written.
+        unsafe { u.set_len(16 * len) };
         u
     }
 
@@ -554,27 +578,38 @@ impl CustomOp3 for WinogradBwd {
                     mw
                 })
             });
-        // Sum the chunks' transformed partials in chunk order, then fold each 4×4 into 3×3.
-        let mut mw = vec![0f32; 16 * co * cc];
-        for part in partials {
-            for (a, b) in mw.iter_mut().zip(part) {
-                *a += b;
-            }
-        }
-        let dw_at = dx.len();
-        dx.resize(dw_at + co * cc * 9, 0.0);
-        let dw = &mut dx[dw_at..];
-        for (i, g) in dw.chunks_exact_mut(9).enumerate() {
-            let m = |xi: usize| mw[xi * co * cc + i];
-            let rows =
-                [0, 1, 2, 3].map(|a| gt4([m(4 * a), m(4 * a + 1), m(4 * a + 2), m(4 * a + 3)]));
-            for l in 0..3 {
-                let col = gt4([rows[0][l], rows[1][l], rows[2][l], rows[3][l]]);
-                for (k, &val) in col.iter().enumerate() {
-                    g[3 * k + l] = val;
+        // Sum the chunks' transformed partials in chunk order, then fold each 4×4 into 3×3
+        // (both in parallel over blocks of weights; each sum keeps its order).
+        let len = co * cc;
+        let mut parts = partials.into_iter();
+        let mut mw = parts.next().expect("a batch has at least one chunk");
+        let rest: Vec<Vec<f32>> = parts.collect();
+        mw.par_chunks_mut(BLOCK).enumerate().for_each(|(bi, dst)| {
+            for part in &rest {
+                for (a, b) in dst.iter_mut().zip(&part[bi * BLOCK..]) {
+                    *a += b;
                 }
             }
-        }
+        });
+        let dw_at = dx.len();
+        dx.spare_capacity_mut()[..9 * len]
+            .par_chunks_mut(9 * BLOCK)
+            .enumerate()
+            .for_each(|(bi, out)| {
+                for (k, g) in out.chunks_exact_mut(9).enumerate() {
+                    let m = |xi: usize| mw[xi * len + bi * BLOCK + k];
+                    let rows = [0, 1, 2, 3]
+                        .map(|a| gt4([m(4 * a), m(4 * a + 1), m(4 * a + 2), m(4 * a + 3)]));
+                    for l in 0..3 {
+                        let col = gt4([rows[0][l], rows[1][l], rows[2][l], rows[3][l]]);
+                        for (r, &val) in col.iter().enumerate() {
+                            g[3 * r + l].write(val);
+                        }
+                    }
+                }
+            });
+        // SAFETY: par_fill_collect reserved room for dW, and the fold wrote all of it.
+        unsafe { dx.set_len(dw_at + 9 * len) };
         let len = dx.len();
         Ok((CpuStorage::F32(dx), Shape::from(len)))
     }
@@ -590,7 +625,8 @@ mod tests {
     #[test]
     fn matches_candle_conv_forward_and_backward() {
         let dev = Device::Cpu;
-        // (n, c, h, w, cout): even and odd sizes, maps down to 1×1, chunks that do not divide n.
+        // (n, c, h, w, cout): even and odd sizes, maps down to 1×1, chunks that do not divide n,
+        // more weights than one parallel block of the kernel transforms.
         for &(n, c, h, w, cout) in &[
             (3, 2, 8, 8, 4),
             (2, 3, 7, 7, 5),
@@ -600,6 +636,7 @@ mod tests {
             (17, 5, 4, 4, 6),
             (42, 3, 6, 6, 2),
             (4, 8, 12, 10, 8),
+            (5, 70, 3, 4, 65),
         ] {
             let x =
                 Var::from_tensor(&Tensor::randn(0f32, 1., (n, c, h, w), &dev).unwrap()).unwrap();
