@@ -309,14 +309,17 @@ fn devices_are_assigned_per_worker_slot() {
 }
 
 #[test]
-fn results_do_not_depend_on_the_thread_count() {
+fn results_do_not_depend_on_the_thread_count_or_the_simd_path() {
     // The CPU kernels split work by shape (chunks of images, lanes of sums), never by thread
-    // count: one thread and three threads must give the same bits.
-    let snap = |threads: &str| {
+    // count: one thread and three threads must give the same bits. Widths 16-32 put the
+    // second conv on the Winograd path (≥ 16 channels on both sides). Our loops' SIMD width
+    // (AVX-512 / AVX2 / none) must not change the bits either.
+    let grid = TINY.replace("widths: [8, 16]", "widths: [16, 32]");
+    let snap = |env: &[(&str, &str)]| {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("g.yaml"), TINY).unwrap();
+        std::fs::write(dir.path().join("g.yaml"), &grid).unwrap();
         let out = command(dir.path(), &["sweep", "g.yaml"])
-            .env("RAYON_NUM_THREADS", threads)
+            .envs(env.iter().copied())
             .output()
             .unwrap();
         assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -324,7 +327,9 @@ fn results_do_not_depend_on_the_thread_count() {
         assert_eq!(s.len(), 4);
         (dir, s)
     };
-    let (_a, one) = snap("1");
-    let (_b, three) = snap("3");
+    let (_a, one) = snap(&[("RAYON_NUM_THREADS", "1")]);
+    let (_b, three) = snap(&[("RAYON_NUM_THREADS", "3")]);
     assert_same(&one, &three);
+    let (_c, plain) = snap(&[("RAYON_NUM_THREADS", "3"), ("CLUSTERLAB_NO_SIMD", "1")]);
+    assert_same(&three, &plain);
 }
