@@ -286,12 +286,23 @@ impl CustomOp2 for Conv {
         _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let packed = x.apply_op3_no_bwd(w, &grad.contiguous()?, &ConvBwd(*self))?;
-        let xl = x.elem_count();
-        let dx = packed.narrow(0, 0, xl)?.reshape(x.shape())?;
-        let dw = packed.narrow(0, xl, w.elem_count())?.reshape(w.shape())?;
-        Ok((Some(dx), Some(dw)))
+        backward(x, w, grad, &ConvBwd(*self))
     }
+}
+
+/// Runs a convolution's backward op, which returns [dx; dW] packed in one vector (one pass
+/// computes both), and splits it into the two gradients.
+pub(super) fn backward(
+    x: &Tensor,
+    w: &Tensor,
+    grad: &Tensor,
+    op: &impl CustomOp3,
+) -> Result<(Option<Tensor>, Option<Tensor>)> {
+    let packed = x.apply_op3_no_bwd(w, &grad.contiguous()?, op)?;
+    let xl = x.elem_count();
+    let dx = packed.narrow(0, 0, xl)?.reshape(x.shape())?;
+    let dw = packed.narrow(0, xl, w.elem_count())?.reshape(w.shape())?;
+    Ok((Some(dx), Some(dw)))
 }
 
 /// Backward: packed [dx; dW].
@@ -392,13 +403,9 @@ impl CustomOp3 for ConvBwd {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::{Device, Var};
-
-    use crate::nn::rel_diff as close;
 
     #[test]
     fn matches_candle_conv_forward_and_backward() {
-        let dev = Device::Cpu;
         for &(n, c, h, cout, k, stride, pad) in &[
             (3, 2, 7, 4, 3, 1, 1),
             (2, 3, 9, 5, 3, 2, 1),
@@ -410,10 +417,6 @@ mod tests {
             (17, 2, 5, 3, 3, 1, 1),
             (42, 3, 4, 5, 3, 1, 1),
         ] {
-            let x =
-                Var::from_tensor(&Tensor::randn(0f32, 1., (n, c, h, h), &dev).unwrap()).unwrap();
-            let w =
-                Var::from_tensor(&Tensor::randn(0f32, 1., (cout, c, k, k), &dev).unwrap()).unwrap();
             let op = Conv {
                 n,
                 c,
@@ -424,27 +427,9 @@ mod tests {
                 stride,
                 pad,
             };
-            let ours = x.apply_op2(&w, op).unwrap();
-            let theirs = x.conv2d(&w, pad, stride, 1, 1).unwrap();
-            assert_eq!(ours.dims(), theirs.dims());
-            assert!(close(&ours, &theirs) < 1e-5);
-            // A loss that weights every output differently.
-            let m = Tensor::randn(0f32, 1., ours.shape(), &dev).unwrap();
-            let g1 = (ours * &m).unwrap().sum_all().unwrap().backward().unwrap();
-            let g2 = (theirs * &m)
-                .unwrap()
-                .sum_all()
-                .unwrap()
-                .backward()
-                .unwrap();
-            assert!(
-                close(g1.get(&x).unwrap(), g2.get(&x).unwrap()) < 1e-5,
-                "dx {n} {c} {h} {k} {stride}"
-            );
-            assert!(
-                close(g1.get(&w).unwrap(), g2.get(&w).unwrap()) < 1e-5,
-                "dw {n} {c} {h} {k} {stride}"
-            );
+            crate::nn::assert_conv_matches_candle((n, c, h, h), (cout, k, stride, pad), |x, w| {
+                x.apply_op2(w, op).unwrap()
+            });
         }
     }
 }

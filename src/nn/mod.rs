@@ -134,3 +134,31 @@ pub(crate) fn rel_diff(a: &candle_core::Tensor, reference: &candle_core::Tensor)
         .max(1.0);
     d / s
 }
+
+/// Checks a convolution's output and both gradients against candle's `conv2d` (the reference
+/// of the kernel tests), within 1e-5 by [`rel_diff`]: `ours` applies our op to (x, w).
+#[cfg(test)]
+pub(crate) fn assert_conv_matches_candle(
+    (n, c, h, w): (usize, usize, usize, usize),
+    (cout, k, stride, pad): (usize, usize, usize, usize),
+    ours: impl Fn(&candle_core::Tensor, &candle_core::Tensor) -> candle_core::Tensor,
+) {
+    use candle_core::{Device, Tensor, Var};
+    let dev = Device::Cpu;
+    let x = Var::from_tensor(&Tensor::randn(0f32, 1., (n, c, h, w), &dev).unwrap()).unwrap();
+    let wt = Var::from_tensor(&Tensor::randn(0f32, 1., (cout, c, k, k), &dev).unwrap()).unwrap();
+    let a = ours(&x, &wt);
+    let b = x.conv2d(&wt, pad, stride, 1, 1).unwrap();
+    assert_eq!(a.dims(), b.dims());
+    let what = format!("{n}×{c}×{h}×{w} → {cout}, k {k}, stride {stride}, pad {pad}");
+    let d = rel_diff(&a, &b);
+    assert!(d < 1e-5, "output of {what}: {d}");
+    // A loss that weights every output differently.
+    let m = Tensor::randn(0f32, 1., a.shape(), &dev).unwrap();
+    let ga = (a * &m).unwrap().sum_all().unwrap().backward().unwrap();
+    let gb = (b * &m).unwrap().sum_all().unwrap().backward().unwrap();
+    for (name, v) in [("dx", &x), ("dw", &wt)] {
+        let d = rel_diff(ga.get(v).unwrap(), gb.get(v).unwrap());
+        assert!(d < 1e-5, "{name} of {what}: {d}");
+    }
+}

@@ -426,6 +426,32 @@ impl Chunk {
     }
 }
 
+/// The 16 gemms of one chunk, one per position ξ of the transformed tile: `dst_ξ (m × n) =
+/// a_ξ (m × k) · b_ξ (k × n)`, each operand given as (all 16 matrices back to back, column
+/// stride, row stride).
+fn per_position(
+    (m, n, k): (usize, usize, usize),
+    dst: &mut [MaybeUninit<f32>],
+    (a, a_cs, a_rs): (&[f32], usize, usize),
+    (b, b_cs, b_rs): (&[f32], usize, usize),
+) {
+    for xi in 0..16 {
+        mm(
+            m,
+            n,
+            k,
+            &mut dst[xi * m * n..][..m * n],
+            false,
+            &a[xi * m * k..][..m * k],
+            a_cs as isize,
+            a_rs as isize,
+            &b[xi * k * n..][..k * n],
+            b_cs as isize,
+            b_rs as isize,
+        );
+    }
+}
+
 impl CustomOp2 for Winograd {
     fn name(&self) -> &'static str {
         "conv2d-winograd"
@@ -452,21 +478,7 @@ impl CustomOp2 for Winograd {
                 let (pad, tmp) = rest.split_at_mut(ck.padded_len());
                 with_simd(|| self.transform_inputs(ck, x, pad, tmp, v));
                 // M_ξ (cout × t) = U_ξ (cout × c) · V_ξ (c × t)
-                for xi in 0..16 {
-                    mm(
-                        co,
-                        t,
-                        cc,
-                        as_uninit(&mut m[xi * co * t..][..co * t]),
-                        false,
-                        &u[xi * co * cc..][..co * cc],
-                        co as isize,
-                        1,
-                        &v[xi * cc * t..][..cc * t],
-                        1,
-                        t as isize,
-                    );
-                }
+                per_position((co, t, cc), as_uninit(m), (&u, co, 1), (v, 1, t));
                 with_simd(|| {
                     for c in 0..co {
                         self.output_tiles(ck, &m[c * t..], co * t, tmp, o, c);
@@ -487,11 +499,7 @@ impl CustomOp2 for Winograd {
         _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let packed = x.apply_op3_no_bwd(w, &grad.contiguous()?, &WinogradBwd(*self))?;
-        let xl = x.elem_count();
-        let dx = packed.narrow(0, 0, xl)?.reshape(x.shape())?;
-        let dw = packed.narrow(0, xl, w.elem_count())?.reshape(w.shape())?;
-        Ok((Some(dx), Some(dw)))
+        super::conv::backward(x, w, grad, &WinogradBwd(*self))
     }
 }
 
@@ -537,39 +545,11 @@ impl CustomOp3 for WinogradBwd {
                     });
                     // Weight gradient, transformed: Mw_ξ (cout × c) = Ũ_ξ (cout × t) · V_ξᵀ.
                     let mut mw = Vec::with_capacity(16 * co * cc);
-                    for xi in 0..16 {
-                        mm(
-                            co,
-                            cc,
-                            t,
-                            &mut mw.spare_capacity_mut()[xi * co * cc..][..co * cc],
-                            false,
-                            &ut[xi * co * t..][..co * t],
-                            1,
-                            t as isize,
-                            &v[xi * cc * t..][..cc * t],
-                            t as isize,
-                            1,
-                        );
-                    }
+                    per_position((co, cc, t), mw.spare_capacity_mut(), (ut, 1, t), (v, t, 1));
                     // SAFETY: the 16 gemms above wrote all 16 · cout · c elements.
                     unsafe { mw.set_len(16 * co * cc) };
                     // Input gradient, transformed: P_ξ (c × t) = U_ξᵀ (c × cout) · Ũ_ξ.
-                    for xi in 0..16 {
-                        mm(
-                            cc,
-                            t,
-                            co,
-                            as_uninit(&mut p[xi * cc * t..][..cc * t]),
-                            false,
-                            &u[xi * co * cc..][..co * cc],
-                            cc as isize,
-                            1,
-                            &ut[xi * co * t..][..co * t],
-                            1,
-                            t as isize,
-                        );
-                    }
+                    per_position((cc, t, co), as_uninit(p), (&u, cc, 1), (ut, 1, t));
                     with_simd(|| {
                         for c in 0..cc {
                             wg.data_tiles(ck, &p[c * t..], cc * t, pad, tmp, dxc, c);
@@ -618,13 +598,9 @@ impl CustomOp3 for WinogradBwd {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::{Device, Var};
-
-    use crate::nn::rel_diff as close;
 
     #[test]
     fn matches_candle_conv_forward_and_backward() {
-        let dev = Device::Cpu;
         // (n, c, h, w, cout): even and odd sizes, maps down to 1×1, chunks that do not divide n,
         // more weights than one parallel block of the kernel transforms.
         for &(n, c, h, w, cout) in &[
@@ -638,29 +614,10 @@ mod tests {
             (4, 8, 12, 10, 8),
             (5, 70, 3, 4, 65),
         ] {
-            let x =
-                Var::from_tensor(&Tensor::randn(0f32, 1., (n, c, h, w), &dev).unwrap()).unwrap();
-            let wt =
-                Var::from_tensor(&Tensor::randn(0f32, 1., (cout, c, 3, 3), &dev).unwrap()).unwrap();
             let op = Winograd { n, c, h, w, cout };
-            let ours = x.apply_op2(&wt, op).unwrap();
-            let theirs = x.conv2d(&wt, 1, 1, 1, 1).unwrap();
-            assert_eq!(ours.dims(), theirs.dims());
-            let d = close(&ours, &theirs);
-            assert!(d < 1e-5, "forward {n} {c} {h} {w} {cout}: {d}");
-            // A loss that weights every output differently.
-            let m = Tensor::randn(0f32, 1., ours.shape(), &dev).unwrap();
-            let g1 = (ours * &m).unwrap().sum_all().unwrap().backward().unwrap();
-            let g2 = (theirs * &m)
-                .unwrap()
-                .sum_all()
-                .unwrap()
-                .backward()
-                .unwrap();
-            let d = close(g1.get(&x).unwrap(), g2.get(&x).unwrap());
-            assert!(d < 1e-5, "dx {n} {c} {h} {w} {cout}: {d}");
-            let d = close(g1.get(&wt).unwrap(), g2.get(&wt).unwrap());
-            assert!(d < 1e-5, "dw {n} {c} {h} {w} {cout}: {d}");
+            crate::nn::assert_conv_matches_candle((n, c, h, w), (cout, 3, 1, 1), |x, wt| {
+                x.apply_op2(wt, op).unwrap()
+            });
         }
     }
 }
