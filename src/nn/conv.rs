@@ -19,7 +19,7 @@ const MIN_COLUMNS: usize = 1024;
 /// maps, at most a quarter of the batch (so every core gets work). It depends on the shapes
 /// only, never on the thread count, so the reduction order (and every bit of the result) does
 /// not either.
-fn chunk(n: usize, p: usize) -> usize {
+pub(super) fn chunk(n: usize, p: usize) -> usize {
     MIN_COLUMNS.div_ceil(p).clamp(1, (n / 4).max(1))
 }
 

@@ -20,9 +20,6 @@ use std::mem::MaybeUninit;
 use super::conv::{as_uninit, mm, with_scratch};
 use super::with_simd;
 
-/// Tile columns (2×2 output blocks) one chunk's gemms should at least see.
-const MIN_COLUMNS: usize = 1024;
-
 /// Weights per parallel block of the kernel transforms.
 const BLOCK: usize = 4096;
 
@@ -93,10 +90,11 @@ impl Winograd {
         (self.h.div_ceil(2), self.w.div_ceil(2))
     }
 
-    /// Images per work chunk (shapes only, never the thread count; see [`super::conv`]).
+    /// Images per work chunk: the im2col rule ([`super::conv::chunk`]) with a tile (2×2 output
+    /// block) as the column, so each of the 16 gemms sees at least as many columns.
     fn chunk(&self) -> usize {
         let (th, tw) = self.tiles();
-        MIN_COLUMNS.div_ceil(th * tw).clamp(1, (self.n / 4).max(1))
+        super::conv::chunk(self.n, th * tw)
     }
 
     /// The geometry of a chunk of `b` images.
