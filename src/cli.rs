@@ -60,118 +60,45 @@ pub enum Command {
     /// embedded smoke grid runs (synthetic data, no download). Completed cells are skipped, so
     /// re-running a sweep resumes it. Exit code 0 when every cell completed, 1 when a run
     /// failed, 2 on bad input (nothing is written then).
-    Sweep {
-        /// Grid file or name (default: the embedded experiments/smoke.yaml).
-        grid: Option<String>,
-        /// List every cell with its run id, status and what the sweep would do; run nothing.
-        #[arg(long)]
-        dry_run: bool,
-        /// Retry cells whose last run failed (by default they are skipped and reported).
-        #[arg(long)]
-        rerun_failed: bool,
-        /// Recompute: `all`, or one run id (its directory is cleared first).
-        #[arg(long, value_name = "RUN|all")]
-        force: Option<String>,
-        /// Also recompute completed runs whose recorded git commit differs from the current one
-        /// (by default they count as done).
-        #[arg(long)]
-        rerun_changed_code: bool,
-        /// Worker processes running cells in parallel (each `clusterlab run GRID --index I`).
-        #[arg(long, short = 'j', default_value_t = 1)]
-        jobs: usize,
-        /// Devices of the worker processes, comma-separated (e.g. cuda:0,cuda:1): worker slot k
-        /// trains on the k-th (cycling). Default: every worker uses `--device`.
-        #[arg(long, value_delimiter = ',', value_name = "DEV,..")]
-        devices: Vec<String>,
-        #[command(flatten)]
-        overrides: OverrideArgs,
-    },
+    Sweep(SweepArgs),
     /// Run one cell of a grid by its index (as listed by `sweep --dry-run`).
     ///
     /// Idempotent: a completed cell exits 0 at once. Meant for job arrays (one task per cell).
-    Run {
-        /// Grid file or name.
-        grid: String,
-        /// Cell index, 0-based.
-        #[arg(long)]
-        index: usize,
-        /// Refuse (exit 2) unless cell INDEX has this run id: a job array submitted earlier
-        /// must not run another cell after the grid file changed (set by `clusterlab slurm`).
-        #[arg(long, value_name = "RUN_ID")]
-        expect_run_id: Option<String>,
-        #[command(flatten)]
-        overrides: OverrideArgs,
-    },
+    Run(RunArgs),
     /// Summarise a grid's runs: counts per status, failed runs with their errors, and runs
     /// recorded at a git commit other than the current one.
-    Status {
-        /// Grid file, experiments/ name or stored grid name (default: smoke).
-        grid: Option<String>,
-        #[command(flatten)]
-        overrides: OverrideArgs,
-    },
+    Status(StatusArgs),
     /// Re-run a recorded run from its stored config in a scratch directory and compare its
     /// metrics bit for bit with the recorded ones (the original run is never touched).
     ///
     /// Warns when the current git commit or dirty state differs from the recorded one.
     /// Exit 0 when every metric is identical, 1 otherwise.
-    Reproduce {
-        /// Run id (as listed by `sweep --dry-run` or `status`).
-        run: String,
-        /// Scratch directory for the re-run (default: a fresh temporary directory).
-        #[arg(long)]
-        scratch: Option<std::path::PathBuf>,
-    },
+    Reproduce(ReproduceArgs),
     /// Show how two runs differ: resolved config keys and provenance (commit, host, ...).
-    Diff { run_a: String, run_b: String },
+    Diff(DiffArgs),
     /// List a grid's completed runs: run id, the config keys that vary, final metrics.
     ///
     /// `--where` filters (repeatable, all must hold): KEY=VALUE, KEY!=VALUE, KEY>VALUE,
     /// KEY>=VALUE, KEY<VALUE, KEY<=VALUE over any result column, e.g.
     /// `--where method.name=cc --where final_nmi>0.8`.
-    Runs {
-        /// Grid file, experiments/ name or stored grid name.
-        grid: String,
-        #[arg(long = "where", value_name = "COND")]
-        conditions: Vec<String>,
-    },
+    Runs(RunsArgs),
     /// Run SQL over the run store through polars: table `runs` (one row per completed run, all
     /// grids: flattened config, metrics, provenance) and table `epochs` (one row per epoch).
     ///
     /// Example: clusterlab sql 'SELECT "method.name", AVG(final_nmi) FROM runs GROUP BY 1'
-    Sql { query: String },
+    Sql(SqlArgs),
     /// Print a grid's results table and write it to reports/<grid>/table.md.
     ///
     /// Reads the run store only (a lazy scan of every run's result.parquet): works after a
     /// sweep on this machine or on runs copied from elsewhere. GRID is a grid file, a name under
     /// experiments/, or a grid name present in the run store.
-    Report {
-        /// Grid file, experiments/ name or stored grid name.
-        grid: String,
-        /// Which epoch's scores: `final` (the last evaluated one), `best` (each run's best-NMI
-        /// epoch) or `best:acc` / `best:ari` (best by that metric; all three scores at that
-        /// epoch). Default: the grid's `report.epoch`, else final.
-        #[arg(long)]
-        epoch: Option<String>,
-        /// Row keys, comma-separated result columns (default: the grid's `report.rows`, else
-        /// method.name + the other varying keys).
-        #[arg(long, value_delimiter = ',')]
-        rows: Option<Vec<String>>,
-        /// Column-group keys, comma-separated (default: the grid's `report.columns`, else
-        /// dataset.name + varying dataset.* keys);
-        /// each group shows NMI, ACC and ARI.
-        #[arg(long, value_delimiter = ',')]
-        columns: Option<Vec<String>>,
-    },
+    Report(ReportArgs),
     /// Measure speed: training steps or augmentation throughput; prints one JSON line.
     ///
     /// The model and data come from the run config (defaults, `--grid`'s base, `--set`), so
     /// `bench train --set model.widths=[16,32,64,128] --set dataset.image_size=24` measures
     /// exactly what a sweep would train.
-    Bench {
-        #[command(subcommand)]
-        what: BenchWhat,
-    },
+    Bench(BenchArgs),
     /// Submit a grid's pending cells to Slurm as one job array (array task id = cell index).
     ///
     /// Writes runs/<grid>/.launch/manifest.json (the pending cells and their run ids) and
@@ -180,60 +107,190 @@ pub enum Command {
     /// checkpoint, and on Slurm's warning signal (USR1) checkpoints and requeues itself.
     /// Resources come from the grid's `slurm:` section; flags override it. Logs go to
     /// runs/<grid>/.launch/logs/<job>_<cell>.out. Exit 2 when sbatch is missing.
-    Slurm {
-        /// Grid file or name.
-        grid: String,
-        /// Print the sbatch script(s) and submit nothing (writes nothing).
-        #[arg(long)]
-        print: bool,
-        /// Also submit `clusterlab report GRID` to run after the array (afterany).
-        #[arg(long)]
-        report: bool,
-        /// Include cells whose last run failed (skipped by default, as in `sweep`).
-        #[arg(long)]
-        rerun_failed: bool,
-        #[command(flatten)]
-        resources: SlurmArgs,
-        #[command(flatten)]
-        overrides: OverrideArgs,
-    },
+    Slurm(SlurmArgs),
     /// Render a Kubernetes Indexed Job that runs a grid's pending cells (not applied).
     ///
     /// completions = pending cells, completion index k runs the k-th cell of the manifest
     /// (runs/<grid>/.launch/manifest.json, written too); image and resources come from the
     /// grid's `k8s:` section, flags override it. GRID, --runs-dir and --reports-dir are used
     /// as given, resolved inside the container from its working directory.
-    K8s {
-        /// Grid file or name.
-        grid: String,
-        /// Write the YAML to this file (atomically) instead of stdout.
-        #[arg(long, short = 'o')]
-        output: Option<PathBuf>,
-        /// Include cells whose last run failed.
-        #[arg(long)]
-        rerun_failed: bool,
-        #[command(flatten)]
-        settings: K8sArgs,
-        #[command(flatten)]
-        overrides: OverrideArgs,
-    },
+    K8s(K8sArgs),
     /// Datasets: list the known ones and their state, check one end to end, download one.
     ///
     /// Files are looked for under the data root ($CLUSTERLAB_DATA, default data/), or at
     /// dataset.path.
-    Data {
-        #[command(subcommand)]
-        what: DataWhat,
-    },
+    Data(DataArgs),
     /// Evaluate golden cross-check cases (JSON) against clusterlab's implementation.
     ///
     /// Prints, per case, computed vs expected and pass/fail; exit 1 if any case fails.
     /// The cases in tests/golden/ come from an independent NumPy/scikit-learn script.
-    Golden {
-        /// Case files, or folders of *.json cases.
-        #[arg(required = true)]
-        paths: Vec<std::path::PathBuf>,
-    },
+    Golden(GoldenArgs),
+}
+
+// Arguments of `sweep` (its help text is the doc comment of `Command::…`).
+#[derive(Debug, Args)]
+pub struct SweepArgs {
+    /// Grid file or name (default: the embedded experiments/smoke.yaml).
+    pub grid: Option<String>,
+    /// List every cell with its run id, status and what the sweep would do; run nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Retry cells whose last run failed (by default they are skipped and reported).
+    #[arg(long)]
+    pub rerun_failed: bool,
+    /// Recompute: `all`, or one run id (its directory is cleared first).
+    #[arg(long, value_name = "RUN|all")]
+    pub force: Option<String>,
+    /// Also recompute completed runs whose recorded git commit differs from the current one
+    /// (by default they count as done).
+    #[arg(long)]
+    pub rerun_changed_code: bool,
+    /// Worker processes running cells in parallel (each `clusterlab run GRID --index I`).
+    #[arg(long, short = 'j', default_value_t = 1)]
+    pub jobs: usize,
+    /// Devices of the worker processes, comma-separated (e.g. cuda:0,cuda:1): worker slot k
+    /// trains on the k-th (cycling). Default: every worker uses `--device`.
+    #[arg(long, value_delimiter = ',', value_name = "DEV,..")]
+    pub devices: Vec<String>,
+    #[command(flatten)]
+    pub overrides: OverrideArgs,
+}
+
+// Arguments of `run` (its help text is the doc comment of `Command::…`).
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Grid file or name.
+    pub grid: String,
+    /// Cell index, 0-based.
+    #[arg(long)]
+    pub index: usize,
+    /// Refuse (exit 2) unless cell INDEX has this run id: a job array submitted earlier
+    /// must not run another cell after the grid file changed (set by `clusterlab slurm`).
+    #[arg(long, value_name = "RUN_ID")]
+    pub expect_run_id: Option<String>,
+    #[command(flatten)]
+    pub overrides: OverrideArgs,
+}
+
+// Arguments of `status` (its help text is the doc comment of `Command::…`).
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Grid file, experiments/ name or stored grid name (default: smoke).
+    pub grid: Option<String>,
+    #[command(flatten)]
+    pub overrides: OverrideArgs,
+}
+
+// Arguments of `reproduce` (its help text is the doc comment of `Command::…`).
+#[derive(Debug, Args)]
+pub struct ReproduceArgs {
+    /// Run id (as listed by `sweep --dry-run` or `status`).
+    pub run: String,
+    /// Scratch directory for the re-run (default: a fresh temporary directory).
+    #[arg(long)]
+    pub scratch: Option<std::path::PathBuf>,
+}
+
+// Arguments of `diff` (its help text is the doc comment of `Command::…`).
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    pub run_a: String,
+    pub run_b: String,
+}
+
+// Arguments of `runs` (its help text is the doc comment of `Command::…`).
+#[derive(Debug, Args)]
+pub struct RunsArgs {
+    /// Grid file, experiments/ name or stored grid name.
+    pub grid: String,
+    #[arg(long = "where", value_name = "COND")]
+    pub conditions: Vec<String>,
+}
+
+// Arguments of `sql` (its help text is the doc comment of `Command::…`).
+#[derive(Debug, Args)]
+pub struct SqlArgs {
+    pub query: String,
+}
+
+// Arguments of `report` (its help text is the doc comment of `Command::…`).
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Grid file, experiments/ name or stored grid name.
+    pub grid: String,
+    /// Which epoch's scores: `final` (the last evaluated one), `best` (each run's best-NMI
+    /// epoch) or `best:acc` / `best:ari` (best by that metric; all three scores at that
+    /// epoch). Default: the grid's `report.epoch`, else final.
+    #[arg(long)]
+    pub epoch: Option<String>,
+    /// Row keys, comma-separated result columns (default: the grid's `report.rows`, else
+    /// method.name + the other varying keys).
+    #[arg(long, value_delimiter = ',')]
+    pub rows: Option<Vec<String>>,
+    /// Column-group keys, comma-separated (default: the grid's `report.columns`, else
+    /// dataset.name + varying dataset.* keys);
+    /// each group shows NMI, ACC and ARI.
+    #[arg(long, value_delimiter = ',')]
+    pub columns: Option<Vec<String>>,
+}
+
+// Arguments of `bench` (its help text is the doc comment of `Command::…`).
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    pub what: BenchWhat,
+}
+
+// Arguments of `slurm` (its help text is the doc comment of `Command::…`).
+#[derive(Debug, Args)]
+pub struct SlurmArgs {
+    /// Grid file or name.
+    pub grid: String,
+    /// Print the sbatch script(s) and submit nothing (writes nothing).
+    #[arg(long)]
+    pub print: bool,
+    /// Also submit `clusterlab report GRID` to run after the array (afterany).
+    #[arg(long)]
+    pub report: bool,
+    /// Include cells whose last run failed (skipped by default, as in `sweep`).
+    #[arg(long)]
+    pub rerun_failed: bool,
+    #[command(flatten)]
+    pub resources: SlurmResourceArgs,
+    #[command(flatten)]
+    pub overrides: OverrideArgs,
+}
+
+// Arguments of `k8s` (its help text is the doc comment of `Command::…`).
+#[derive(Debug, Args)]
+pub struct K8sArgs {
+    /// Grid file or name.
+    pub grid: String,
+    /// Write the YAML to this file (atomically) instead of stdout.
+    #[arg(long, short = 'o')]
+    pub output: Option<PathBuf>,
+    /// Include cells whose last run failed.
+    #[arg(long)]
+    pub rerun_failed: bool,
+    #[command(flatten)]
+    pub settings: K8sJobArgs,
+    #[command(flatten)]
+    pub overrides: OverrideArgs,
+}
+
+// Arguments of `data` (its help text is the doc comment of `Command::…`).
+#[derive(Debug, Args)]
+pub struct DataArgs {
+    #[command(subcommand)]
+    pub what: DataWhat,
+}
+
+// Arguments of `golden` (its help text is the doc comment of `Command::…`).
+#[derive(Debug, Args)]
+pub struct GoldenArgs {
+    /// Case files, or folders of *.json cases.
+    #[arg(required = true)]
+    pub paths: Vec<std::path::PathBuf>,
 }
 
 /// Config overrides applied on top of every cell (highest precedence).
@@ -308,7 +365,7 @@ pub enum BenchWhat {
 
 /// sbatch resources of `clusterlab slurm`; each overrides the grid's `slurm:` key.
 #[derive(Debug, Args, Clone, Default)]
-pub struct SlurmArgs {
+pub struct SlurmResourceArgs {
     /// --partition of every task.
     #[arg(long)]
     pub partition: Option<String>,
@@ -335,7 +392,7 @@ pub struct SlurmArgs {
     pub signal_before: Option<u32>,
 }
 
-impl SlurmArgs {
+impl SlurmResourceArgs {
     /// As a `slurm:` section, for layering over the grid's.
     pub fn to_spec(&self) -> clusterlab::config::launcher::SlurmSpec {
         clusterlab::config::launcher::SlurmSpec {
@@ -353,7 +410,7 @@ impl SlurmArgs {
 
 /// Indexed Job settings of `clusterlab k8s`; each overrides the grid's `k8s:` key.
 #[derive(Debug, Args, Clone, Default)]
-pub struct K8sArgs {
+pub struct K8sJobArgs {
     /// Container image holding the clusterlab binary.
     #[arg(long)]
     pub image: Option<String>,
@@ -383,7 +440,7 @@ pub struct K8sArgs {
     pub pvc: Option<String>,
 }
 
-impl K8sArgs {
+impl K8sJobArgs {
     /// As a `k8s:` section, for layering over the grid's.
     pub fn to_spec(&self) -> clusterlab::config::launcher::K8sSpec {
         clusterlab::config::launcher::K8sSpec {

@@ -5,13 +5,11 @@
 //! in its own directory ([`store`], [`provenance`]), and [`report`] reads the store back into
 //! paper-style tables. [`launch`] drives a whole sweep.
 
-pub mod bench;
 pub mod config;
 pub mod data;
 pub mod device;
 pub mod error;
 pub mod eval;
-pub mod golden;
 pub mod launch;
 pub mod logging;
 pub mod methods;
@@ -20,6 +18,7 @@ pub mod provenance;
 pub mod report;
 pub mod rng;
 pub mod store;
+pub mod tools;
 pub mod train;
 
 pub use error::{Error, Result};

@@ -11,7 +11,7 @@ fn golden_dir() -> PathBuf {
 
 #[test]
 fn every_case_passes() {
-    let files = clusterlab::golden::case_files(&[golden_dir()]).unwrap();
+    let files = clusterlab::tools::golden::case_files(&[golden_dir()]).unwrap();
     assert!(
         files.len() >= 20,
         "expected the committed cases, found {}",
@@ -19,7 +19,7 @@ fn every_case_passes() {
     );
     let mut failures = Vec::new();
     for f in &files {
-        let v = clusterlab::golden::check_file(f).unwrap();
+        let v = clusterlab::tools::golden::check_file(f).unwrap();
         if !v.pass {
             failures.push(format!(
                 "{}: computed {} expected {}",

@@ -1,5 +1,7 @@
 //! Configuration: the typed run config, figment layering, grid specs and run identity.
 
+pub mod dataset;
+mod expand;
 pub mod grid;
 pub mod launcher;
 pub mod layers;
@@ -7,6 +9,7 @@ pub mod locate;
 pub mod presets;
 pub mod run;
 pub mod run_id;
+mod validate;
 
 pub use grid::{Cell, Grid, GridSource};
 pub use run::RunConfig;

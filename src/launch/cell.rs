@@ -310,7 +310,7 @@ pub fn result_row(
     // Every method's terms, so that all result files of a store share one schema (a term the
     // run's method does not have is null) and the report can scan them in one pass.
     let mut seen = Vec::new();
-    for spec in crate::config::run::METHODS {
+    for spec in crate::methods::REGISTRY {
         for (t, _) in spec.terms.iter() {
             if seen.contains(t) {
                 continue;
@@ -320,7 +320,7 @@ pub fn result_row(
                 .is_some_and(|s| s.terms.iter().any(|(x, _)| x == t));
             row.push((
                 format!("weight.{t}"),
-                Value::F64(has.then(|| cell.config.weight(t))),
+                Value::F64(has.then(|| crate::methods::weight(&cell.config, t))),
             ));
         }
     }

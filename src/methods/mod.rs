@@ -15,7 +15,8 @@ pub mod losses;
 
 use candle_core::Tensor;
 
-use crate::config::RunConfig;
+use crate::config::layers::Overrides;
+use crate::config::{Cell, Grid, RunConfig};
 use crate::error::{Error, Result};
 use crate::nn::Params;
 use crate::rng::Rng;
@@ -87,6 +88,69 @@ pub const REGISTRY: &[&Spec] = &[
 /// The registry entry of `name`.
 pub fn spec(name: &str) -> Option<&'static Spec> {
     REGISTRY.iter().copied().find(|s| s.name == name)
+}
+
+/// The weight of a loss term in `cfg`: the configured one, else the method's default (0 for a
+/// term the method does not have).
+pub fn weight(cfg: &RunConfig, term: &str) -> f64 {
+    if let Some(w) = cfg.method.weights.get(term) {
+        return *w;
+    }
+    spec(&cfg.method.name)
+        .and_then(|s| s.terms.iter().find(|(t, _)| *t == term))
+        .map(|(_, w)| *w)
+        .unwrap_or(0.0)
+}
+
+/// Checks the method's own keys against the registry: `method.name` names a method of this
+/// build, and every `method.weights.<term>` is one of its terms with a finite weight ≥ 0.
+/// (The method-independent keys are checked by [`RunConfig::validate`].)
+pub fn validate(cfg: &RunConfig) -> Result<()> {
+    let bad = |key: &str, value: String, want: &str| {
+        Err(Error::Config(format!(
+            "invalid value for `{key}`: {value}; expected {want}"
+        )))
+    };
+    let Some(terms) = spec(&cfg.method.name).map(|s| s.terms) else {
+        let names: Vec<_> = REGISTRY.iter().map(|s| s.name).collect();
+        return bad(
+            "method.name",
+            format!("{:?}", cfg.method.name),
+            &format!("one of {}", names.join(", ")),
+        );
+    };
+    for (term, w) in &cfg.method.weights {
+        if !terms.iter().any(|(t, _)| t == term) {
+            let names: Vec<_> = terms.iter().map(|(t, _)| *t).collect();
+            return bad(
+                &format!("method.weights.{term}"),
+                format!("{w}"),
+                &format!(
+                    "a term of method `{}`: {}",
+                    cfg.method.name,
+                    if names.is_empty() {
+                        "(it has no loss terms)".to_string()
+                    } else {
+                        names.join(", ")
+                    }
+                ),
+            );
+        }
+        if !w.is_finite() || *w < 0.0 {
+            return bad(
+                &format!("method.weights.{term}"),
+                format!("{w}"),
+                "a finite number >= 0",
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Expands a grid into cells with every check, the registry's included: what a sweep, a
+/// worker or a bench trains is always built this way.
+pub fn expand(grid: &Grid, overrides: &Overrides) -> Result<Vec<Cell>> {
+    grid.expand_checked(overrides, validate)
 }
 
 /// Builds the heads of the configured method on a backbone of `rep_dim` features.

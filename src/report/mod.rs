@@ -1,10 +1,12 @@
 //! Reports: a read-only lazy scan of a grid's runs into paper-style tables.
 
+pub mod diff;
 pub mod epochs;
 pub mod figures;
 pub mod plots;
 pub mod published;
 pub mod query;
+mod select;
 pub mod stats;
 pub mod table;
 
@@ -16,6 +18,8 @@ use crate::error::{Error, Result};
 use crate::launch::cell::RESULT_COLUMNS;
 use crate::store::tables::{read_parquet_many, stack_frames};
 use crate::store::{cache, Store};
+use select::best_by;
+pub use select::{EpochSel, ReportOptions};
 pub use table::{Stat, Table};
 
 /// Metrics shown in tables, as (column suffix, header).
@@ -152,144 +156,6 @@ pub fn varying_columns(lf: &LazyFrame, schema: &Schema) -> Result<Vec<String>> {
 
 /// Builds the summary table of a grid: rows = method (+ any other varying config key),
 /// columns = dataset × metric, cells = mean ± std (n) over seeds of the final-epoch metric.
-/// Which epoch's scores a table shows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum EpochSel {
-    /// The last evaluated epoch.
-    #[default]
-    Final,
-    /// Each run's epoch with the best value of the named metric (`nmi`, `acc` or `ari`): all
-    /// three scores at that epoch (the earliest one on ties).
-    Best(&'static str),
-}
-
-impl EpochSel {
-    /// Parses `final`, `best` (by NMI) or `best:<metric>`.
-    pub fn parse(s: &str) -> Result<Self> {
-        let metric = |m: &str| {
-            METRICS
-                .iter()
-                .map(|(k, _)| *k)
-                .find(|k| *k == m)
-                .ok_or_else(|| {
-                    Error::BadInput(format!(
-                        "epoch selection `{s}`: unknown metric `{m}`; use one of nmi, acc, ari"
-                    ))
-                })
-        };
-        match s {
-            "final" => Ok(EpochSel::Final),
-            "best" => Ok(EpochSel::Best("nmi")),
-            _ => match s.strip_prefix("best:") {
-                Some(m) => Ok(EpochSel::Best(metric(m)?)),
-                None => Err(Error::BadInput(format!(
-                    "epoch selection `{s}`: use `final`, `best` (best NMI) or `best:<nmi|acc|ari>`"
-                ))),
-            },
-        }
-    }
-
-    fn prefix(self) -> &'static str {
-        match self {
-            EpochSel::Final => "final",
-            EpochSel::Best(_) => "best",
-        }
-    }
-}
-
-/// Replaces the `best_*` columns (recorded at each run's best-NMI epoch) by the scores at each
-/// run's best epoch by `metric`, read from the runs' `epochs.parquet`.
-fn best_by(store: &Store, grid: &str, lf: LazyFrame, metric: &str) -> Result<LazyFrame> {
-    let ids: Vec<String> = lf
-        .clone()
-        .select([col("run_id")])
-        .collect()?
-        .column("run_id")?
-        .str()?
-        .iter()
-        .flatten()
-        .map(String::from)
-        .collect();
-    let paths: Vec<_> = ids
-        .iter()
-        .map(|id| store.run_dir(grid, id).join(crate::store::EPOCHS_FILE))
-        .collect();
-    let mut rows: Vec<(String, i64, [f64; 3])> = Vec::new();
-    for (id, df) in ids.iter().zip(read_parquet_many(&paths)) {
-        let df = df?;
-        let get = |c: &str| -> Result<Vec<Option<f64>>> { Ok(df.column(c)?.f64()?.to_vec()) };
-        let (nmi, acc, ari) = (get("nmi")?, get("acc")?, get("ari")?);
-        let by = match metric {
-            "acc" => &acc,
-            "ari" => &ari,
-            _ => &nmi,
-        };
-        let epochs = df.column("epoch")?.i64()?.to_vec();
-        let mut best: Option<usize> = None;
-        for (i, v) in by.iter().enumerate() {
-            if let Some(v) = v {
-                if best.is_none_or(|b| *v > by[b].unwrap_or(f64::NEG_INFINITY)) {
-                    best = Some(i);
-                }
-            }
-        }
-        if let Some(i) = best {
-            let f = |v: &[Option<f64>]| v[i].unwrap_or(f64::NAN);
-            rows.push((
-                id.clone(),
-                epochs[i].unwrap_or(0),
-                [f(&nmi), f(&acc), f(&ari)],
-            ));
-        }
-    }
-    let sel = DataFrame::new(
-        rows.len(),
-        vec![
-            Column::new(
-                "run_id".into(),
-                rows.iter().map(|r| r.0.clone()).collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "best_epoch".into(),
-                rows.iter().map(|r| r.1).collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "best_nmi".into(),
-                rows.iter().map(|r| r.2[0]).collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "best_acc".into(),
-                rows.iter().map(|r| r.2[1]).collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "best_ari".into(),
-                rows.iter().map(|r| r.2[2]).collect::<Vec<_>>(),
-            ),
-        ],
-    )?;
-    let mut lf = lf;
-    let schema = lf.collect_schema()?;
-    let replaced: Vec<&str> = ["best_epoch", "best_nmi", "best_acc", "best_ari"]
-        .into_iter()
-        .filter(|c| schema.get(c).is_some())
-        .collect();
-    Ok(lf
-        .drop(cols(replaced))
-        .inner_join(sel.lazy(), col("run_id"), col("run_id")))
-}
-
-/// How a report is built.
-#[derive(Debug, Clone, Default)]
-pub struct ReportOptions {
-    pub epoch: EpochSel,
-    /// The ablation baseline (a grid's `baseline:`), empty for none.
-    pub baseline: Vec<(String, serde_json::Value)>,
-    /// Row keys (result columns); default: `method.name` + the other varying config keys.
-    pub rows: Option<Vec<String>>,
-    /// Column-group keys; default: `dataset.name` + varying `dataset.*` keys.
-    pub columns: Option<Vec<String>>,
-}
-
 pub fn summarise(store: &Store, grid: &str, opts: &ReportOptions) -> Result<Option<Table>> {
     Ok(summarise_rows(store, grid, opts)?.map(|(t, _)| t))
 }

@@ -6,12 +6,14 @@
 pub mod atomic;
 pub mod cache;
 pub mod index;
+pub mod lookup;
 pub mod status;
 pub mod tables;
 
 use std::path::{Path, PathBuf};
 
 pub use atomic::write_atomic;
+pub use lookup::{find_run, read_provenance};
 pub use status::{RunState, Status};
 
 /// File names inside a run directory.

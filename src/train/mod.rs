@@ -332,7 +332,7 @@ impl Trainer {
             .map(|s| {
                 s.terms
                     .iter()
-                    .map(|(t, _)| (t.to_string(), cfg.weight(t)))
+                    .map(|(t, _)| (t.to_string(), methods::weight(cfg, t)))
                     .collect()
             })
             .unwrap_or_default();

@@ -1,34 +1,43 @@
-//! The CLI side of `clusterlab slurm`, `clusterlab k8s` and the Slurm column of `status`:
-//! resolve settings, write the manifest and scripts, submit, print.
+//! `clusterlab slurm` and the Slurm rows of `status`: resolve settings, write the manifest and
+//! the array script (`launch::slurm` renders it), submit, print.
 
 use std::io::Write;
 use std::path::Path;
 
 use clusterlab::config::Cell;
-use clusterlab::launch::k8s::{self, K8sSettings};
+use clusterlab::launch;
 use clusterlab::launch::manifest::{pending_cells, Manifest, Submission};
 use clusterlab::launch::slurm::{self, ScriptPaths, SlurmSettings};
 use clusterlab::launch::sweep::effective_state;
 use clusterlab::store::{write_atomic, Store};
 use clusterlab::{Error, Result};
 
-use crate::cli::{K8sArgs, SlurmArgs};
+use super::say as w;
+use crate::cli::{GlobalArgs, SlurmArgs, SlurmResourceArgs};
 
-fn w(out: &mut dyn Write, s: impl AsRef<str>) -> Result<()> {
-    writeln!(out, "{}", s.as_ref()).map_err(|e| Error::io("stdout", e))
+pub fn run(g: &GlobalArgs, store: &Store, a: SlurmArgs, out: &mut dyn Write) -> Result<i32> {
+    let (grid, cells) = launch::resolve(Some(&a.grid), &a.overrides.sets)?;
+    let req = SlurmRequest {
+        print: a.print,
+        report: a.report,
+        rerun_failed: a.rerun_failed,
+        resources: &a.resources,
+        sets: &a.overrides.sets,
+    };
+    slurm(store, &g.reports_dir, &grid, &cells, &req, out)
 }
 
 /// What `clusterlab slurm` needs from the command line.
-pub struct SlurmRequest<'a> {
+struct SlurmRequest<'a> {
     pub print: bool,
     pub report: bool,
     pub rerun_failed: bool,
-    pub resources: &'a SlurmArgs,
+    pub resources: &'a SlurmResourceArgs,
     pub sets: &'a [String],
 }
 
 /// Writes the manifest and array script of the pending cells and submits them.
-pub fn slurm(
+fn slurm(
     store: &Store,
     reports_dir: &Path,
     grid: &clusterlab::config::Grid,
@@ -139,63 +148,14 @@ fn req_grid_hint(grid: &clusterlab::config::Grid, m: &Manifest) -> String {
     }
 }
 
-/// Renders the Indexed Job of the pending cells (stdout or `output`), writing the manifest.
-#[allow(clippy::too_many_arguments)]
-pub fn k8s(
-    store: &Store,
-    reports_dir: &Path,
-    grid_arg: &str,
-    grid: &clusterlab::config::Grid,
-    cells: &[Cell],
-    settings: &K8sArgs,
-    rerun_failed: bool,
-    output: Option<&Path>,
-    sets: &[String],
-    out: &mut dyn Write,
-) -> Result<i32> {
-    let settings = K8sSettings::resolve(grid.k8s.as_ref(), &settings.to_spec())?;
-    let pending = pending_cells(store, &grid.name, cells, rerun_failed);
-    if pending.is_empty() {
-        w(
-            out,
-            format!(
-                "nothing to render: none of the {} cells of grid {} is pending",
-                cells.len(),
-                grid.name
-            ),
-        )?;
-        return Ok(0);
-    }
-    let manifest = Manifest::new(store, reports_dir, grid, cells.len(), &pending, sets)?;
-    let yaml = k8s::render_job(
-        &manifest,
-        &settings,
-        grid_arg,
-        &store.root.to_string_lossy(),
-        &reports_dir.to_string_lossy(),
-    );
-    manifest.write()?;
-    match output {
-        Some(p) => {
-            write_atomic(p, yaml.as_bytes())?;
-            w(
-                out,
-                format!(
-                    "wrote {} ({} cells; apply with kubectl apply -f {})",
-                    p.display(),
-                    manifest.cells.len(),
-                    p.display()
-                ),
-            )?;
-        }
-        None => w(out, yaml.trim_end())?,
-    }
-    Ok(0)
-}
-
 /// `status`: the cells of the grid's latest Slurm submission, run status beside Slurm's
 /// queue state (omitted when `squeue --json` is unavailable). Nothing when never submitted.
-pub fn slurm_status(store: &Store, grid: &str, cells: &[Cell], out: &mut dyn Write) -> Result<()> {
+pub(super) fn slurm_status(
+    store: &Store,
+    grid: &str,
+    cells: &[Cell],
+    out: &mut dyn Write,
+) -> Result<()> {
     let Some(sub) = Submission::read(store, grid)? else {
         return Ok(());
     };

@@ -7,11 +7,30 @@ use candle_core::{Device, Tensor};
 use serde_json::json;
 use std::time::Instant;
 
-use crate::config::RunConfig;
+use crate::config::layers::Overrides;
+use crate::config::{Grid, GridSource, RunConfig};
 use crate::data::{augment::Augmenter, loader, synthetic};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::rng::{stream, uniform};
 use crate::train::Trainer;
+
+/// The run config a bench measures: the first cell of `grid` (file or name) under `sets`, or
+/// the defaults under `sets` when no grid is given.
+pub fn config(grid: Option<&str>, sets: &[String]) -> Result<RunConfig> {
+    let cells = match grid {
+        Some(g) => crate::launch::resolve(Some(g), sets)?.1,
+        None => {
+            let g = Grid::parse("name: bench\n", GridSource::Embedded("bench"))?;
+            let overrides = Overrides::from_env_and_sets(sets).map_err(Error::Config)?;
+            crate::methods::expand(&g, &overrides)?
+        }
+    };
+    Ok(cells
+        .into_iter()
+        .next()
+        .expect("a grid has at least one cell")
+        .config)
+}
 
 /// Times `steps` training steps (after `warmup`) of the configured method on random images.
 pub fn train(
