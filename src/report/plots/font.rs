@@ -5,6 +5,7 @@ use std::sync::OnceLock;
 
 use plotters::prelude::*;
 use plotters::style::register_font;
+use ttf_parser::{cmap, kern, Face, GlyphId};
 
 use crate::error::{Error, Result};
 
@@ -29,20 +30,12 @@ pub(super) fn font(size: f64) -> TextStyle<'static> {
     TextStyle::from((FONT, size).into_font()).color(&BLACK)
 }
 
-/// Big-endian `u16` at `at`, or 0 past the end (lookups in a malformed table find glyph 0).
-fn be16(b: &[u8], at: usize) -> u16 {
-    b.get(at..at + 2)
-        .map_or(0, |s| u16::from_be_bytes([s[0], s[1]]))
-}
-
-fn be32(b: &[u8], at: usize) -> u32 {
-    b.get(at..at + 4)
-        .map_or(0, |s| u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
-}
-
-/// Horizontal metrics of a TrueType font, read from its `hhea`, `OS/2`, `hmtx`, `cmap`
-/// (format 4) and `kern` (format 0) tables: enough to lay out a line of glyphs exactly as
-/// ab_glyph does.
+/// Horizontal metrics of the bundled font, read with `ttf-parser` (the parser under plotters'
+/// `ab_glyph` text) the way ab_glyph reads them, so a line is laid out exactly as plotters lays
+/// it out: the unscaled height is ascender − descender (the typographic metrics when the font's
+/// `USE_TYPO_METRICS` flag is set), glyphs come from the first Unicode `cmap` subtable that has
+/// them, advances and left side bearings from `hmtx`, and kerning from the horizontal,
+/// non-variable `kern` subtables (ab_glyph does not read `GPOS`).
 ///
 /// Why: plotters 0.3.7 draws ab_glyph text glyph by glyph at the pen position but drops each
 /// glyph's left side bearing, so narrow glyphs ("1", "i", "l", "t") sit too far left and
@@ -50,136 +43,63 @@ fn be32(b: &[u8], at: usize) -> u32 {
 /// therefore places every glyph itself at pen position + bearing. SVG text is left to the
 /// viewer.
 pub(super) struct FontMetrics {
-    data: &'static [u8],
+    face: Face<'static>,
     /// ascender − descender in font units; ab_glyph scales a font of pixel size `s` by
     /// `s / height`.
     pub(super) height: f64,
-    hmtx: usize,
-    n_hmetrics: usize,
-    /// Offset of the Unicode BMP `cmap` subtable (format 4).
-    cmap4: usize,
-    /// Offset and count of the horizontal kerning pairs (`kern` format 0), if any.
-    kern: Option<(usize, usize)>,
+    /// The Unicode `cmap` subtables, in the font's order (parsed once, as ab_glyph does).
+    cmap: Vec<cmap::Subtable<'static>>,
+    /// The horizontal, non-variable `kern` subtables.
+    kern: Vec<kern::Subtable<'static>>,
 }
 
 impl FontMetrics {
     fn parse(data: &'static [u8]) -> Option<Self> {
-        let n_tables = be16(data, 4) as usize;
-        let table = |tag: &[u8; 4]| {
-            (0..n_tables)
-                .map(|i| 12 + 16 * i)
-                .find(|&rec| data.get(rec..rec + 4) == Some(&tag[..]))
-                .map(|rec| be32(data, rec + 8) as usize)
-                .filter(|&at| at < data.len())
-        };
-        let hhea = table(b"hhea")?;
-        let mut ascender = be16(data, hhea + 4) as i16;
-        let mut descender = be16(data, hhea + 6) as i16;
-        // ttf-parser (under ab_glyph) uses the typographic metrics when USE_TYPO_METRICS is set.
-        if let Some(os2) = table(b"OS/2") {
-            if be16(data, os2 + 62) & 0x80 != 0 {
-                ascender = be16(data, os2 + 68) as i16;
-                descender = be16(data, os2 + 70) as i16;
-            }
-        }
-        let height = f64::from(ascender) - f64::from(descender);
-        let n_hmetrics = be16(data, hhea + 34) as usize;
-        let hmtx = table(b"hmtx")?;
-        let cmap = table(b"cmap")?;
-        let cmap4 = (0..be16(data, cmap + 2) as usize)
-            .map(|i| cmap + 4 + 8 * i)
-            .filter(|&rec| matches!((be16(data, rec), be16(data, rec + 2)), (3, 1) | (0, _)))
-            .map(|rec| cmap + be32(data, rec + 4) as usize)
-            .find(|&sub| be16(data, sub) == 4)?;
-        let kern = table(b"kern").and_then(|k| {
-            let sub = k + 4;
-            let coverage = be16(data, sub + 4);
-            // Version 0, format 0, horizontal, neither minimum nor cross-stream values.
-            (be16(data, k) == 0 && be16(data, k + 2) > 0 && coverage >> 8 == 0)
-                .then_some(())
-                .filter(|()| coverage & 0x7 == 0x1)
-                .map(|()| (sub + 14, be16(data, sub + 6) as usize))
-        });
-        (height > 0.0 && n_hmetrics > 0).then_some(Self {
-            data,
+        let face = Face::parse(data, 0).ok()?;
+        let height = f64::from(face.ascender()) - f64::from(face.descender());
+        let tables = face.tables();
+        let cmap = tables
+            .cmap
+            .iter()
+            .flat_map(|t| t.subtables)
+            .filter(cmap::Subtable::is_unicode)
+            .collect();
+        let kern = tables
+            .kern
+            .iter()
+            .flat_map(|t| t.subtables)
+            .filter(|s| s.horizontal && !s.variable)
+            .collect();
+        (height > 0.0 && tables.hmtx.is_some()).then_some(Self {
+            face,
             height,
-            hmtx,
-            n_hmetrics,
-            cmap4,
+            cmap,
             kern,
         })
     }
 
     /// Glyph id of `c` (0, the missing-glyph box, when the font lacks it).
     pub(super) fn glyph(&self, c: char) -> u16 {
-        let (d, sub) = (self.data, self.cmap4);
-        let Ok(c) = u16::try_from(u32::from(c)) else {
-            return 0;
-        };
-        let seg_x2 = be16(d, sub + 6) as usize;
-        let ends = sub + 14;
-        let starts = ends + seg_x2 + 2;
-        let deltas = starts + seg_x2;
-        let offsets = deltas + seg_x2;
-        // First segment whose end code is >= c.
-        let (mut lo, mut hi) = (0, seg_x2 / 2);
-        while lo < hi {
-            let mid = (lo + hi) / 2;
-            if be16(d, ends + 2 * mid) < c {
-                lo = mid + 1;
-            } else {
-                hi = mid;
-            }
-        }
-        let start = be16(d, starts + 2 * lo);
-        if lo == seg_x2 / 2 || c < start {
-            return 0;
-        }
-        let delta = be16(d, deltas + 2 * lo);
-        let offset = be16(d, offsets + 2 * lo) as usize;
-        if offset == 0 {
-            return c.wrapping_add(delta);
-        }
-        match be16(d, offsets + 2 * lo + offset + 2 * (c - start) as usize) {
-            0 => 0,
-            g => g.wrapping_add(delta),
-        }
+        self.cmap
+            .iter()
+            .find_map(|s| s.glyph_index(u32::from(c)))
+            .map_or(0, |g| g.0)
     }
 
     /// (advance width, left side bearing) of glyph `g`, in font units.
     pub(super) fn h_metrics(&self, g: u16) -> (f64, f64) {
-        let (d, g) = (self.data, g as usize);
-        let last = self.n_hmetrics - 1;
-        let advance = be16(d, self.hmtx + 4 * g.min(last));
-        let lsb = if g <= last {
-            be16(d, self.hmtx + 4 * g + 2)
-        } else {
-            be16(
-                d,
-                self.hmtx + 4 * self.n_hmetrics + 2 * (g - self.n_hmetrics),
-            )
-        };
-        (f64::from(advance), f64::from(lsb as i16))
+        let g = GlyphId(g);
+        let advance = self.face.glyph_hor_advance(g).unwrap_or(0);
+        let lsb = self.face.glyph_hor_side_bearing(g).unwrap_or(0);
+        (f64::from(advance), f64::from(lsb))
     }
 
     /// Kerning between glyphs `l` and `r`, in font units.
     fn kern(&self, l: u16, r: u16) -> f64 {
-        let Some((pairs, n)) = self.kern else {
-            return 0.0;
-        };
-        let key = (u32::from(l) << 16) | u32::from(r);
-        let (mut lo, mut hi) = (0, n);
-        while lo < hi {
-            let mid = (lo + hi) / 2;
-            match be32(self.data, pairs + 6 * mid).cmp(&key) {
-                std::cmp::Ordering::Less => lo = mid + 1,
-                std::cmp::Ordering::Greater => hi = mid,
-                std::cmp::Ordering::Equal => {
-                    return f64::from(be16(self.data, pairs + 6 * mid + 4) as i16)
-                }
-            }
-        }
-        0.0
+        self.kern
+            .iter()
+            .find_map(|s| s.glyphs_kerning(GlyphId(l), GlyphId(r)))
+            .map_or(0.0, f64::from)
     }
 
     /// Each glyph of `text` with the x offset (pixels) of its left ink edge at pixel size

@@ -19,7 +19,7 @@
 //! `scatter.rs` — each a `Figure` plus its public entry point; the scaffolding they share:
 //! `chart.rs` (the `Figure` trait, layout, colours, writing both files), `axes.rs` (grid, ticks,
 //! axis descriptions), `legend.rs` (the legend panel), `text.rs` (glyph placement, shortening
-//! and wrapping) and `font.rs` (the bundled font and its metrics, read from the font file).
+//! and wrapping) and `font.rs` (the bundled font and its metrics, read with `ttf-parser`).
 
 mod axes;
 mod bars;
