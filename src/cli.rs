@@ -297,7 +297,8 @@ pub struct GoldenArgs {
 #[derive(Debug, Args, Clone, Default)]
 pub struct OverrideArgs {
     /// Override a run-config key for every cell: --set optimizer.lr=1e-3 (repeatable).
-    /// Environment variables CLUSTERLAB_<SECTION>__<KEY> apply below --set.
+    /// Environment variables CLUSTERLAB_<SECTION>__<KEY> apply below --set. A comma outside
+    /// brackets and quotes sweeps: --set seed=0,1,2 adds (or replaces) the axis `seed`.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub sets: Vec<String>,
 }

@@ -359,3 +359,35 @@ fn report_folder_has_tables_figures_and_index() {
     );
     assert!(rep.join("doc.pdf").is_file());
 }
+
+/// A sweep with command-line axes records them: `status` without `--set` lists the same cells,
+/// and the report holds every run.
+#[test]
+fn command_line_sweep_is_seen_by_status_and_report() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("tiny.yaml"),
+        TINY.replace("  seed: [0, 1]\n", "  seed: [0]\n"),
+    )
+    .unwrap();
+    let out = clusterlab(
+        dir.path(),
+        &[
+            "sweep",
+            "tiny.yaml",
+            "--set",
+            "seed=3,4",
+            "--set",
+            "method.name=kmeans",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("2 cells: 2 ran"), "{}", stdout(&out));
+    let st = clusterlab(dir.path(), &["status", "tiny.yaml"]);
+    let text = stdout(&st);
+    assert!(text.contains("grid tiny: 2 cells"), "{text}");
+    assert!(text.contains("completed    2"), "{text}");
+    assert!(text.contains("--set seed=3,4"), "{text}");
+    let rep = clusterlab(dir.path(), &["report", "tiny"]);
+    assert!(stdout(&rep).contains("(2)"), "{}", stdout(&rep));
+}

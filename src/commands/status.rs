@@ -11,9 +11,17 @@ use super::say;
 use crate::cli::StatusArgs;
 
 pub fn run(store: &Store, a: StatusArgs, out: &mut dyn Write) -> Result<i32> {
-    let (grid, cells) = launch::resolve(a.grid.as_deref(), &a.overrides.sets)?;
+    let (grid, cells, recorded) =
+        launch::resolve_recorded(store, a.grid.as_deref(), &a.overrides.sets)?;
     let st = grid_status(store, &grid.name, &cells);
     say(out, format!("grid {}: {} cells", grid.name, cells.len()))?;
+    if let Some(sets) = recorded {
+        let sets: Vec<String> = sets.iter().map(|s| format!("--set {s}")).collect();
+        say(
+            out,
+            format!("  (the cells of its last sweep: {})", sets.join(" ")),
+        )?;
+    }
     for (state, n) in &st.counts {
         say(out, format!("  {state:<12} {n}"))?;
     }

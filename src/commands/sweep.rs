@@ -67,6 +67,9 @@ pub fn run(g: &GlobalArgs, store: &Store, a: SweepArgs, out: &mut dyn Write) -> 
         worker: Some(worker),
         device,
     };
+    if !a.dry_run {
+        launch::record_cli_sweep(store, &grid, &cells, &a.overrides.sets)?;
+    }
     let summary = launch::sweep(store, &grid, &cells, &opts, out)?;
     if a.dry_run {
         return Ok(exit::OK);

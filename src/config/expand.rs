@@ -85,13 +85,13 @@ impl Grid {
                     .unwrap_or((1, 1));
                 Error::Config(format!("{}:{l}:{c}: {}", self.source, e.message))
             }
-            Layer::Cell => {
-                let (l, c) = self.locate_cell_key(&e.key, assignment);
-                Error::Config(format!(
+            Layer::Cell => match self.locate_cell_key(&e.key, assignment) {
+                Some((l, c)) => Error::Config(format!(
                     "{}:{l}:{c}: {} (in cell {cell})",
                     self.source, e.message
-                ))
-            }
+                )),
+                None => Error::Config(format!("--set {}: {} (in cell {cell})", e.key, e.message)),
+            },
             Layer::Env => {
                 let var = format!(
                     "{}{}",
@@ -104,7 +104,8 @@ impl Grid {
         }
     }
 
-    fn locate_cell_key(&self, key: &str, assignment: &[(String, Value)]) -> (usize, usize) {
+    /// Where the axis that introduced `key` is written; `None` for an axis of the command line.
+    fn locate_cell_key(&self, key: &str, assignment: &[(String, Value)]) -> Option<(usize, usize)> {
         // The axis key that introduced the bad (possibly nested) key.
         let axis_key = assignment
             .iter()
@@ -113,7 +114,10 @@ impl Grid {
                 key == *k || key.starts_with(&format!("{k}.")) || k.starts_with(&format!("{key}."))
             })
             .unwrap_or(key);
-        locate_key_text(&self.text, axis_key, 1).unwrap_or((1, 1))
+        if self.cli_axes.iter().any(|k| k == axis_key) {
+            return None;
+        }
+        Some(locate_key_text(&self.text, axis_key, 1).unwrap_or((1, 1)))
     }
 
     fn locate_validation(&self, e: Error, assignment: &[(String, Value)]) -> Error {
@@ -131,7 +135,7 @@ impl Grid {
             .iter()
             .any(|(k, _)| *k == key || key.starts_with(&format!("{k}.")));
         let loc = if from_cell {
-            Some(self.locate_cell_key(&key, assignment))
+            self.locate_cell_key(&key, assignment)
         } else {
             let path: Vec<&str> = std::iter::once("base").chain(key.split('.')).collect();
             locate_path(&self.text, &path)

@@ -83,6 +83,8 @@ pub struct Grid {
     pub(super) axes: Vec<Axis>,
     pub(super) include: Vec<Vec<(String, Value)>>,
     pub(super) exclude: Vec<Vec<(String, Value)>>,
+    /// Axis keys added on the command line (`--set KEY=A,B`), not in the file.
+    pub(super) cli_axes: Vec<String>,
     /// The reference cell of an ablation grid (partial assignment); empty when none.
     pub baseline: Vec<(String, Value)>,
     /// The `report:` section (table layout), all defaults when absent.
@@ -121,6 +123,46 @@ pub(super) fn short(v: &Value) -> String {
 }
 
 impl Grid {
+    /// Adds the command line's sweeps (`--set KEY=A,B,C`, see `layers::parse_sweep`) as axes,
+    /// innermost last. A sweep over a key that already is a single-key axis of the file
+    /// replaces that axis' values (Hydra's rule); a key of a `zip` group, of `include` or of
+    /// `exclude` is refused, naming it.
+    pub fn add_cli_axes(&mut self, sweeps: Vec<(String, Vec<Value>)>) -> Result<()> {
+        let schema = layers::schema();
+        for (key, values) in sweeps {
+            layers::check_key(&schema, &key)
+                .map_err(|m| Error::Config(format!("--set {key}=…: {m}")))?;
+            let in_list = |l: &[Vec<(String, Value)>]| l.iter().flatten().any(|(k, _)| *k == key);
+            if in_list(&self.include) || in_list(&self.exclude) {
+                return Err(Error::Config(format!(
+                    "--set {key}=…: {} names `{key}` in `include` or `exclude`; sweep it in the grid file instead",
+                    self.source
+                )));
+            }
+            let rows: Vec<Vec<Value>> = values.into_iter().map(|v| vec![v]).collect();
+            match self.axes.iter_mut().find(|a| a.keys.contains(&key)) {
+                Some(a) if a.keys.len() == 1 => a.rows = rows,
+                Some(_) => {
+                    return Err(Error::Config(format!(
+                        "--set {key}=…: `{key}` varies in a `zip` group of {}; sweep it in the grid file instead",
+                        self.source
+                    )))
+                }
+                None => self.axes.push(Axis {
+                    keys: vec![key.clone()],
+                    rows,
+                }),
+            }
+            self.cli_axes.push(key);
+        }
+        Ok(())
+    }
+
+    /// The axis keys added by `--set KEY=A,B` sweeps ([`Grid::add_cli_axes`]).
+    pub fn cli_axes(&self) -> &[String] {
+        &self.cli_axes
+    }
+
     /// Loads a grid from a file path.
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| {
@@ -417,6 +459,7 @@ impl Grid {
             text: text.to_string(),
             base,
             axes,
+            cli_axes: Vec::new(),
             include,
             exclude,
             baseline,

@@ -88,6 +88,51 @@ pub fn parse_set(arg: &str) -> Result<(String, Value), String> {
     Ok((key.to_string(), parse_scalar(raw)))
 }
 
+/// A `--set KEY=A,B,C` sweep (Hydra's multirun grammar): the key and one value per
+/// comma-separated item; `None` for a plain `--set` (no comma outside brackets, braces and
+/// quotes). Each item is read like a plain `--set` value, so `--set model.widths=[8,16],[16,32]`
+/// sweeps two lists, and a value that contains a comma is quoted: `--set dataset.path='a,b'`.
+pub fn parse_sweep(arg: &str) -> Result<Option<(String, Vec<Value>)>, String> {
+    let (key, _) = parse_set(arg)?;
+    let raw = arg.split_once('=').map(|(_, r)| r).unwrap_or_default();
+    let items = split_top_level(raw);
+    if items.len() < 2 {
+        return Ok(None);
+    }
+    if let Some(empty) = items.iter().position(|i| i.trim().is_empty()) {
+        return Err(format!(
+            "--set {arg:?}: item {} of the sweep is empty; give one value between each pair of commas (quote a value that contains a comma: KEY='a,b')",
+            empty + 1
+        ));
+    }
+    Ok(Some((
+        key,
+        items.iter().map(|i| parse_scalar(i.trim())).collect(),
+    )))
+}
+
+/// Splits at commas that are outside `[]`, `{}` and single or double quotes.
+fn split_top_level(raw: &str) -> Vec<&str> {
+    let (mut depth, mut quote, mut start) = (0i32, None::<char>, 0);
+    let mut out = Vec::new();
+    for (i, c) in raw.char_indices() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '\'' | '"') => quote = Some(c),
+            (None, '[' | '{') => depth += 1,
+            (None, ']' | '}') => depth -= 1,
+            (None, ',') if depth == 0 => {
+                out.push(&raw[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(&raw[start..]);
+    out
+}
+
 fn parse_scalar(raw: &str) -> Value {
     match serde_yaml::from_str::<serde_yaml::Value>(raw) {
         Ok(v) => serde_json::to_value(v).unwrap_or(Value::String(raw.to_string())),
@@ -282,6 +327,30 @@ fn flatten_into(value: &Value, prefix: String, out: &mut Vec<(String, Value)>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sweeps_split_at_top_level_commas_only() {
+        let (k, v) = parse_sweep("seed=0,1,2").unwrap().unwrap();
+        assert_eq!(
+            (k.as_str(), v),
+            ("seed", vec![json!(0), json!(1), json!(2)])
+        );
+        let (_, v) = parse_sweep("model.widths=[8,16],[16,32]").unwrap().unwrap();
+        assert_eq!(v, vec![json!([8, 16]), json!([16, 32])]);
+        let (_, v) = parse_sweep("method.name=cc, drc").unwrap().unwrap();
+        assert_eq!(v, vec![json!("cc"), json!("drc")]);
+        // Quoted commas and brackets are values, not sweeps.
+        assert_eq!(parse_sweep("dataset.path='a,b'").unwrap(), None);
+        assert_eq!(
+            parse_sweep("dataset.path=\"a,b\",c").unwrap().unwrap().1,
+            vec![json!("a,b"), json!("c")]
+        );
+        assert_eq!(parse_sweep("model.widths=[8,16]").unwrap(), None);
+        assert_eq!(parse_sweep("seed=3").unwrap(), None);
+        let e = parse_sweep("seed=0,,1").unwrap_err();
+        assert!(e.contains("item 2") && e.contains("seed=0,,1"), "{e}");
+        assert!(parse_sweep("=1,2").is_err());
+    }
     use serde_json::json;
 
     #[test]
