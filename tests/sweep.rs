@@ -390,4 +390,11 @@ fn command_line_sweep_is_seen_by_status_and_report() {
     assert!(text.contains("--set seed=3,4"), "{text}");
     let rep = clusterlab(dir.path(), &["report", "tiny"]);
     assert!(stdout(&rep).contains("(2)"), "{}", stdout(&rep));
+    // The confusion matrix of the final assignment counts every image of the dataset once.
+    let svg = std::fs::read_to_string(
+        dir.path()
+            .join("reports/tiny/synthetic-kmeans-confusion.svg"),
+    )
+    .unwrap();
+    assert!(svg.contains("4 classes × 4 clusters, N = 200"), "{svg}");
 }

@@ -1,6 +1,7 @@
 //! Clustering scores: NMI (arithmetic normalisation, natural log), Hungarian ACC and ARI,
 //! matching scikit-learn's definitions (checked against its values in `tests/golden/`).
 
+pub mod confusion;
 pub mod hungarian;
 pub mod metrics;
 pub mod pca;

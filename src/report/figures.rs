@@ -1,5 +1,6 @@
 //! The figures of a report, drawn from the run store: learning curves (mean ± std over seeds),
-//! bars with error bars, loss terms per epoch, final cluster sizes and the 2-D embedding.
+//! bars with error bars, loss terms per epoch, final cluster sizes, the confusion matrix against
+//! the labels and the 2-D embedding.
 
 use polars::prelude::{Float64Chunked, Int64Chunked};
 use std::collections::BTreeMap;
@@ -9,6 +10,7 @@ use super::epochs::EpochsByRun;
 use super::plots::{self, Series};
 use super::{Table, METRICS};
 use crate::error::Result;
+use crate::eval::confusion::confusion_matched;
 use crate::store::tables::read_parquet;
 use crate::store::{Store, ASSIGNMENTS_FILE};
 
@@ -263,6 +265,20 @@ fn draw_all(store: &Store, table: &Table, dir: &Path, epochs: &EpochsByRun) -> R
                 ),
                 stem,
             });
+            // Against the labels, when the dataset has them (a label of -1 marks none).
+            let labels: Vec<i64> = a.column("label")?.i64()?.iter().flatten().collect();
+            if labels.len() == clusters.len() && labels.iter().all(|&l| l >= 0) {
+                let c = confusion_matched(&labels, &clusters);
+                let stem = format!("{gs}-{rs}-confusion");
+                plots::confusion_matrix(&dir.join(&stem), &c)?;
+                figs.push(Figure {
+                    caption: format!(
+                        "{group}, {}: confusion matrix of the final assignment, clusters in Hungarian-matched order (run {first})",
+                        label(r)
+                    ),
+                    stem,
+                });
+            }
             let pc1: Vec<f64> = a
                 .column("pc1")?
                 .f64()?

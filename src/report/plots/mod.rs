@@ -16,7 +16,7 @@
 //! The functions take plain data (not polars frames), so callers decide what to aggregate.
 //!
 //! One file per figure kind — `curves.rs`, `bars.rs`, `loss_terms.rs`, `cluster_sizes.rs`,
-//! `scatter.rs` — each a `Figure` plus its public entry point; the scaffolding they share:
+//! `confusion.rs`, `scatter.rs` — each a `Figure` plus its public entry point; the scaffolding they share:
 //! `chart.rs` (the `Figure` trait, layout, colours, writing both files), `axes.rs` (grid, ticks,
 //! axis descriptions), `legend.rs` (the legend panel), `text.rs` (glyph placement, shortening
 //! and wrapping) and `font.rs` (the bundled font and its metrics, read with `ttf-parser`).
@@ -25,6 +25,7 @@ mod axes;
 mod bars;
 mod chart;
 mod cluster_sizes;
+mod confusion;
 mod curves;
 mod font;
 mod legend;
@@ -38,6 +39,7 @@ mod tests;
 pub use bars::{bars, BarSeries};
 pub use chart::{HEIGHT, WIDTH};
 pub use cluster_sizes::cluster_sizes;
+pub use confusion::confusion_matrix;
 pub use curves::{learning_curves, Series};
 pub use loss_terms::loss_terms;
 pub use scatter::{embedding_scatter, MAX_SCATTER_POINTS};
