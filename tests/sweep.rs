@@ -397,4 +397,30 @@ fn command_line_sweep_is_seen_by_status_and_report() {
     )
     .unwrap();
     assert!(svg.contains("4 classes × 4 clusters, N = 200"), "{svg}");
+    // One contact sheet per cluster of the first seed's final assignment.
+    let first = run_dirs(dir.path(), "tiny")
+        .into_iter()
+        .min_by_key(|d| {
+            let cfg = std::fs::read_to_string(d.join("config.yaml")).unwrap();
+            cfg.contains("seed: 4")
+        })
+        .unwrap();
+    let a = read_parquet(&first.join("assignments.parquet")).unwrap();
+    let mut ids: Vec<i64> = a
+        .column("cluster")
+        .unwrap()
+        .i64()
+        .unwrap()
+        .into_no_null_iter()
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let sheets: Vec<String> = std::fs::read_dir(dir.path().join("reports/tiny"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("synthetic-kmeans-sheet-cluster-") && n.ends_with(".png"))
+        .collect();
+    assert_eq!(sheets.len(), ids.len(), "{sheets:?} for clusters {ids:?}");
+    let index = std::fs::read_to_string(dir.path().join("reports/tiny/index.md")).unwrap();
+    assert!(index.contains("most confident images"), "{index}");
 }

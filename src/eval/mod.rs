@@ -2,6 +2,7 @@
 //! matching scikit-learn's definitions (checked against its values in `tests/golden/`).
 
 pub mod confusion;
+pub mod embed;
 pub mod hungarian;
 pub mod metrics;
 pub mod pca;

@@ -219,7 +219,8 @@ fn ds_labels(cache: &mut DatasetCache, cfg: &RunConfig) -> Result<Vec<i64>> {
     Ok(cache.get(cfg)?.labels.clone())
 }
 
-/// `assignments.parquet`: per sample its index, true label, final cluster and 2-D embedding.
+/// `assignments.parquet`: per sample its index, true label, final cluster, PCA coordinates,
+/// confidence and t-SNE coordinates (null for samples outside the map).
 fn assignments_frame(
     labels: &[i64],
     a: &crate::train::Assignment,
@@ -239,6 +240,19 @@ fn assignments_frame(
             Column::new(
                 "pc2".into(),
                 a.points.iter().map(|p| p.1).collect::<Vec<_>>(),
+            ),
+            Column::new("confidence".into(), a.confidence.clone()),
+            Column::new(
+                "tsne1".into(),
+                (0..n)
+                    .map(|i| a.tsne.as_ref().and_then(|t| t[i]).map(|p| p.0))
+                    .collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "tsne2".into(),
+                (0..n)
+                    .map(|i| a.tsne.as_ref().and_then(|t| t[i]).map(|p| p.1))
+                    .collect::<Vec<_>>(),
             ),
         ],
     )?)

@@ -9,15 +9,18 @@ use std::path::Path;
 use super::epochs::EpochsByRun;
 use super::plots::{self, Series};
 use super::{Table, METRICS};
+use crate::config::RunConfig;
 use crate::error::Result;
 use crate::eval::confusion::confusion_matched;
 use crate::store::tables::read_parquet;
-use crate::store::{Store, ASSIGNMENTS_FILE};
+use crate::store::{Store, ASSIGNMENTS_FILE, CONFIG_FILE};
 
 /// A figure written: its caption and file stem (relative to the report folder).
 pub struct Figure {
     pub caption: String,
     pub stem: String,
+    /// Whether an SVG twin of the PNG exists (contact sheets are PNG only).
+    pub svg: bool,
 }
 
 fn slug(s: &str) -> String {
@@ -182,6 +185,7 @@ fn draw_all(store: &Store, table: &Table, dir: &Path, epochs: &EpochsByRun) -> R
             figs.push(Figure {
                 caption: format!("{group}: {name} per epoch (mean ± std over seeds)"),
                 stem,
+                svg: true,
             });
         }
         let bar_series: Vec<plots::BarSeries> = (0..table.rows.len())
@@ -207,6 +211,7 @@ fn draw_all(store: &Store, table: &Table, dir: &Path, epochs: &EpochsByRun) -> R
         figs.push(Figure {
             caption: format!("{group}: final NMI / ACC / ARI, mean ± std over seeds"),
             stem,
+            svg: true,
         });
         for r in 0..table.rows.len() {
             let runs = &table.run_ids[r][g];
@@ -244,6 +249,7 @@ fn draw_all(store: &Store, table: &Table, dir: &Path, epochs: &EpochsByRun) -> R
                         runs.len()
                     ),
                     stem,
+                    svg: true,
                 });
             }
             // Final assignment of the first seed.
@@ -264,6 +270,7 @@ fn draw_all(store: &Store, table: &Table, dir: &Path, epochs: &EpochsByRun) -> R
                     label(r)
                 ),
                 stem,
+                svg: true,
             });
             // Against the labels, when the dataset has them (a label of -1 marks none).
             let labels: Vec<i64> = a.column("label")?.i64()?.iter().flatten().collect();
@@ -277,6 +284,7 @@ fn draw_all(store: &Store, table: &Table, dir: &Path, epochs: &EpochsByRun) -> R
                         label(r)
                     ),
                     stem,
+                    svg: true,
                 });
             }
             let pc1: Vec<f64> = a
@@ -294,8 +302,90 @@ fn draw_all(store: &Store, table: &Table, dir: &Path, epochs: &EpochsByRun) -> R
             let points: Vec<(f64, f64)> = pc1.into_iter().zip(pc2).collect();
             let stem = format!("{gs}-{rs}-embedding");
             plots::embedding_scatter(&dir.join(&stem), &points, &clusters)?;
-            figs.push(Figure { caption: format!("{group}, {}: PCA of the clustered features, coloured by predicted cluster (run {first})", label(r)), stem });
+            figs.push(Figure { caption: format!("{group}, {}: PCA of the clustered features, coloured by predicted cluster (run {first})", label(r)), stem, svg: true });
+            figs.extend(tsne_and_sheets(
+                store,
+                grid,
+                dir,
+                &format!("{gs}-{rs}"),
+                group,
+                &label(r),
+                first,
+                &a,
+                &clusters,
+            )?);
         }
+    }
+    Ok(figs)
+}
+
+/// The t-SNE map (when the run has one) and the contact sheets of a run's final assignment
+/// (when its dataset can be read here; otherwise skipped with a warning naming the run).
+#[allow(clippy::too_many_arguments)]
+fn tsne_and_sheets(
+    store: &Store,
+    grid: &str,
+    dir: &Path,
+    prefix: &str,
+    group: &str,
+    row: &str,
+    run: &str,
+    a: &polars::prelude::DataFrame,
+    clusters: &[i64],
+) -> Result<Vec<Figure>> {
+    let mut figs = Vec::new();
+    let col = |name: &str| -> Option<Vec<Option<f64>>> {
+        Some(a.column(name).ok()?.f64().ok()?.iter().collect())
+    };
+    if let (Some(t1), Some(t2)) = (col("tsne1"), col("tsne2")) {
+        let (points, ids): (Vec<(f64, f64)>, Vec<i64>) = t1
+            .iter()
+            .zip(&t2)
+            .zip(clusters)
+            .filter_map(|((x, y), c)| Some(((x.as_ref().copied()?, y.as_ref().copied()?), *c)))
+            .unzip();
+        if !points.is_empty() {
+            let stem = format!("{prefix}-tsne");
+            plots::embedding_scatter(&dir.join(&stem), &points, &ids)?;
+            figs.push(Figure {
+                caption: format!("{group}, {row}: t-SNE of the clustered features ({} samples), coloured by predicted cluster (run {run})", points.len()),
+                stem,
+                svg: true,
+            });
+        }
+    }
+    let Some(confidence) = col("confidence") else {
+        return Ok(figs);
+    };
+    let confidence: Vec<f64> = confidence.into_iter().map(|c| c.unwrap_or(0.0)).collect();
+    let run_dir = store.run_dir(grid, run);
+    let ds =
+        RunConfig::read(&run_dir.join(CONFIG_FILE)).and_then(|cfg| crate::data::load(&cfg.dataset));
+    let ds = match ds {
+        Ok(ds) if ds.len() == clusters.len() => ds,
+        Ok(ds) => {
+            tracing::warn!(
+                run,
+                images = ds.len(),
+                assigned = clusters.len(),
+                "contact sheets skipped: the dataset read here has another size than the run's"
+            );
+            return Ok(figs);
+        }
+        Err(e) => {
+            tracing::warn!(
+                run,
+                "contact sheets skipped: the run's dataset cannot be read here: {e}"
+            );
+            return Ok(figs);
+        }
+    };
+    for (id, stem) in super::sheets::contact_sheets(dir, prefix, &ds, clusters, &confidence)? {
+        figs.push(Figure {
+            caption: format!("{group}, {row}: cluster {id}, its {n} most confident images (top, most confident first) and its {n} least confident (bottom, least confident first) (run {run})", n = super::sheets::PER_ROW),
+            stem,
+            svg: false,
+        });
     }
     Ok(figs)
 }

@@ -7,6 +7,7 @@ pub mod plots;
 pub mod published;
 pub mod query;
 mod select;
+pub mod sheets;
 pub mod stats;
 pub mod table;
 
@@ -336,8 +337,15 @@ fn index(
     out.push_str("\nAlso as [LaTeX (booktabs)](table.tex) and [CSV](table.csv).\n\n## Figures\n\n");
     for f in figs {
         out.push_str(&format!(
-            "### {}\n\n![{}]({}.png)\n\n([SVG]({}.svg))\n\n",
-            f.caption, f.caption, f.stem, f.stem
+            "### {}\n\n![{}]({}.png)\n\n{}",
+            f.caption,
+            f.caption,
+            f.stem,
+            if f.svg {
+                format!("([SVG]({}.svg))\n\n", f.stem)
+            } else {
+                String::new()
+            }
         ));
     }
     out.push_str("## Runs behind each cell\n\n| row | dataset | runs (commit) |\n|---|---|---|\n");

@@ -30,11 +30,33 @@ pub struct Outcome {
     pub assignment: Option<Assignment>,
 }
 
-/// Where every sample ended up: its cluster and a 2-D embedding (PCA of the clustered features).
+/// Where every sample ended up: its cluster, its confidence in it and 2-D views of the
+/// features it was clustered on (`eval::embed`).
 #[derive(Debug, Clone)]
 pub struct Assignment {
     pub clusters: Vec<i64>,
+    /// PCA of the clustered features.
     pub points: Vec<(f64, f64)>,
+    /// Cosine similarity to the cluster's mean direction (`eval::embed::confidence`).
+    pub confidence: Vec<f64>,
+    /// t-SNE map of up to `eval::embed::TSNE_POINTS` samples (`None` for the others), or
+    /// `None` when the features are too wide (raw pixels).
+    pub tsne: Option<Vec<Option<(f64, f64)>>>,
+}
+
+impl Assignment {
+    /// The assignment of `clusters` with its views computed from the `n × d` `features`.
+    pub fn from_features(clusters: Vec<i64>, features: &[f32], n: usize, d: usize) -> Self {
+        let points = crate::eval::pca::pca_2d(features, n, d);
+        let confidence = crate::eval::embed::confidence(features, n, d, &clusters);
+        let tsne = crate::eval::embed::tsne_2d(features, n, d, &points);
+        Self {
+            clusters,
+            points,
+            confidence,
+            tsne,
+        }
+    }
 }
 
 impl Outcome {
@@ -274,12 +296,12 @@ pub fn run(
             cfg.train.epochs,
         )?,
     };
-    let points = crate::eval::pca::pca_2d(&features, clusters.len(), dim);
+    let n = clusters.len();
     Ok(Outcome {
         epochs: rows,
         protocol: protocol(cfg, trainer.method.as_ref()),
         num_params: trainer.params.count(),
-        assignment: Some(Assignment { clusters, points }),
+        assignment: Some(Assignment::from_features(clusters, &features, n, dim)),
     })
 }
 
@@ -507,14 +529,15 @@ fn run_kmeans(cfg: &RunConfig, ds: &Dataset, observer: &mut dyn Observer) -> Res
         seconds: start.elapsed().as_secs_f64(),
     };
     observer.epoch_done(&row, 0);
-    let points = crate::eval::pca::pca_2d(&x, ds.len(), ds.image_len());
     Ok(Outcome {
         epochs: vec![row],
         protocol: "k-means on raw pixels".into(),
         num_params: 0,
-        assignment: Some(Assignment {
-            clusters: r.labels,
-            points,
-        }),
+        assignment: Some(Assignment::from_features(
+            r.labels,
+            &x,
+            ds.len(),
+            ds.image_len(),
+        )),
     })
 }
