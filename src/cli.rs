@@ -177,6 +177,14 @@ pub struct RunArgs {
 pub struct StatusArgs {
     /// Grid file, experiments/ name or stored grid name (default: smoke).
     pub grid: Option<String>,
+    /// Redraw every cell's progress (state, epoch, last loss and scores, ETA) until every
+    /// cell has completed or failed, or Ctrl-C; for sweeps running in worker processes, on
+    /// Slurm or in another terminal.
+    #[arg(long)]
+    pub watch: bool,
+    /// Seconds between redraws of --watch.
+    #[arg(long, default_value_t = 2.0, value_name = "SECS")]
+    pub interval: f64,
     #[command(flatten)]
     pub overrides: OverrideArgs,
 }

@@ -424,3 +424,40 @@ fn command_line_sweep_is_seen_by_status_and_report() {
     let index = std::fs::read_to_string(dir.path().join("reports/tiny/index.md")).unwrap();
     assert!(index.contains("most confident images"), "{index}");
 }
+
+/// `status --watch` follows a sweep running in another process: it shows running cells with
+/// their epoch and ETA, and returns once every cell has completed.
+#[test]
+fn status_watch_follows_a_running_sweep() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("tiny.yaml"),
+        TINY.replace("epochs: 2,", "epochs: 6,")
+            .replace("method.name: [cc, kmeans]", "method.name: [cc]"),
+    )
+    .unwrap();
+    let mut sweep = command(dir.path(), &["sweep", "tiny.yaml"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let watch = clusterlab(
+        dir.path(),
+        &["status", "tiny.yaml", "--watch", "--interval", "0.1"],
+    );
+    assert_eq!(sweep.wait().unwrap().code(), Some(0));
+    assert_eq!(watch.status.code(), Some(0), "{}", stderr(&watch));
+    let text = stdout(&watch);
+    let blocks: Vec<&str> = text.split("grid tiny: ").skip(1).collect();
+    assert!(blocks.len() > 1, "{text}");
+    assert!(
+        blocks.last().unwrap().starts_with("2/2 cells done"),
+        "{text}"
+    );
+    // Some redraw caught a cell mid-run with its epoch out of 6 and an ETA.
+    let running = text
+        .lines()
+        .find(|l| l.contains(" running ") && l.contains("/6"))
+        .unwrap_or_else(|| panic!("no running row with an epoch:\n{text}"));
+    assert!(running.contains(":0"), "ETA as h:mm:ss: {running}");
+}

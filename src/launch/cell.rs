@@ -136,6 +136,13 @@ pub fn run_cell(
         let ds = cache.get(&cell.config)?;
         let mut hb = |row: &store::tables::EpochRow, total: usize| {
             status.epoch = Some(row.epoch);
+            status.epochs = Some(total);
+            status.last = Some(store::status::EpochProgress {
+                loss: row.losses.iter().find(|(k, _)| k == "total").map(|l| l.1),
+                nmi: row.scores.map(|s| s.nmi),
+                acc: row.scores.map(|s| s.acc),
+                seconds: row.seconds,
+            });
             status.heartbeat = Some(now());
             let _ = status.write(&dir);
             if let Some(s) = row.scores {

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use crate::config::Cell;
 use crate::provenance::git_state;
+use crate::store::status::EpochProgress;
 use crate::store::{read_provenance, RunState, Store};
 
 use super::sweep::effective_state;
@@ -56,5 +57,43 @@ pub fn changed_code_runs(store: &Store, grid: &str, cells: &[Cell]) -> Vec<Strin
                 .is_some_and(|p| p.git_commit.is_some() && p.git_commit != head)
         })
         .map(|c| c.run_id.clone())
+        .collect()
+}
+
+/// One cell's progress, for `status --watch`.
+#[derive(Debug)]
+pub struct RunProgress<'a> {
+    pub cell: &'a Cell,
+    pub state: RunState,
+    /// The last finished epoch and the epochs in all (while or after training).
+    pub epoch: Option<usize>,
+    pub epochs: Option<usize>,
+    /// The last finished epoch's loss and scores.
+    pub last: Option<EpochProgress>,
+    /// Seconds left at the pace so far (running runs only).
+    pub eta_s: Option<f64>,
+}
+
+/// The progress of every cell, from each run's `status.json`.
+pub fn progress<'a>(store: &Store, grid: &str, cells: &'a [Cell]) -> Vec<RunProgress<'a>> {
+    cells
+        .iter()
+        .map(|cell| {
+            let (state, st) = effective_state(store, grid, &cell.run_id);
+            let eta_s = match (state, st.epoch, st.epochs, &st.last) {
+                (RunState::Running, Some(e), Some(total), Some(last)) if e > 0 => {
+                    Some(last.seconds / e as f64 * total.saturating_sub(e) as f64)
+                }
+                _ => None,
+            };
+            RunProgress {
+                cell,
+                state,
+                epoch: st.epoch,
+                epochs: st.epochs,
+                last: st.last,
+                eta_s,
+            }
+        })
         .collect()
 }

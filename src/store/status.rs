@@ -49,6 +49,27 @@ pub struct Status {
     pub epoch: Option<usize>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Epochs the run trains in all (set while it trains).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epochs: Option<usize>,
+    /// The last finished epoch's figures (set while it trains), for `status --watch`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last: Option<EpochProgress>,
+}
+
+/// What `status.json` says of the last finished epoch.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EpochProgress {
+    /// The epoch's total loss (mean over its steps), when the method has losses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss: Option<f64>,
+    /// NMI and ACC, on epochs that evaluated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nmi: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acc: Option<f64>,
+    /// Wall seconds since the run started.
+    pub seconds: f64,
 }
 
 impl Status {
