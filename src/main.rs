@@ -137,7 +137,11 @@ fn dispatch(cli: Cli) -> Result<i32> {
                 return Ok(0);
             }
             let ropts = report_options(Some(&grid_spec), None, None, None)?;
-            print_report(&store, &g.reports_dir, &grid_spec.name, &ropts)?;
+            // A report that cannot be written (a full disk) must not hide how the runs ended.
+            let reported = print_report(&store, &g.reports_dir, &grid_spec.name, &ropts);
+            if let Err(e) = &reported {
+                eprintln!("error: report not written: {e}");
+            }
             let _ = writeln!(
                 stdout,
                 "{} cells: {} ran, {} skipped, {} failed, {} interrupted, {} run by another process",
@@ -156,7 +160,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
             }
             Ok(if summary.interrupted > 0 {
                 exit::INTERRUPTED
-            } else if summary.failed.is_empty() {
+            } else if summary.failed.is_empty() && reported.is_ok() {
                 exit::OK
             } else {
                 exit::FAILED

@@ -138,9 +138,15 @@ pub fn load(store: &Store, grid: &str, runs: &[String]) -> (EpochsByRun, Option<
     }
     let paths: Vec<PathBuf> = unread.iter().map(|(_, p)| p.clone()).collect();
     let read = read_parquet_many_columns(&paths, Some(&wanted));
-    for ((i, _), df) in unread.iter().zip(read) {
+    for ((i, path), df) in unread.iter().zip(read) {
         let (source, rows) = &mut entries[*i];
-        let Ok(df) = df else { continue };
+        let df = match df {
+            Ok(df) => df,
+            Err(e) => {
+                super::skip_damaged(path, &e);
+                continue;
+            }
+        };
         source.rows = df.height();
         source.columns = df
             .get_column_names()

@@ -66,7 +66,13 @@ pub fn scan_results(store: &Store, grid: &str) -> Result<Option<LazyFrame>> {
     let df = match cached {
         Some((_, df)) => df,
         None => {
-            let mut df = read_all(&dir, &files, &manifest)?;
+            let (mut df, unread) = read_all(&dir, &files, &manifest)?;
+            // A file that did not read is left out of the cache's list: the next report reads
+            // it again (and warns again) until it is repaired.
+            let manifest: Vec<_> = manifest
+                .into_iter()
+                .filter(|(p, _, _)| !unread.iter().any(|u| u.as_os_str() == p.as_str()))
+                .collect();
             cache::store(&path, "results", &mut df, &manifest);
             // Earlier versions kept the list beside the rows.
             let _ = std::fs::remove_file(dir.join(".report-cache.json"));
@@ -78,12 +84,14 @@ pub fn scan_results(store: &Store, grid: &str) -> Result<Option<LazyFrame>> {
 }
 
 /// Reads result files into one frame (the union of their columns): rows the grid's result index
-/// holds for an unchanged file come from the index, the other files are read in parallel.
+/// holds for an unchanged file come from the index, the other files are read in parallel. A
+/// file that does not read (a damaged run) is skipped with a warning naming it; those files are
+/// returned too.
 fn read_all(
     grid_dir: &Path,
     files: &[std::path::PathBuf],
     manifest: &[(String, u64, u128)],
-) -> Result<DataFrame> {
+) -> Result<(DataFrame, Vec<std::path::PathBuf>)> {
     let index = crate::store::index::load(grid_dir);
     let mut indexed = Vec::new();
     let mut unread = Vec::new();
@@ -98,13 +106,46 @@ fn read_all(
             _ => unread.push(f.clone()),
         }
     }
-    let mut frames = read_parquet_many(&unread)
-        .into_iter()
-        .collect::<Result<Vec<_>>>()?;
+    let mut frames = Vec::with_capacity(unread.len() + 1);
+    let mut damaged = Vec::new();
+    for (f, df) in unread.iter().zip(read_parquet_many(&unread)) {
+        match df.and_then(|df| check_result_frame(&df).map(|()| df)) {
+            Ok(df) => frames.push(df),
+            Err(e) => {
+                skip_damaged(f, &e);
+                damaged.push(f.clone());
+            }
+        }
+    }
     if !indexed.is_empty() {
         frames.push(crate::store::tables::rows_frame(&indexed)?);
     }
-    Ok(stack_frames(frames)?.unwrap_or_default())
+    Ok((stack_frames(frames)?.unwrap_or_default(), damaged))
+}
+
+/// A result file that reads but is no run's result row (one row with a string `run_id` and
+/// `status`) is as damaged as one that does not read.
+fn check_result_frame(df: &DataFrame) -> Result<()> {
+    if df.height() != 1 {
+        return Err(Error::Other(format!("{} rows, expected one", df.height())));
+    }
+    for c in ["run_id", "status"] {
+        df.column(c)?.str()?;
+    }
+    Ok(())
+}
+
+/// Warns that a run's file is skipped because it does not read.
+pub(crate) fn skip_damaged(path: &Path, e: &dyn std::fmt::Display) {
+    let e = e.to_string();
+    // Errors from the store already start with the path.
+    let what = e
+        .strip_prefix(&format!("{}: ", path.display()))
+        .unwrap_or(&e);
+    tracing::warn!(
+        "skipping {}: {what} (a damaged run: `clusterlab verify --repair` sets it aside)",
+        path.display()
+    );
 }
 
 /// Which result columns are config keys (everything that is not a metric/provenance column).
@@ -215,16 +256,28 @@ fn best_by(store: &Store, grid: &str, lf: LazyFrame, metric: &str) -> Result<Laz
         .map(|id| store.run_dir(grid, id).join(crate::store::EPOCHS_FILE))
         .collect();
     let mut rows: Vec<(String, i64, [f64; 3])> = Vec::new();
-    for (id, df) in ids.iter().zip(read_parquet_many(&paths)) {
-        let df = df?;
-        let get = |c: &str| -> Result<Vec<Option<f64>>> { Ok(df.column(c)?.f64()?.to_vec()) };
-        let (nmi, acc, ari) = (get("nmi")?, get("acc")?, get("ari")?);
+    for ((id, path), df) in ids.iter().zip(&paths).zip(read_parquet_many(&paths)) {
+        let columns = df.and_then(|df| {
+            let get = |c: &str| -> Result<Vec<Option<f64>>> { Ok(df.column(c)?.f64()?.to_vec()) };
+            Ok((
+                get("nmi")?,
+                get("acc")?,
+                get("ari")?,
+                df.column("epoch")?.i64()?.to_vec(),
+            ))
+        });
+        let (nmi, acc, ari, epochs) = match columns {
+            Ok(c) => c,
+            Err(e) => {
+                skip_damaged(path, &e);
+                continue;
+            }
+        };
         let by = match metric {
             "acc" => &acc,
             "ari" => &ari,
             _ => &nmi,
         };
-        let epochs = df.column("epoch")?.i64()?.to_vec();
         let mut best: Option<usize> = None;
         for (i, v) in by.iter().enumerate() {
             if let Some(v) = v {
@@ -705,8 +758,8 @@ mod tests {
                 (f.to_string_lossy().into_owned(), s, t)
             })
             .collect();
-        let from_index = read_all(&store.grid_dir("g"), &files, &manifest).unwrap();
-        let from_files = read_all(dir.path(), &files, &manifest).unwrap();
+        let (from_index, _) = read_all(&store.grid_dir("g"), &files, &manifest).unwrap();
+        let (from_files, _) = read_all(dir.path(), &files, &manifest).unwrap();
         assert!(
             from_index.equals_missing(&from_files),
             "{from_index}\n{from_files}"
