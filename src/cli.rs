@@ -110,6 +110,23 @@ pub enum Command {
         #[command(flatten)]
         overrides: OverrideArgs,
     },
+    /// Check that a grid's runs are whole; with --repair, set damaged runs aside.
+    ///
+    /// Per run: status.json parses and matches the files present (a completed run has its
+    /// config, provenance, epochs and result), every Parquet file reads, every checkpoint's
+    /// tensors match the SHA-256 and size its JSON records. Per grid: the result index's lines
+    /// agree with the result files, caches read, no temp file of a dead writer is left. Lists
+    /// each problem (DAMAGED, or a harmless note). --repair moves damaged runs to
+    /// runs/<grid>/.damaged/ so that the next sweep redoes them, sets damaged checkpoints aside,
+    /// rewrites the index and removes leftovers. Exit 0 when no damage is (left), 1 otherwise,
+    /// 2 when there is no such grid.
+    Verify {
+        /// Grid file, experiments/ name or stored grid name (default: every grid of the store).
+        grid: Option<String>,
+        /// Set damaged runs and checkpoints aside, rewrite the index, remove leftovers.
+        #[arg(long)]
+        repair: bool,
+    },
     /// Re-run a recorded run from its stored config in a scratch directory and compare its
     /// metrics bit for bit with the recorded ones (the original run is never touched).
     ///

@@ -233,6 +233,12 @@ fn dispatch(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Command::Status { grid, overrides: o } => status(&store, grid.as_deref(), &o.sets, stdout),
+        Command::Verify { grid, repair } => {
+            let grids = grid.map(|g| grid_name(&store, &g)).into_iter();
+            let grids = grids.collect::<Result<Vec<_>>>()?;
+            let summary = launch::verify::run(&store, &grids, repair, stdout)?;
+            Ok(if summary.left == 0 { 0 } else { exit::FAILED })
+        }
         Command::Reproduce { run, scratch } => reproduce(&store, &run, scratch, stdout),
         Command::Diff { run_a, run_b } => diff(&store, &run_a, &run_b, stdout),
         Command::Report {
