@@ -101,6 +101,7 @@ fn verify_lists_damage_report_and_status_skip_it_repair_sets_it_aside() {
     }
     assert!(text.contains("SHA-256"), "{text}");
     assert!(text.contains("4 damaged file(s)"), "{text}");
+    eprintln!("verify of the damaged store:\n{text}");
 
     // `--repair`: damaged runs moved aside, the checkpoint set aside, the index rewritten.
     let out = clusterlab(root, &["verify", "tiny", "--repair"]);

@@ -77,11 +77,7 @@ pub fn check_run(dir: &Path) -> Vec<Finding> {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     // Files a completed run must have; any of them present must read.
-    let files: [(
-        &str,
-        bool,
-        fn(&Path, &str) -> std::result::Result<(), String>,
-    ); 5] = [
+    let files: [(&str, bool, FileCheck); 5] = [
         (store::CONFIG_FILE, true, |p, _| read_yaml(p)),
         (store::PROVENANCE_FILE, true, |p, _| read_json(p)),
         (store::EPOCHS_FILE, true, |p, _| {
@@ -147,6 +143,9 @@ pub fn check_run(dir: &Path) -> Vec<Finding> {
     }
     out
 }
+
+/// Reads a run's file (its path, the run id) and says what is wrong with it.
+type FileCheck = fn(&Path, &str) -> std::result::Result<(), String>;
 
 /// A store error's message without the path it starts with (findings print the path).
 fn strip(path: &Path, e: &dyn std::fmt::Display) -> String {
