@@ -68,6 +68,17 @@ pub enum Command {
     /// Summarise a grid's runs: counts per status, failed runs with their errors, and runs
     /// recorded at a git commit other than the current one.
     Status(StatusArgs),
+    /// Check that a grid's runs are whole; with --repair, set damaged runs aside.
+    ///
+    /// Per run: status.json parses and matches the files present (a completed run has its
+    /// config, provenance, epochs and result), every Parquet file reads, every checkpoint's
+    /// tensors match the SHA-256 and size its JSON records. Per grid: the result index's lines
+    /// agree with the result files, caches read, no temp file of a dead writer is left. Lists
+    /// each problem (DAMAGED, or a harmless note). --repair moves damaged runs to
+    /// runs/<grid>/.damaged/ so that the next sweep redoes them, sets damaged checkpoints aside,
+    /// rewrites the index and removes leftovers. Exit 0 when no damage is (left), 1 otherwise,
+    /// 2 when there is no such grid.
+    Verify(VerifyArgs),
     /// Re-run a recorded run from its stored config in a scratch directory and compare its
     /// metrics bit for bit with the recorded ones (the original run is never touched).
     ///
@@ -187,6 +198,16 @@ pub struct StatusArgs {
     pub interval: f64,
     #[command(flatten)]
     pub overrides: OverrideArgs,
+}
+
+// Arguments of `verify` (its help text is the doc comment of `Command::…`).
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Grid file, experiments/ name or stored grid name (default: every grid of the store).
+    pub grid: Option<String>,
+    /// Set damaged runs and checkpoints aside, rewrite the index, remove leftovers.
+    #[arg(long)]
+    pub repair: bool,
 }
 
 // Arguments of `reproduce` (its help text is the doc comment of `Command::…`).

@@ -44,6 +44,19 @@ impl Error {
         }
     }
 
+    /// True for an I/O error that means "no room to write": the disk or a quota is full
+    /// (ENOSPC, EDQUOT) or a file-size limit was hit (EFBIG, as under `ulimit -f`). Such a run
+    /// is interrupted, not failed: once there is room again, the same sweep resumes it.
+    pub fn is_storage_full(&self) -> bool {
+        use std::io::ErrorKind::{FileTooLarge, QuotaExceeded, StorageFull};
+        match self {
+            Error::Io { source, .. } => {
+                matches!(source.kind(), StorageFull | QuotaExceeded | FileTooLarge)
+            }
+            _ => false,
+        }
+    }
+
     /// Wraps an I/O error with the path it happened on.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {

@@ -1,7 +1,16 @@
 //! A sweep that survives: interruption and bit-identical resume, SIGKILL at random moments,
-//! parallel workers and concurrent sweeps, failure isolation, reproduce.
+//! parallel workers and concurrent sweeps, failure isolation, reproduce; and storage faults
+//! (the modules below): damaged checkpoints, a full disk, a damaged store, a soak of all of it.
 
+#[path = "reliability/checkpoints.rs"]
+mod checkpoints;
 mod common;
+#[path = "reliability/damaged.rs"]
+mod damaged;
+#[path = "reliability/disk_full.rs"]
+mod disk_full;
+#[path = "reliability/soak.rs"]
+mod soak;
 
 use clusterlab::store::tables::read_parquet;
 use common::*;
@@ -39,8 +48,53 @@ fn signal(child: &Child, sig: i32) {
     }
 }
 
+/// Per run of a grid: its id, epochs table without timings, and final metrics' bits.
+type Snapshot = Vec<(String, polars::prelude::DataFrame, Vec<u64>)>;
+
+/// The SLOW grid swept without interruption (the tests compare with it), and the sizes of its
+/// files that disk-full tests set limits between.
+struct Reference {
+    snap: Snapshot,
+    /// Size of a CC run's checkpoint tensors file.
+    checkpoint_bytes: u64,
+    /// The largest `status.json`, `config.yaml` or `provenance.json`.
+    small_file_bytes: u64,
+}
+
+/// [`Reference`], computed once per test binary.
+fn slow_reference() -> &'static Reference {
+    static REF: std::sync::OnceLock<Reference> = std::sync::OnceLock::new();
+    REF.get_or_init(|| {
+        let (dir, snap) = reference("slow", SLOW);
+        let size = |p: &Path| std::fs::metadata(p).unwrap().len();
+        let runs = run_dirs(dir.path(), "slow");
+        let checkpoint_bytes = runs
+            .iter()
+            .flat_map(|d| {
+                std::fs::read_dir(d.join("checkpoints"))
+                    .into_iter()
+                    .flatten()
+            })
+            .map(|e| e.unwrap().path())
+            .find(|p| p.extension().is_some_and(|x| x == "safetensors"))
+            .map(|p| size(&p))
+            .unwrap();
+        let small_file_bytes = runs
+            .iter()
+            .flat_map(|d| ["status.json", "config.yaml", "provenance.json"].map(|f| d.join(f)))
+            .map(|p| size(&p))
+            .max()
+            .unwrap();
+        Reference {
+            snap,
+            checkpoint_bytes,
+            small_file_bytes,
+        }
+    })
+}
+
 /// (run id, epochs table without timings, final metrics) of every run of a grid.
-fn snapshot(root: &Path, grid: &str) -> Vec<(String, polars::prelude::DataFrame, Vec<u64>)> {
+fn snapshot(root: &Path, grid: &str) -> Snapshot {
     run_dirs(root, grid)
         .into_iter()
         .map(|d| {
@@ -67,10 +121,7 @@ fn snapshot(root: &Path, grid: &str) -> Vec<(String, polars::prelude::DataFrame,
         .collect()
 }
 
-fn assert_same(
-    a: &[(String, polars::prelude::DataFrame, Vec<u64>)],
-    b: &[(String, polars::prelude::DataFrame, Vec<u64>)],
-) {
+fn assert_same(a: &Snapshot, b: &Snapshot) {
     assert_eq!(
         a.iter().map(|x| &x.0).collect::<Vec<_>>(),
         b.iter().map(|x| &x.0).collect::<Vec<_>>(),
@@ -88,13 +139,7 @@ fn assert_same(
     }
 }
 
-fn reference(
-    grid: &str,
-    text: &str,
-) -> (
-    tempfile::TempDir,
-    Vec<(String, polars::prelude::DataFrame, Vec<u64>)>,
-) {
+fn reference(grid: &str, text: &str) -> (tempfile::TempDir, Snapshot) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("g.yaml"), text).unwrap();
     let out = clusterlab(dir.path(), &["sweep", "g.yaml"]);
@@ -124,7 +169,7 @@ fn any_checkpoint(root: &Path) -> bool {
 
 #[test]
 fn sigterm_checkpoints_and_resume_is_bit_identical() {
-    let (_ref_dir, expected) = reference("slow", SLOW);
+    let expected = slow_reference();
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("g.yaml"), SLOW).unwrap();
     let mut child = spawn(dir.path(), &["sweep", "g.yaml"]);
@@ -155,12 +200,12 @@ fn sigterm_checkpoints_and_resume_is_bit_identical() {
     assert!(stdout(&dry).contains("resume"), "{}", stdout(&dry));
     let out = clusterlab(dir.path(), &["sweep", "g.yaml"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert_same(&expected, &snapshot(dir.path(), "slow"));
+    assert_same(&expected.snap, &snapshot(dir.path(), "slow"));
 }
 
 #[test]
 fn sigkill_twenty_times_then_the_store_equals_an_uninterrupted_one() {
-    let (_ref_dir, expected) = reference("slow", SLOW);
+    let expected = slow_reference();
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("g.yaml"), SLOW).unwrap();
     // Deterministic "random" moments between 30 and 600 ms.
@@ -176,7 +221,7 @@ fn sigkill_twenty_times_then_the_store_equals_an_uninterrupted_one() {
     }
     let out = clusterlab(dir.path(), &["sweep", "g.yaml"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert_same(&expected, &snapshot(dir.path(), "slow"));
+    assert_same(&expected.snap, &snapshot(dir.path(), "slow"));
     // No leftover temp file sits where a result is read.
     for d in run_dirs(dir.path(), "slow") {
         for e in std::fs::read_dir(&d).unwrap() {

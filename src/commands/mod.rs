@@ -15,6 +15,7 @@ mod run;
 mod slurm;
 mod status;
 mod sweep;
+mod verify;
 
 use std::io::Write;
 use std::path::Path;
@@ -38,6 +39,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::Runs(a) => query::runs(&store, a, out),
         Command::Sql(a) => query::sql(&store, a, out),
         Command::Status(a) => status::run(&store, a, out),
+        Command::Verify(a) => verify::run(&store, a, out),
         Command::Reproduce(a) => reproduce::run(&store, a, out),
         Command::Diff(a) => diff::run(&store, a, out),
         Command::Report(a) => report::run(g, &store, a, out),

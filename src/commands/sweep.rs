@@ -75,7 +75,11 @@ pub fn run(g: &GlobalArgs, store: &Store, a: SweepArgs, out: &mut dyn Write) -> 
         return Ok(exit::OK);
     }
     let ropts = ReportOptions::resolve(Some(&grid), None, None, None)?;
-    print_report(store, &g.reports_dir, &grid.name, &ropts, out)?;
+    // A report that cannot be written (a full disk) must not hide how the runs ended.
+    let reported = print_report(store, &g.reports_dir, &grid.name, &ropts, out);
+    if let Err(e) = &reported {
+        eprintln!("error: report not written: {e}");
+    }
     say(
         out,
         format!(
@@ -96,7 +100,7 @@ pub fn run(g: &GlobalArgs, store: &Store, a: SweepArgs, out: &mut dyn Write) -> 
     }
     Ok(if summary.interrupted > 0 {
         exit::INTERRUPTED
-    } else if summary.failed.is_empty() {
+    } else if summary.failed.is_empty() && reported.is_ok() {
         exit::OK
     } else {
         exit::FAILED

@@ -147,12 +147,8 @@ fn finish(part: &Path, dest: &Path, md5: &str, bytes: u64, resumed_from: u64) ->
             "{e} (the download was deleted; run the command again, or check --url)"
         )));
     }
-    std::fs::rename(part, dest).map_err(|e| Error::io(dest, e))?;
-    if let Some(dir) = dest.parent() {
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-    }
+    // Not `atomic::persist`: a failed rename must keep the verified download.
+    crate::store::atomic::rename_durably(part, dest).map_err(|e| Error::io(dest, e))?;
     Ok(Fetched::Downloaded {
         bytes,
         resumed_from,

@@ -15,6 +15,7 @@ use crate::data::{self, Dataset};
 use crate::error::{Error, Result};
 use crate::logging;
 use crate::provenance::{now, Provenance};
+use crate::store::atomic::TEMP_SUFFIX;
 use crate::store::tables::{epochs_frame, write_parquet, write_parquet_zstd, Value};
 use crate::store::{self, write_atomic, RunState, Status, Store};
 use crate::train::{self, Observer, Outcome};
@@ -83,7 +84,11 @@ pub fn is_unlocked(dir: &Path) -> bool {
 
 /// Runs a cell and records it; returns the final state (`Completed`, `Failed`, `Interrupted`,
 /// or `Running` with [`LOCKED`] when another process holds the cell). A run with checkpoints
-/// resumes from the latest one. Errors are returned only when the store cannot be written.
+/// resumes from the newest usable one; a run whose result was recorded by an attempt that
+/// stopped before writing its status is completed without training again. Running out of
+/// space (a full disk or quota, a file-size limit) interrupts the run: its status says which
+/// write failed, and once there is room the same sweep resumes it. Other errors are returned
+/// only when the store cannot be written.
 pub fn run_cell(
     store: &Store,
     grid: &str,
@@ -92,24 +97,67 @@ pub fn run_cell(
     observer: &mut dyn Observer,
 ) -> Result<(RunState, Option<String>)> {
     let dir = store.run_dir(grid, &cell.run_id);
-    store::create_dir(&store.root)?;
-    store.check_grid_dir(grid)?;
-    store::create_dir(&dir)?;
-    store.check_inside(&dir)?;
-    let Some(_lock) = try_lock(&dir)? else {
-        return Ok((RunState::Running, Some(LOCKED.into())));
+    let locked = (|| {
+        store::create_dir(&store.root)?;
+        store.check_grid_dir(grid)?;
+        store::create_dir(&dir)?;
+        store.check_inside(&dir)?;
+        try_lock(&dir)
+    })();
+    // The lock is held until the status below is written.
+    let (outcome, _lock) = match locked {
+        Ok(None) => return Ok((RunState::Running, Some(LOCKED.into()))),
+        Ok(Some(lock)) => (
+            attempt(store, grid, cell, &dir, cache, observer),
+            Some(lock),
+        ),
+        Err(e) => (Err(e), None),
     };
-    if is_completed(&dir) {
+    match outcome {
+        Err(e) if e.is_storage_full() => {
+            let msg =
+                format!("out of space: {e}; make room, then the same `sweep` resumes this run");
+            tracing::warn!(run_id = %cell.run_id, "{msg}");
+            logging::close_run_log();
+            if dir.is_dir() {
+                let mut status = Status::read(&dir).unwrap_or_default();
+                status.state = RunState::Interrupted;
+                status.error = Some(msg.clone());
+                if let Err(w) = status.write(&dir) {
+                    // Still `running` on disk: with its lock free it reads as interrupted.
+                    tracing::warn!("status of {} not written: {w}", cell.run_id);
+                }
+            }
+            Ok((RunState::Interrupted, Some(msg)))
+        }
+        other => other,
+    }
+}
+
+/// One attempt at a cell whose lock is held.
+fn attempt(
+    store: &Store,
+    grid: &str,
+    cell: &Cell,
+    dir: &Path,
+    cache: &mut DatasetCache,
+    observer: &mut dyn Observer,
+) -> Result<(RunState, Option<String>)> {
+    if is_completed(dir) {
         return Ok((RunState::Completed, None));
     }
     // Temp files of a writer that died mid-write (we hold the lock: nobody is writing now).
-    if let Ok(rd) = std::fs::read_dir(&dir) {
+    if let Ok(rd) = std::fs::read_dir(dir) {
         for e in rd.flatten() {
-            if e.file_name().to_string_lossy().ends_with(".tmp") {
+            if e.file_name().to_string_lossy().ends_with(TEMP_SUFFIX) {
                 let _ = std::fs::remove_file(e.path());
             }
         }
     }
+    if let Some(row) = recorded_result(dir, &cell.run_id) {
+        return complete_recorded(store, grid, &cell.run_id, dir, &row);
+    }
+    let dir = dir.to_path_buf();
     let host = gethostname::gethostname().to_string_lossy().into_owned();
     let started = now();
     let mut status = Status {
@@ -185,6 +233,8 @@ pub fn run_cell(
             status.write(&dir)?;
             return Ok((RunState::Interrupted, Some(msg)));
         }
+        // Not the run's fault: interrupted by the caller, resumable once there is room.
+        Err(e) if e.is_storage_full() => return Err(e),
         Err(e) => {
             let msg = e.to_string();
             tracing::error!(run_id = %cell.run_id, "run failed: {msg}");
@@ -213,12 +263,67 @@ pub fn run_cell(
         &dir.join(store::PROVENANCE_FILE),
         &serde_json::to_vec_pretty(&prov)?,
     )?;
-    tracing::info!(run_id = %cell.run_id, "run completed");
-    logging::close_run_log();
     status.state = RunState::Completed;
     status.finished_at = prov.finished_at.clone();
     status.heartbeat = prov.finished_at.clone();
     status.write(&dir)?;
+    tracing::info!(run_id = %cell.run_id, "run completed");
+    logging::close_run_log();
+    Ok((RunState::Completed, None))
+}
+
+/// The result row of a run whose `result.parquet` was written (it is written after the epochs
+/// and assignments, so they are there too) although its status never said completed: an
+/// attempt stopped between the two. `None` when there is none, or it does not read as this
+/// run's row.
+fn recorded_result(dir: &Path, run_id: &str) -> Option<Vec<(String, Value)>> {
+    let file = dir.join(store::RESULT_FILE);
+    if !file.is_file() {
+        return None;
+    }
+    let row = crate::store::tables::read_parquet(&file)
+        .and_then(|df| crate::store::tables::frame_row(&df))
+        .ok()?;
+    let id = row.iter().find(|(k, _)| k == "run_id").map(|(_, v)| v);
+    let epochs = crate::store::tables::read_parquet(&dir.join(store::EPOCHS_FILE));
+    (id == Some(&Value::Str(Some(run_id.to_string()))) && epochs.is_ok()).then_some(row)
+}
+
+/// Completes a run from the result an earlier attempt recorded (see [`recorded_result`]): the
+/// grid's result index gets its line unless it has it, and the status says completed. The run
+/// is not trained again, so it completes exactly once.
+fn complete_recorded(
+    store: &Store,
+    grid: &str,
+    run_id: &str,
+    dir: &Path,
+    row: &[(String, Value)],
+) -> Result<(RunState, Option<String>)> {
+    let file = dir.join(store::RESULT_FILE);
+    let indexed = crate::store::index::load(&store.grid_dir(grid))
+        .get(run_id)
+        .is_some_and(|e| crate::store::index::stamp(&file) == Some((e.size, e.mtime_ns)));
+    if !indexed {
+        if let Err(e) = crate::store::index::append(&store.grid_dir(grid), run_id, &file, row) {
+            tracing::warn!(
+                "result index not updated ({e}); reports read {}",
+                file.display()
+            );
+        }
+    }
+    let finished = row.iter().find_map(|(k, v)| match v {
+        Value::Str(Some(t)) if k == "finished_at" => Some(t.clone()),
+        _ => None,
+    });
+    let mut status = Status::read(dir).unwrap_or_default();
+    status.state = RunState::Completed;
+    status.error = None;
+    status.finished_at = finished.or_else(|| Some(now()));
+    status.heartbeat = status.finished_at.clone();
+    status.write(dir)?;
+    let _ = logging::open_run_log(&dir.join(store::LOG_FILE));
+    tracing::info!(%run_id, "run completed (its result was recorded by an earlier attempt)");
+    logging::close_run_log();
     Ok((RunState::Completed, None))
 }
 

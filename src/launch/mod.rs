@@ -1,6 +1,6 @@
 //! Launching runs: one cell in this process ([`run_cell`]), a whole grid ([`sweep`]), or a
 //! grid's pending cells handed to a cluster scheduler (a [`manifest`] for [`slurm`] arrays and
-//! [`k8s`] Indexed Jobs).
+//! [`k8s`] Indexed Jobs); and checking that what the runs left is whole ([`verify`]).
 
 pub mod cell;
 pub mod k8s;
@@ -10,6 +10,7 @@ pub mod signals;
 pub mod slurm;
 pub mod status;
 pub mod sweep;
+pub mod verify;
 
 pub use cell::run_cell;
 pub use sweep::{sweep, Force, SweepOptions, SweepSummary, WorkerCommand};

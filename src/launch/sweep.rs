@@ -1,12 +1,15 @@
 //! Sweeping a grid: every cell that still needs work, inline or in `--jobs N` worker processes.
 //!
 //! Completed cells are skipped, interrupted ones resume from their checkpoint, failed ones are
-//! retried only with `--rerun-failed`, `--force` recomputes. Each cell is guarded by its run
+//! retried only with `--rerun-failed` (from their newest usable checkpoint), `--force`
+//! recomputes. A cell interrupted by a full disk stops the sweep with the reason; the same
+//! sweep, once there is room, resumes it. Each cell is guarded by its run
 //! directory's lock, so concurrent sweeps of one grid never run a cell twice.
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
 use std::io::Write;
+use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -66,10 +69,20 @@ pub struct SweepSummary {
     pub busy: usize,
 }
 
-/// The state a run is really in: a `running` status nobody holds the lock of is interrupted.
+/// The state a run is really in: a `running` status nobody holds the lock of is interrupted; a
+/// status file that does not read is warned about (naming it) and counts as not started, as
+/// the next sweep treats it (it completes the run from a recorded result, or resumes it).
 pub fn effective_state(store: &Store, grid: &str, run_id: &str) -> (RunState, Status) {
     let dir = store.run_dir(grid, run_id);
-    let st = store.status(grid, run_id);
+    let st = match Status::load(&dir) {
+        Ok(st) => st.unwrap_or_default(),
+        Err(e) => {
+            tracing::warn!(
+                "{e}; counted as pending (`clusterlab verify --repair` sets the run aside)"
+            );
+            Status::default()
+        }
+    };
     let state = match st.state {
         RunState::Running if is_unlocked(&dir) => RunState::Interrupted,
         RunState::Completed if !is_completed(&dir) => RunState::Interrupted,
@@ -97,7 +110,8 @@ fn plan(state: RunState, run_id: &str, opts: &SweepOptions) -> Plan {
         _ if forced => Plan::Run,
         RunState::Completed => Plan::Skip,
         RunState::Failed if !opts.rerun_failed => Plan::SkipFailed,
-        RunState::Interrupted | RunState::Running => Plan::Resume,
+        // A retried failure keeps its checkpoints: it resumes from the newest usable one.
+        RunState::Interrupted | RunState::Running | RunState::Failed => Plan::Resume,
         _ => Plan::Run,
     }
 }
@@ -257,10 +271,16 @@ pub fn sweep(
             }
             RunState::Interrupted => {
                 summary.interrupted += 1;
-                cells_bar.println(format!(
-                    "interrupted {} {label}: checkpoint saved, `sweep` again resumes it",
-                    cell.run_id
-                ));
+                let line = format!(
+                    "interrupted {} {label}: {}; `sweep` again resumes it",
+                    cell.run_id,
+                    err.unwrap_or_default()
+                );
+                // The bars are hidden when stderr is not a terminal, and so is their println.
+                match tty {
+                    true => cells_bar.println(line),
+                    false => eprintln!("{line}"),
+                }
                 break;
             }
             RunState::Running if err.as_deref() == Some(LOCKED) => summary.busy += 1,
@@ -380,7 +400,31 @@ fn sweep_workers(
                     match status.code() {
                         Some(exit::OK) => summary.ran += 1,
                         Some(exit::BUSY) => summary.busy += 1,
-                        Some(exit::INTERRUPTED) => summary.interrupted += 1,
+                        Some(exit::INTERRUPTED) => {
+                            summary.interrupted += 1;
+                            if !forwarded {
+                                // Not asked by us: out of space, or a signal to that worker
+                                // alone. Start nothing more; the status says why.
+                                let why = store.status(&grid.name, &cell.run_id).error;
+                                eprintln!(
+                                    "interrupted {} {}: {}; `sweep` again resumes it",
+                                    cell.run_id,
+                                    cell.label(),
+                                    why.unwrap_or_else(|| "worker interrupted".into())
+                                );
+                                queue.clear();
+                            }
+                        }
+                        None if status.signal().is_some() => {
+                            // Killed (SIGKILL, the OOM killer): its run is left resumable.
+                            summary.interrupted += 1;
+                            eprintln!(
+                                "interrupted {} {}: worker killed by signal {}; `sweep` again resumes it",
+                                cell.run_id,
+                                cell.label(),
+                                status.signal().unwrap_or_default()
+                            );
+                        }
                         code => {
                             summary.ran += 1;
                             let st = store.status(&grid.name, &cell.run_id);

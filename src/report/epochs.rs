@@ -19,7 +19,7 @@ use crate::store::tables::{read_parquet_many_columns, stack_frames};
 use crate::store::{cache, Store, EPOCHS_FILE};
 
 /// File name of the epochs cache inside a grid directory.
-pub const CACHE_FILE: &str = ".epochs-cache.parquet";
+pub use crate::store::cache::EPOCHS_CACHE as CACHE_FILE;
 /// The cache's kind (bump when what it holds changes).
 const KIND: &str = "epochs-v1";
 
@@ -138,9 +138,15 @@ pub fn load(store: &Store, grid: &str, runs: &[String]) -> (EpochsByRun, Option<
     }
     let paths: Vec<PathBuf> = unread.iter().map(|(_, p)| p.clone()).collect();
     let read = read_parquet_many_columns(&paths, Some(&wanted));
-    for ((i, _), df) in unread.iter().zip(read) {
+    for ((i, path), df) in unread.iter().zip(read) {
         let (source, rows) = &mut entries[*i];
-        let Ok(df) = df else { continue };
+        let df = match df {
+            Ok(df) => df,
+            Err(e) => {
+                super::skip_damaged(path, &e);
+                continue;
+            }
+        };
         source.rows = df.height();
         source.columns = df
             .get_column_names()

@@ -253,10 +253,30 @@ fn draw_all(store: &Store, table: &Table, dir: &Path, epochs: &EpochsByRun) -> R
                 });
             }
             // Final assignment of the first seed.
-            let Ok(a) = read_parquet(&store.run_dir(grid, first).join(ASSIGNMENTS_FILE)) else {
-                continue;
+            let file = store.run_dir(grid, first).join(ASSIGNMENTS_FILE);
+            let read = read_parquet(&file).and_then(|a| {
+                let f64s = |c: &str| -> Result<Vec<f64>> {
+                    Ok(a.column(c)?
+                        .f64()?
+                        .iter()
+                        .map(|v| v.unwrap_or(0.0))
+                        .collect())
+                };
+                let clusters: Vec<i64> = a.column("cluster")?.i64()?.iter().flatten().collect();
+                if clusters.iter().any(|c| *c < 0) {
+                    return Err(crate::Error::Other("negative cluster ids".into()));
+                }
+                let (pc1, pc2) = (f64s("pc1")?, f64s("pc2")?);
+                Ok((clusters, pc1, pc2, a))
+            });
+            let (clusters, pc1, pc2, a) = match read {
+                Ok(r) => r,
+                Err(e) if file.exists() => {
+                    super::skip_damaged(&file, &e);
+                    continue;
+                }
+                Err(_) => continue,
             };
-            let clusters: Vec<i64> = a.column("cluster")?.i64()?.iter().flatten().collect();
             let k = clusters.iter().copied().max().map_or(0, |m| m as usize + 1);
             let mut sizes = vec![0usize; k];
             for c in &clusters {
@@ -287,18 +307,6 @@ fn draw_all(store: &Store, table: &Table, dir: &Path, epochs: &EpochsByRun) -> R
                     svg: true,
                 });
             }
-            let pc1: Vec<f64> = a
-                .column("pc1")?
-                .f64()?
-                .iter()
-                .map(|v| v.unwrap_or(0.0))
-                .collect();
-            let pc2: Vec<f64> = a
-                .column("pc2")?
-                .f64()?
-                .iter()
-                .map(|v| v.unwrap_or(0.0))
-                .collect();
             let points: Vec<(f64, f64)> = pc1.into_iter().zip(pc2).collect();
             let stem = format!("{gs}-{rs}-embedding");
             plots::embedding_scatter(&dir.join(&stem), &points, &clusters)?;

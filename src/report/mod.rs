@@ -42,7 +42,7 @@ pub fn without_huge_pages() {
 }
 
 /// File name of a grid's cache of result rows (see [`scan_results`]).
-pub const RESULTS_CACHE: &str = ".report-cache.parquet";
+pub use crate::store::cache::RESULTS_CACHE;
 
 /// A lazy frame over every completed result row of a grid.
 ///
@@ -71,7 +71,13 @@ pub fn scan_results(store: &Store, grid: &str) -> Result<Option<LazyFrame>> {
     let df = match cached {
         Some((_, df)) => df,
         None => {
-            let mut df = read_all(&dir, &files, &manifest)?;
+            let (mut df, unread) = read_all(&dir, &files, &manifest)?;
+            // A file that did not read is left out of the cache's list: the next report reads
+            // it again (and warns again) until it is repaired.
+            let manifest: Vec<_> = manifest
+                .into_iter()
+                .filter(|(p, _, _)| !unread.iter().any(|u| u.as_os_str() == p.as_str()))
+                .collect();
             cache::store(&path, "results", &mut df, &manifest);
             // Earlier versions kept the list beside the rows.
             let _ = std::fs::remove_file(dir.join(".report-cache.json"));
@@ -83,12 +89,14 @@ pub fn scan_results(store: &Store, grid: &str) -> Result<Option<LazyFrame>> {
 }
 
 /// Reads result files into one frame (the union of their columns): rows the grid's result index
-/// holds for an unchanged file come from the index, the other files are read in parallel.
+/// holds for an unchanged file come from the index, the other files are read in parallel. A
+/// file that does not read (a damaged run) is skipped with a warning naming it; those files are
+/// returned too.
 fn read_all(
     grid_dir: &Path,
     files: &[std::path::PathBuf],
     manifest: &[(String, u64, u128)],
-) -> Result<DataFrame> {
+) -> Result<(DataFrame, Vec<std::path::PathBuf>)> {
     let index = crate::store::index::load(grid_dir);
     let mut indexed = Vec::new();
     let mut unread = Vec::new();
@@ -103,13 +111,46 @@ fn read_all(
             _ => unread.push(f.clone()),
         }
     }
-    let mut frames = read_parquet_many(&unread)
-        .into_iter()
-        .collect::<Result<Vec<_>>>()?;
+    let mut frames = Vec::with_capacity(unread.len() + 1);
+    let mut damaged = Vec::new();
+    for (f, df) in unread.iter().zip(read_parquet_many(&unread)) {
+        match df.and_then(|df| check_result_frame(&df).map(|()| df)) {
+            Ok(df) => frames.push(df),
+            Err(e) => {
+                skip_damaged(f, &e);
+                damaged.push(f.clone());
+            }
+        }
+    }
     if !indexed.is_empty() {
         frames.push(crate::store::tables::rows_frame(&indexed)?);
     }
-    Ok(stack_frames(frames)?.unwrap_or_default())
+    Ok((stack_frames(frames)?.unwrap_or_default(), damaged))
+}
+
+/// A result file that reads but is no run's result row (one row with a string `run_id` and
+/// `status`) is as damaged as one that does not read.
+fn check_result_frame(df: &DataFrame) -> Result<()> {
+    if df.height() != 1 {
+        return Err(Error::Other(format!("{} rows, expected one", df.height())));
+    }
+    for c in ["run_id", "status"] {
+        df.column(c)?.str()?;
+    }
+    Ok(())
+}
+
+/// Warns that a run's file is skipped because it does not read.
+pub(crate) fn skip_damaged(path: &Path, e: &dyn std::fmt::Display) {
+    let e = e.to_string();
+    // Errors from the store already start with the path.
+    let what = e
+        .strip_prefix(&format!("{}: ", path.display()))
+        .unwrap_or(&e);
+    tracing::warn!(
+        "skipping {}: {what} (a damaged run: `clusterlab verify --repair` sets it aside)",
+        path.display()
+    );
 }
 
 /// Which result columns are config keys (everything that is not a metric/provenance column).
@@ -579,8 +620,8 @@ mod tests {
                 (f.to_string_lossy().into_owned(), s, t)
             })
             .collect();
-        let from_index = read_all(&store.grid_dir("g"), &files, &manifest).unwrap();
-        let from_files = read_all(dir.path(), &files, &manifest).unwrap();
+        let (from_index, _) = read_all(&store.grid_dir("g"), &files, &manifest).unwrap();
+        let (from_files, _) = read_all(dir.path(), &files, &manifest).unwrap();
         assert!(
             from_index.equals_missing(&from_files),
             "{from_index}\n{from_files}"

@@ -101,9 +101,11 @@ pub fn sql(store: &Store, query: &str) -> Result<DataFrame> {
             .map(|f| f.with_file_name(EPOCHS_FILE))
             .filter(|e| e.is_file())
             .collect();
-        let frames = read_parquet_many(&files)
-            .into_iter()
-            .collect::<Result<Vec<_>>>()?;
+        let frames = files
+            .iter()
+            .zip(read_parquet_many(&files))
+            .filter_map(|(f, df)| df.map_err(|e| super::skip_damaged(f, &e)).ok())
+            .collect();
         if let Some(df) = stack_frames(frames)? {
             epochs.push(df.lazy());
         }

@@ -72,16 +72,28 @@ pub(super) fn best_by(store: &Store, grid: &str, lf: LazyFrame, metric: &str) ->
         .map(|id| store.run_dir(grid, id).join(crate::store::EPOCHS_FILE))
         .collect();
     let mut rows: Vec<(String, i64, [f64; 3])> = Vec::new();
-    for (id, df) in ids.iter().zip(read_parquet_many(&paths)) {
-        let df = df?;
-        let get = |c: &str| -> Result<Vec<Option<f64>>> { Ok(df.column(c)?.f64()?.to_vec()) };
-        let (nmi, acc, ari) = (get("nmi")?, get("acc")?, get("ari")?);
+    for ((id, path), df) in ids.iter().zip(&paths).zip(read_parquet_many(&paths)) {
+        let columns = df.and_then(|df| {
+            let get = |c: &str| -> Result<Vec<Option<f64>>> { Ok(df.column(c)?.f64()?.to_vec()) };
+            Ok((
+                get("nmi")?,
+                get("acc")?,
+                get("ari")?,
+                df.column("epoch")?.i64()?.to_vec(),
+            ))
+        });
+        let (nmi, acc, ari, epochs) = match columns {
+            Ok(c) => c,
+            Err(e) => {
+                super::skip_damaged(path, &e);
+                continue;
+            }
+        };
         let by = match metric {
             "acc" => &acc,
             "ari" => &ari,
             _ => &nmi,
         };
-        let epochs = df.column("epoch")?.i64()?.to_vec();
         let mut best: Option<usize> = None;
         for (i, v) in by.iter().enumerate() {
             if let Some(v) = v {

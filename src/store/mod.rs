@@ -10,6 +10,10 @@ pub mod lookup;
 pub mod status;
 pub mod tables;
 
+/// Folder of a grid where `clusterlab verify --repair` moves damaged runs (hidden: never taken
+/// for a run directory).
+pub const DAMAGED_DIR: &str = ".damaged";
+
 use std::path::{Path, PathBuf};
 
 pub use atomic::write_atomic;
@@ -117,7 +121,6 @@ impl Store {
         Status::read(&self.run_dir(grid, run_id)).unwrap_or_default()
     }
 
-    /// Run directories of a grid that hold a result file.
     /// Writes a run's one-row `result.parquet` (atomically) and adds the row to the grid's
     /// result index (see [`index`]); an index that cannot be written only costs report speed.
     pub fn record_result(
@@ -137,6 +140,26 @@ impl Store {
         Ok(())
     }
 
+    /// A grid's run directories, sorted (hidden folders such as `.launch/` and `.damaged/`
+    /// are not runs).
+    pub fn run_dirs(&self, grid: &str) -> std::io::Result<Vec<PathBuf>> {
+        let dir = self.grid_dir(grid);
+        let mut out = Vec::new();
+        if !dir.is_dir() {
+            return Ok(out);
+        }
+        for entry in std::fs::read_dir(&dir)? {
+            let entry = entry?;
+            if entry.file_type()?.is_dir() && !entry.file_name().to_string_lossy().starts_with('.')
+            {
+                out.push(entry.path());
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Result files of a grid's run directories.
     pub fn result_files(&self, grid: &str) -> std::io::Result<Vec<PathBuf>> {
         let dir = self.grid_dir(grid);
         let mut out = Vec::new();
@@ -154,7 +177,25 @@ impl Store {
     }
 }
 
-/// Creates a directory and its parents, with the path in the error.
+/// Creates a directory and its parents, durably (each new name's parent directory is
+/// fsynced, as [`atomic`] does for files), with the path in the error.
 pub fn create_dir(path: &Path) -> crate::Result<()> {
-    std::fs::create_dir_all(path).map_err(|e| crate::Error::io(path, e))
+    if path.is_dir() {
+        return Ok(());
+    }
+    let mut created = Vec::new();
+    let mut p = path;
+    while !p.exists() {
+        created.push(p.to_path_buf());
+        match p.parent() {
+            Some(q) if !q.as_os_str().is_empty() => p = q,
+            _ => break,
+        }
+    }
+    std::fs::create_dir_all(path).map_err(|e| crate::Error::io(path, e))?;
+    for d in created.iter().rev() {
+        let parent = d.parent().unwrap_or(Path::new("."));
+        atomic::sync_dir(parent).map_err(|e| crate::Error::io(parent, e))?;
+    }
+    Ok(())
 }

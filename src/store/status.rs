@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 use super::{write_atomic, STATUS_FILE};
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// Where a run stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -75,13 +75,52 @@ pub struct EpochProgress {
 impl Status {
     /// Reads a run directory's status; `None` when there is none or it cannot be parsed.
     pub fn read(run_dir: &Path) -> Option<Self> {
-        let text = std::fs::read_to_string(run_dir.join(STATUS_FILE)).ok()?;
-        serde_json::from_str(&text).ok()
+        Self::load(run_dir).ok().flatten()
+    }
+
+    /// Reads a run directory's status: `Ok(None)` when there is none, an error naming the file
+    /// when it cannot be read or parsed (a damaged store: `clusterlab verify` finds it).
+    pub fn load(run_dir: &Path) -> Result<Option<Self>> {
+        let path = run_dir.join(STATUS_FILE);
+        let text = match std::fs::read(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io(&path, e)),
+        };
+        serde_json::from_slice(&text)
+            .map(Some)
+            .map_err(|e| Error::Other(format!("{}: unreadable status: {e}", path.display())))
     }
 
     /// Writes it atomically.
     pub fn write(&self, run_dir: &Path) -> Result<()> {
         let json = serde_json::to_vec_pretty(self)?;
         write_atomic(&run_dir.join(STATUS_FILE), &json)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn absent_is_none_and_damaged_is_an_error_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(Status::load(dir.path()).unwrap().is_none());
+        let st = Status {
+            state: RunState::Failed,
+            error: Some("boom".into()),
+            ..Default::default()
+        };
+        st.write(dir.path()).unwrap();
+        assert_eq!(
+            Status::load(dir.path()).unwrap().unwrap().state,
+            RunState::Failed
+        );
+        let text = std::fs::read(dir.path().join(STATUS_FILE)).unwrap();
+        std::fs::write(dir.path().join(STATUS_FILE), &text[..text.len() / 2]).unwrap();
+        let e = Status::load(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("status.json: unreadable status"), "{e}");
+        assert!(Status::read(dir.path()).is_none());
     }
 }

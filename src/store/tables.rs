@@ -94,6 +94,35 @@ pub fn row_frame(values: &[(String, Value)]) -> Result<DataFrame> {
     Ok(DataFrame::new(1, cols)?)
 }
 
+/// The named values of a one-row frame, as [`row_frame`] built it (a `result.parquet` read
+/// back).
+pub fn frame_row(df: &DataFrame) -> Result<Vec<(String, Value)>> {
+    if df.height() != 1 {
+        return Err(Error::Other(format!(
+            "expected one row, found {}",
+            df.height()
+        )));
+    }
+    df.columns()
+        .iter()
+        .map(|c| {
+            let name = c.name().to_string();
+            let v = match c.dtype() {
+                DataType::Float64 => Value::F64(c.f64()?.get(0)),
+                DataType::Int64 => Value::I64(c.i64()?.get(0)),
+                DataType::String => Value::Str(c.str()?.get(0).map(String::from)),
+                DataType::Boolean => Value::Bool(c.bool()?.get(0)),
+                other => {
+                    return Err(Error::Other(format!(
+                        "column {name}: type {other}, expected Float64, Int64, String or Boolean"
+                    )))
+                }
+            };
+            Ok((name, v))
+        })
+        .collect()
+}
+
 /// Builds a frame from many rows of named values (the union of their columns, in order of first
 /// appearance; missing values are null). A column mixing integers and floats is Float64; one
 /// holding any string is String.
@@ -202,20 +231,55 @@ fn write_parquet_with(
 ) -> Result<()> {
     let mut err = None;
     write_atomic_with(path, |f| {
-        ParquetWriter::new(f)
+        let mut w = Recording {
+            file: f,
+            error: None,
+        };
+        let written = ParquetWriter::new(&mut w)
             .with_compression(compression)
             .with_key_value_metadata(tags)
             .finish(df)
-            .map(|_| ())
-            .map_err(|e| {
+            .map(|_| ());
+        written.map_err(|e| match w.error.take() {
+            // The disk was full (or another I/O error): said as such, with its kind, so that
+            // callers tell it apart.
+            Some((kind, msg)) => std::io::Error::new(kind, msg),
+            None => {
                 err = Some(e.to_string());
                 std::io::Error::other("parquet write failed")
-            })
+            }
+        })
     })
     .map_err(|e| match err {
         Some(msg) => Error::Other(format!("{}: writing Parquet failed: {msg}", path.display())),
         None => e,
     })
+}
+
+/// A file writer that remembers its first I/O error: Polars reports some of them (those of
+/// the footer) as format errors ("Invalid thrift: transport error"), losing that the disk was
+/// full.
+struct Recording<'a> {
+    file: &'a mut std::fs::File,
+    error: Option<(std::io::ErrorKind, String)>,
+}
+
+impl std::io::Write for Recording<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let r = std::io::Write::write(self.file, buf);
+        if let (Err(e), None) = (&r, &self.error) {
+            self.error = Some((e.kind(), e.to_string()));
+        }
+        r
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let r = std::io::Write::flush(self.file);
+        if let (Err(e), None) = (&r, &self.error) {
+            self.error = Some((e.kind(), e.to_string()));
+        }
+        r
+    }
 }
 
 /// Reads a Parquet file eagerly.
@@ -306,6 +370,22 @@ pub fn stack_frames(frames: Vec<DataFrame>) -> Result<Option<DataFrame>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_row_round_trips_through_parquet() {
+        let dir = tempfile::tempdir().unwrap();
+        let row = vec![
+            ("a".to_string(), Value::F64(Some(0.1 + 0.2))),
+            ("b".into(), Value::F64(None)),
+            ("c".into(), Value::I64(Some(-3))),
+            ("d".into(), Value::Str(Some("x".into()))),
+            ("e".into(), Value::Str(None)),
+            ("f".into(), Value::Bool(Some(true))),
+        ];
+        let p = dir.path().join("r.parquet");
+        write_parquet(&p, &mut row_frame(&row).unwrap()).unwrap();
+        assert_eq!(frame_row(&read_parquet(&p).unwrap()).unwrap(), row);
+    }
 
     #[test]
     fn epochs_round_trip() {

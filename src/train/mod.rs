@@ -135,14 +135,22 @@ pub fn run(
         )));
     }
     let steps = ds.len() / b;
-    let (mut pos, mut rows, mut sums, base_secs) = match ctx
-        .dir
-        .map(|d| checkpoint::latest(d, device))
-        .transpose()?
-        .flatten()
-    {
-        Some((meta, tensors)) => {
-            trainer.load_state(&tensors, meta.adam_step)?;
+    let (resumed, skipped) = match ctx.dir {
+        Some(dir) => checkpoint::resume(dir, device, |meta, tensors| {
+            trainer.load_state(tensors, meta.adam_step)
+        }),
+        None => (None, 0),
+    };
+    if resumed.is_none() && skipped > 0 {
+        tracing::warn!(
+            "none of the {skipped} checkpoint(s) of {} is usable: training from scratch",
+            ctx.dir.map(|d| d.display().to_string()).unwrap_or_default()
+        );
+        // A refused checkpoint may have been partly loaded.
+        trainer = Trainer::new(cfg, ds.channels, device)?;
+    }
+    let (mut pos, mut rows, mut sums, base_secs) = match resumed {
+        Some(meta) => {
             tracing::info!(
                 epoch = meta.position.epoch,
                 step = meta.position.step,
@@ -323,6 +331,7 @@ fn save_checkpoint(
         rows,
         sums,
         seconds,
+        tensors: None,
     };
     checkpoint::save(
         dir,

@@ -180,9 +180,11 @@ pub(super) fn write_figure<F: Figure>(path_stem: &Path, fig: &F) -> Result<()> {
         render(fig, &root, true).map_err(|e| fail(&png, &e))?;
         root.present().map_err(|e| fail(&png, &e))
     })();
-    let renamed = drawn.and_then(|()| std::fs::rename(&tmp, &png).map_err(|e| Error::io(&png, e)));
-    if renamed.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+    match drawn {
+        Ok(()) => crate::store::atomic::persist(&tmp, &png),
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(e)
+        }
     }
-    renamed
 }
