@@ -95,4 +95,80 @@ mod tests {
             "{e}"
         );
     }
+
+    /// Every backbone × stem gives the same features and gradients on the portable path (what
+    /// other devices run) as with our CPU kernels. Features to 1e-4 (max-norm, relative);
+    /// gradients in relative L2 to 1e-2 (twice the tolerance of the torchvision check in
+    /// `resnet.rs`, which both paths pass; small bias vectors move most), for its reason: a ReLU whose input lies within rounding of 0 may switch on in one
+    /// path and off in the other, moving single elements by a whole gradient value while the
+    /// L2 norm hardly moves (measured here: up to 1e-1 max-norm, at most ~1e-3 L2). A wrong
+    /// op (stride, padding, a missing gradient term) gives errors of order 1.
+    #[test]
+    fn portable_path_equals_the_native_kernels() {
+        use crate::nn::{rel_diff, with_kernels, Kernels};
+        let rel_l2 = |a: &Tensor, b: &Tensor| {
+            let n = |t: &Tensor| {
+                t.sqr()
+                    .unwrap()
+                    .sum_all()
+                    .unwrap()
+                    .to_scalar::<f32>()
+                    .unwrap()
+                    .sqrt()
+            };
+            n(&(a - b).unwrap()) / n(b).max(1e-12)
+        };
+        let dev = Device::Cpu;
+        for (backbone, stem) in [
+            ("cnn", "cifar"),
+            ("resnet18", "cifar"),
+            ("resnet18", "imagenet"),
+            ("resnet34", "cifar"),
+            ("resnet34", "imagenet"),
+        ] {
+            let cfg = ModelConfig {
+                backbone: backbone.into(),
+                widths: vec![16, 32],
+                stem: stem.into(),
+            };
+            let mut p = Params::new(stream(3, "init"), dev.clone());
+            let net = Backbone::new(&mut p, &cfg, 3).unwrap();
+            // Seeded inputs: the same check on every run.
+            let mut r = stream(5, "test");
+            let mut randn = |dims: &[usize]| {
+                let v: Vec<f32> = (0..dims.iter().product::<usize>())
+                    .map(|_| crate::rng::normal(&mut r) as f32)
+                    .collect();
+                Tensor::from_vec(v, dims, &dev).unwrap()
+            };
+            let x = randn(&[8, 3, 32, 32]);
+            let m = randn(&[8, net.out_dim()]);
+            let run = |k| {
+                with_kernels(k, || {
+                    let h = net.forward(&x, true).unwrap();
+                    let g = (&h * &m).unwrap().sum_all().unwrap().backward().unwrap();
+                    let grads: Vec<(String, Tensor)> = p
+                        .trainable()
+                        .into_iter()
+                        .map(|(name, v)| (name, g.get(&v).unwrap().clone()))
+                        .collect();
+                    (h, grads)
+                })
+            };
+            let (h1, g1) = run(Kernels::Native);
+            let (h2, g2) = run(Kernels::Portable);
+            let d = rel_diff(&h2, &h1);
+            assert!(d < 1e-4, "{backbone}/{stem}: features differ by {d:e}");
+            for ((name, a), (_, b)) in g1.iter().zip(&g2) {
+                let d = rel_l2(b, a);
+                if std::env::var_os("CLUSTERLAB_SHOW_DIFFS").is_some() {
+                    eprintln!("{backbone}/{stem} {name}: {d:e}");
+                }
+                assert!(
+                    d < 1e-2,
+                    "{backbone}/{stem}: gradient of {name} differs by {d:e} (L2)"
+                );
+            }
+        }
+    }
 }

@@ -32,7 +32,7 @@ impl Conv2d {
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let w = self.weight.as_tensor();
-        if !(x.device().is_cpu() && x.dtype() == candle_core::DType::F32) {
+        if !super::native(x) {
             return Ok(x.conv2d(w, self.padding, self.stride, 1, 1)?);
         }
         let (n, c, h, wd) = x.dims4()?;
@@ -93,7 +93,7 @@ impl BatchNorm2d {
     /// BatchNorm, then ReLU when `relu`: the fused kernel on CPU in train mode, the composed
     /// ops of [`BatchNorm2d::forward`] otherwise (eval mode, other devices).
     pub fn apply(&self, x: &Tensor, train: bool, relu: bool) -> Result<Tensor> {
-        if !(train && x.device().is_cpu() && x.dtype() == candle_core::DType::F32) {
+        if !(train && super::native(x)) {
             let y = self.forward(x, train)?;
             return Ok(if relu { y.relu()? } else { y });
         }
@@ -193,10 +193,11 @@ pub fn l2_normalize(x: &Tensor) -> Result<Tensor> {
     Ok(x.broadcast_div(&norm)?)
 }
 
-/// 2×2 max-pooling, stride 2: the fused kernel on CPU, candle's op elsewhere.
+/// 2×2 max-pooling, stride 2: the fused kernel on CPU, the portable max-pool elsewhere
+/// (candle 0.11's own `max_pool2d` backward scales the gradient by 1/4).
 pub fn max_pool2(x: &Tensor) -> Result<Tensor> {
-    if !(x.device().is_cpu() && x.dtype() == candle_core::DType::F32) {
-        return Ok(x.max_pool2d(2)?);
+    if !super::native(x) {
+        return super::pool::max_pool_portable(x, 2, 2, 0);
     }
     let (n, c, h, w) = x.dims4()?;
     Ok(x.contiguous()?

@@ -19,6 +19,51 @@ pub mod winograd;
 pub use backbone::Backbone;
 pub use params::Params;
 
+/// Which kernels a layer takes (`CLUSTERLAB_KERNELS`): `native`, the default, runs our CPU
+/// kernels on CPU f32 tensors; `portable` makes the CPU take the device-generic path every
+/// other device takes (candle's ops, and the portable ops of this module), so that path is
+/// proven against the native kernels on the CPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kernels {
+    Native,
+    Portable,
+}
+
+thread_local! {
+    static KERNELS: std::cell::Cell<Option<Kernels>> = const { std::cell::Cell::new(None) };
+}
+
+/// The kernels chosen for this thread: [`with_kernels`]'s, else `CLUSTERLAB_KERNELS`.
+pub fn kernels() -> Kernels {
+    if let Some(k) = KERNELS.with(|k| k.get()) {
+        return k;
+    }
+    static FROM_ENV: std::sync::OnceLock<Kernels> = std::sync::OnceLock::new();
+    *FROM_ENV.get_or_init(|| match std::env::var("CLUSTERLAB_KERNELS").as_deref() {
+        Ok("portable") => Kernels::Portable,
+        Ok("native") | Err(_) => Kernels::Native,
+        Ok(other) => {
+            tracing::warn!(
+                "CLUSTERLAB_KERNELS={other:?} is neither native nor portable; using native"
+            );
+            Kernels::Native
+        }
+    })
+}
+
+/// Runs `f` with `k` as this thread's kernels (tests compare both paths in one process).
+pub fn with_kernels<R>(k: Kernels, f: impl FnOnce() -> R) -> R {
+    let before = KERNELS.with(|c| c.replace(Some(k)));
+    let out = f();
+    KERNELS.with(|c| c.set(before));
+    out
+}
+
+/// Whether `x` goes through our native CPU kernels (a CPU f32 tensor, native kernels chosen).
+pub(crate) fn native(x: &candle_core::Tensor) -> bool {
+    x.device().is_cpu() && x.dtype() == candle_core::DType::F32 && kernels() == Kernels::Native
+}
+
 /// The f32 data of a contiguous CPU tensor (our custom kernels' input); `kernel` names the
 /// kernel in the error for a strided input.
 pub(crate) fn contiguous_f32<'a>(

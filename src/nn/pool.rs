@@ -129,11 +129,11 @@ impl CustomOp2 for MaxPoolBwd {
     }
 }
 
-/// k×k max-pooling with `stride` and `padding`: the kernel on CPU (f32); elsewhere candle's
-/// op on an input padded with a very negative value.
+/// k×k max-pooling with `stride` and `padding`: the kernel on CPU (f32); elsewhere
+/// [`max_pool_portable`].
 pub fn max_pool(x: &Tensor, k: usize, stride: usize, pad: usize) -> crate::error::Result<Tensor> {
     let (n, c, h, w) = x.dims4()?;
-    if x.device().is_cpu() && x.dtype() == candle_core::DType::F32 {
+    if super::native(x) {
         let op = MaxPool {
             n,
             c,
@@ -145,7 +145,63 @@ pub fn max_pool(x: &Tensor, k: usize, stride: usize, pad: usize) -> crate::error
         };
         return Ok(x.contiguous()?.apply_op1(op)?);
     }
-    Ok(pad_neg(x, pad)?.max_pool2d_with_stride(k, stride)?)
+    max_pool_portable(x, k, stride, pad)
+}
+
+/// The device-generic max-pool, built from candle ops that have a backward on every device:
+/// the k² shifted, strided views of the padded input (`index_select` on rows and columns; its
+/// backward is an `index_add`), and of them, per output cell, the first maximum in row-major
+/// window order, selected by a mask that is constant for autograd. Forward values and
+/// gradients are PyTorch's (the whole gradient to the first maximum), which candle's
+/// `max_pool2d` backward is not (it refuses kernel ≠ stride and scales by 1/k²).
+pub fn max_pool_portable(
+    x: &Tensor,
+    k: usize,
+    stride: usize,
+    pad: usize,
+) -> crate::error::Result<Tensor> {
+    let (_, _, h, w) = x.dims4()?;
+    if k == 0 || stride == 0 || h + 2 * pad < k || w + 2 * pad < k {
+        return Err(crate::error::Error::BadInput(format!(
+            "max-pool {k}×{k}/{stride} with padding {pad} does not fit a {h}×{w} input"
+        )));
+    }
+    let (oh, ow) = (
+        (h + 2 * pad - k) / stride + 1,
+        (w + 2 * pad - k) / stride + 1,
+    );
+    let xp = pad_neg(x, pad)?;
+    let dev = x.device();
+    let idx = |offset: usize, len: usize| -> Result<Tensor> {
+        let v: Vec<u32> = (0..len).map(|o| (offset + o * stride) as u32).collect();
+        Tensor::from_vec(v, len, dev)
+    };
+    let mut views = Vec::with_capacity(k * k);
+    for dy in 0..k {
+        let rows = xp.index_select(&idx(dy, oh)?, 2)?;
+        for dx in 0..k {
+            views.push(rows.index_select(&idx(dx, ow)?, 3)?);
+        }
+    }
+    // The maximum, then the first view that reaches it.
+    let mut max = views[0].clone();
+    for v in &views[1..] {
+        max = max.maximum(v)?;
+    }
+    let max = max.detach();
+    let mut taken = max.zeros_like()?;
+    let mut out: Option<Tensor> = None;
+    for v in &views {
+        let hit = v.detach().eq(&max)?.to_dtype(v.dtype())?;
+        let first = (&hit * (1.0 - &taken)?)?;
+        taken = (taken + &first)?;
+        let part = (v * first)?;
+        out = Some(match out {
+            None => part,
+            Some(o) => (o + part)?,
+        });
+    }
+    Ok(out.expect("k ≥ 1"))
 }
 
 /// `x` surrounded by `pad` cells of −1e30 (so they never win a max).
@@ -212,6 +268,54 @@ mod tests {
             }
             let expected = Tensor::from_vec(expected, x.shape(), &dev).unwrap();
             assert!(close(g.get(&x).unwrap(), &expected) < 1e-7);
+        }
+    }
+
+    /// The portable max-pool equals the native kernel, forward and gradient, including the
+    /// ties of a ReLU's zeros (the first maximum takes the whole gradient in both).
+    #[test]
+    fn portable_equals_the_native_kernel() {
+        use crate::nn::{with_kernels, Kernels};
+        let dev = Device::Cpu;
+        for &(n, c, h, w, k, stride, pad) in &[
+            (2, 3, 16, 16, 3, 2, 1),
+            (2, 2, 7, 9, 3, 2, 1),
+            (2, 4, 8, 8, 2, 2, 0),
+            (3, 1, 5, 5, 3, 1, 1),
+        ] {
+            let x = Var::from_tensor(
+                &Tensor::randn(0f32, 1., (n, c, h, w), &dev)
+                    .unwrap()
+                    .relu()
+                    .unwrap(),
+            )
+            .unwrap();
+            let m = Tensor::randn(
+                0f32,
+                1.,
+                (
+                    n,
+                    c,
+                    (h + 2 * pad - k) / stride + 1,
+                    (w + 2 * pad - k) / stride + 1,
+                ),
+                &dev,
+            )
+            .unwrap();
+            let run = |kernels| {
+                with_kernels(kernels, || {
+                    let y = max_pool(&x, k, stride, pad).unwrap();
+                    let g = (&y * &m).unwrap().sum_all().unwrap().backward().unwrap();
+                    (y, g.get(&x).unwrap().clone())
+                })
+            };
+            let (y1, g1) = run(Kernels::Native);
+            let (y2, g2) = run(Kernels::Portable);
+            assert_eq!(y1.dims(), y2.dims());
+            assert_eq!(close(&y1, &y2), 0.0, "forward {k}/{stride}/{pad}");
+            // Overlapping windows add their gradients in another order.
+            let d = close(&g1, &g2);
+            assert!(d < 1e-6, "gradient {k}/{stride}/{pad}: {d:e}");
         }
     }
 }

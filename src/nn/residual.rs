@@ -90,7 +90,7 @@ impl CustomOp2 for MaskPositive {
 
 /// max(0, a + b) with PyTorch's ReLU gradient (zero at 0); candle's ops off the CPU.
 pub fn add_relu(a: &Tensor, b: &Tensor) -> crate::error::Result<Tensor> {
-    if a.device().is_cpu() && a.dtype() == candle_core::DType::F32 && a.shape() == b.shape() {
+    if super::native(a) && a.shape() == b.shape() {
         return Ok(a.contiguous()?.apply_op2(&b.contiguous()?, AddRelu)?);
     }
     Ok((a + b)?.relu()?)

@@ -296,8 +296,16 @@ mod tests {
             .collect()
     }
 
+    /// Both paths: our CPU kernels and the device-generic one other devices take.
     #[test]
     fn forward_and_backward_match_torchvision() {
+        use crate::nn::{with_kernels, Kernels};
+        for k in [Kernels::Native, Kernels::Portable] {
+            with_kernels(k, || match_torchvision(&format!("{k:?}")));
+        }
+    }
+
+    fn match_torchvision(path: &str) {
         let dev = Device::Cpu;
         let fx = fixture("forward.json");
         for case in fx["cases"].as_array().unwrap() {
@@ -329,7 +337,7 @@ mod tests {
                 .unwrap();
             let t =
                 |v: &Value, like: &Tensor| Tensor::from_vec(values(v), like.shape(), &dev).unwrap();
-            let what = format!("{} {}", case["arch"], case["stem"]);
+            let what = format!("{} {} ({path})", case["arch"], case["stem"]);
 
             let eval = net.forward(&x, false).unwrap();
             let d = close(&eval, &t(&case["eval_output"], &eval));

@@ -11,7 +11,6 @@
 //! Caches are written uncompressed: every report reads them whole, and on a million epoch rows
 //! (mostly distinct floats) Zstd saved 11% of the size and doubled the read time.
 
-
 /// A grid's cache of result rows (`runs/<grid>/.report-cache.parquet`, built by reports).
 pub const RESULTS_CACHE: &str = ".report-cache.parquet";
 /// A grid's cache of the epochs columns figures read (`runs/<grid>/.epochs-cache.parquet`).
