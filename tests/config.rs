@@ -161,3 +161,45 @@ fn protocol_key_errors_name_the_value() {
         "{e}"
     );
 }
+
+/// `method.drc.regularizer_views` (added later): runs of other methods keep their ids; DRC's
+/// default (`first`, GCC) is a new id; DRC with `both` (what it computed before) keeps its old id.
+#[test]
+fn drc_regularizer_views_changes_only_drc_ids() {
+    let g = Grid::load(std::path::Path::new("experiments/methods.yaml")).unwrap();
+    let ids = |o: &Overrides| -> Vec<(String, u64, String)> {
+        g.expand(o)
+            .unwrap()
+            .into_iter()
+            .map(|c| (c.config.method.name.clone(), c.config.seed, c.run_id))
+            .collect()
+    };
+    let id = |v: &[(String, u64, String)], m: &str| {
+        v.iter().find(|c| c.0 == m && c.1 == 0).unwrap().2.clone()
+    };
+    let now = ids(&Overrides::default());
+    // The ids of experiments/methods.yaml before the key existed.
+    assert_eq!(id(&now, "kmeans"), "088be68d6dd44c2d");
+    assert_eq!(id(&now, "cc"), "e0902c8a29abccb9");
+    assert_eq!(id(&now, "cdc"), "0671abe2ad3cc56f");
+    assert_eq!(id(&now, "anchor"), "f763bc4ef3447aa0");
+    assert_ne!(id(&now, "drc"), "34cdb08b68dfe627");
+    let both = Overrides {
+        env: vec![],
+        sets: vec![(
+            "method.drc.regularizer_views".into(),
+            serde_json::json!("both"),
+        )],
+    };
+    assert_eq!(id(&ids(&both), "drc"), "34cdb08b68dfe627");
+    assert_eq!(id(&ids(&both), "cc"), "e0902c8a29abccb9");
+    let bad = Overrides {
+        env: vec![],
+        sets: vec![(
+            "method.drc.regularizer_views".into(),
+            serde_json::json!("one"),
+        )],
+    };
+    let e = g.expand(&bad).unwrap_err().to_string();
+    assert!(e.contains("method.drc.regularizer_views"), "{e}");
+}
