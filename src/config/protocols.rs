@@ -308,7 +308,8 @@ pub fn layer(fidelity: Fidelity, method: &str, dataset_name: &str) -> Option<Val
 /// The protocol tables as Markdown (docs/methods.md holds this text verbatim).
 pub fn markdown_table() -> String {
     let mut s = String::from("| item | CC | anchor method |\n|---|---|---|\n");
-    let rows: [(&str, fn(&PaperProtocol) -> String); 11] = [
+    type Cell = fn(&PaperProtocol) -> String;
+    let rows: [(&str, Cell); 11] = [
         ("backbone", |p| p.backbone.into()),
         ("stem", |p| p.stem.into()),
         ("image size (`<dataset>` grids)", |p| {
