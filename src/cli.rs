@@ -146,6 +146,10 @@ pub struct SweepArgs {
     /// List every cell with its run id, status and what the sweep would do; run nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// With --dry-run: print every cell's resolved config instead, as YAML documents separated
+    /// by `---`, each preceded by a comment line with its index, run id and axis values.
+    #[arg(long, requires = "dry_run")]
+    pub show_config: bool,
     /// Retry cells whose last run failed (by default they are skipped and reported).
     #[arg(long)]
     pub rerun_failed: bool,

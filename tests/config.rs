@@ -107,3 +107,166 @@ fn command_line_sweeps_equal_the_grid_file() {
             .to_string();
     assert!(e.contains("zip"), "{e}");
 }
+
+/// Every `<dataset>` / `<dataset>-fast` preset, and cc-paper / anchor-paper, resolved and
+/// compared key by key with its protocol table (`config::protocols::layer`): any key the
+/// grid sets against the table, or a protocol value that no longer reaches the cells, fails.
+#[test]
+fn presets_match_their_protocol_tables() {
+    use clusterlab::config::layers::flatten;
+    use clusterlab::config::protocols::{self, Fidelity};
+    let grid_name = |d: &str| match d {
+        "cifar100-20" => "cifar100".to_string(),
+        d => d.to_string(),
+    };
+    let mut files: Vec<(String, Fidelity)> = Vec::new();
+    for d in protocols::DATASETS {
+        files.push((grid_name(d.dataset), Fidelity::Paper));
+        files.push((format!("{}-fast", grid_name(d.dataset)), Fidelity::Fast));
+    }
+    files.push(("cc-paper".into(), Fidelity::Paper));
+    files.push(("anchor-paper".into(), Fidelity::Paper));
+    let mut drift = Vec::new();
+    for (name, fidelity) in &files {
+        let g = Grid::load(std::path::Path::new(&format!("experiments/{name}.yaml"))).unwrap();
+        assert_eq!(g.protocol, Some(*fidelity), "{name}: `protocol:`");
+        let cells = clusterlab::methods::expand(&g, &Overrides::default()).unwrap();
+        for c in &cells {
+            let (m, d) = (&c.config.method.name, &c.config.dataset.name);
+            let want = protocols::layer(*fidelity, m, d).unwrap();
+            let have = flatten(&serde_json::to_value(&c.config).unwrap());
+            for (key, v) in flatten(&want) {
+                let got = have.iter().find(|(k, _)| *k == key).map(|(_, v)| v);
+                let same = match (got.and_then(|g| g.as_f64()), v.as_f64()) {
+                    (Some(a), Some(b)) => a == b,
+                    _ => got == Some(&v),
+                };
+                if !same {
+                    drift.push(format!("{name} {m} {d}: {key} = {got:?}, protocol {v}"));
+                }
+            }
+            // Nothing the protocol leaves open is set behind its back.
+            assert!(!c.config.dataset.unlabeled, "{name}");
+        }
+    }
+    assert!(
+        drift.is_empty(),
+        "presets drift from their protocols:\n{}",
+        drift.join("\n")
+    );
+}
+
+/// The acceptance example: cifar100 is CC's protocol, cifar100-fast the cheap variant.
+#[test]
+fn cifar100_is_ccs_protocol_and_fast_is_cheap() {
+    let cells = |name: &str| {
+        let g = Grid::load(std::path::Path::new(&format!("experiments/{name}.yaml"))).unwrap();
+        clusterlab::methods::expand(&g, &Overrides::default()).unwrap()
+    };
+    let paper = cells("cifar100");
+    assert_eq!(paper.len(), 15);
+    for c in &paper {
+        let k = &c.config;
+        assert_eq!(k.dataset.name, "cifar100-20");
+        assert_eq!(k.dataset.splits, ["train", "test"]);
+        match k.method.name.as_str() {
+            "kmeans" => assert_eq!(k.dataset.image_size, 32),
+            m => {
+                assert_eq!(
+                    (k.model.backbone.as_str(), k.model.stem.as_str()),
+                    ("resnet34", "imagenet")
+                );
+                assert_eq!((k.dataset.image_size, k.method.head_hidden), (224, 512));
+                let schedule = (k.train.batch_size, k.train.epochs);
+                if m == "anchor" {
+                    assert_eq!(schedule, (128, 2000));
+                } else {
+                    assert_eq!(schedule, (256, 1000));
+                }
+                assert_eq!((k.augment.brightness, k.augment.blur_p), (0.4, 0.0));
+            }
+        }
+    }
+    for c in cells("cifar100-fast") {
+        assert_eq!(c.config.dataset.image_size, 32);
+        if c.config.method.name != "kmeans" {
+            assert_eq!(c.config.model.stem, "cifar");
+            assert_eq!(c.config.method.head_hidden, 512);
+        }
+    }
+    // Blur is on for the ImageNet subsets (CC's protocol).
+    for c in cells("imagenet10") {
+        if c.config.method.name != "kmeans" {
+            assert_eq!(c.config.augment.blur_p, 0.5);
+        }
+    }
+}
+
+/// docs/methods.md holds the protocol tables exactly as the code has them.
+#[test]
+fn docs_quote_the_protocol_table() {
+    let docs = std::fs::read_to_string("docs/methods.md").unwrap();
+    let table = clusterlab::config::protocols::markdown_table();
+    assert!(
+        docs.contains(&table),
+        "docs/methods.md must contain config::protocols::markdown_table() verbatim:\n{table}"
+    );
+}
+
+#[test]
+fn protocol_key_errors_name_the_value() {
+    let e = Grid::parse("name: t\nprotocol: exact\n", GridSource::Embedded("t")).unwrap_err();
+    assert!(e.to_string().contains("`protocol`: \"exact\""), "{e}");
+    let g = Grid::parse(
+        "name: t\nprotocol: paper\nbase: {dataset: {name: synthetic}}\n",
+        GridSource::Embedded("t"),
+    )
+    .unwrap();
+    let e = g.expand(&Overrides::default()).unwrap_err().to_string();
+    assert!(
+        e.contains("\"synthetic\"") && e.contains("protocol: paper"),
+        "{e}"
+    );
+}
+
+/// `method.drc.regularizer_views` (added later): runs of other methods keep their ids; DRC's
+/// default (`first`, GCC) is a new id; DRC with `both` (what it computed before) keeps its old id.
+#[test]
+fn drc_regularizer_views_changes_only_drc_ids() {
+    let g = Grid::load(std::path::Path::new("experiments/methods.yaml")).unwrap();
+    let ids = |o: &Overrides| -> Vec<(String, u64, String)> {
+        g.expand(o)
+            .unwrap()
+            .into_iter()
+            .map(|c| (c.config.method.name.clone(), c.config.seed, c.run_id))
+            .collect()
+    };
+    let id = |v: &[(String, u64, String)], m: &str| {
+        v.iter().find(|c| c.0 == m && c.1 == 0).unwrap().2.clone()
+    };
+    let now = ids(&Overrides::default());
+    // The ids of experiments/methods.yaml before the key existed.
+    assert_eq!(id(&now, "kmeans"), "088be68d6dd44c2d");
+    assert_eq!(id(&now, "cc"), "e0902c8a29abccb9");
+    assert_eq!(id(&now, "cdc"), "0671abe2ad3cc56f");
+    assert_eq!(id(&now, "anchor"), "f763bc4ef3447aa0");
+    assert_ne!(id(&now, "drc"), "34cdb08b68dfe627");
+    let both = Overrides {
+        env: vec![],
+        sets: vec![(
+            "method.drc.regularizer_views".into(),
+            serde_json::json!("both"),
+        )],
+    };
+    assert_eq!(id(&ids(&both), "drc"), "34cdb08b68dfe627");
+    assert_eq!(id(&ids(&both), "cc"), "e0902c8a29abccb9");
+    let bad = Overrides {
+        env: vec![],
+        sets: vec![(
+            "method.drc.regularizer_views".into(),
+            serde_json::json!("one"),
+        )],
+    };
+    let e = g.expand(&bad).unwrap_err().to_string();
+    assert!(e.contains("method.drc.regularizer_views"), "{e}");
+}

@@ -130,3 +130,47 @@ fn method_knobs_are_checked_with_the_key_named() {
     assert_eq!(e.key, "method.drc.similarity");
     assert!(e.message.contains("cosine"), "{}", e.message);
 }
+
+/// `method.drc.regularizer_views`: `first` (GCC's AGCLoss, the default) regularises view a
+/// only; `both` sums the two views.
+#[test]
+fn drc_regularizer_views() {
+    use clusterlab::config::run::{Regularizer, RegularizerViews};
+    use clusterlab::methods::drc::{cluster_regularizer, Drc};
+    use clusterlab::methods::losses::softmax_rows;
+    use clusterlab::methods::Method;
+    use clusterlab::nn::layers::Linear;
+    use clusterlab::nn::Params;
+    use clusterlab::rng::stream;
+    let feats = |seed| {
+        let v: Vec<f32> = (0..40 * 12)
+            .map(|i| (((i * 7919 + seed * 104729) % 997) as f32 / 997.0) - 0.5)
+            .collect();
+        candle_core::Tensor::from_vec(v, (40, 12), &Device::Cpu).unwrap()
+    };
+    let (a, b) = (feats(1), feats(2));
+    let mut cfg = tiny("drc");
+    assert_eq!(cfg.method.drc.regularizer_views, RegularizerViews::First);
+    let reg = |cfg: &RunConfig| {
+        let mut p = Params::new(stream(0, "init"), Device::Cpu);
+        let m = Drc::new(cfg, &mut p, 12).unwrap();
+        let losses = m.losses(&[a.clone(), b.clone()]).unwrap();
+        let r = losses.iter().find(|(t, _)| *t == "regularizer").unwrap();
+        r.1.to_scalar::<f32>().unwrap()
+    };
+    // The same head, rebuilt from the same init stream, gives each view's probabilities.
+    let mut p = Params::new(stream(0, "init"), Device::Cpu);
+    let head = Linear::new(&mut p, "assignment_head", 12, 4).unwrap();
+    let view = |x: &candle_core::Tensor| {
+        let pr = softmax_rows(&head.forward(x).unwrap()).unwrap();
+        cluster_regularizer(&pr, Regularizer::Entropy)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+    };
+    let (ra, rb) = (view(&a), view(&b));
+    assert!(rb > 0.0 && (ra - rb).abs() > 1e-6);
+    assert!((reg(&cfg) - ra).abs() < 1e-6, "first view only");
+    cfg.method.drc.regularizer_views = RegularizerViews::Both;
+    assert!((reg(&cfg) - (ra + rb)).abs() < 1e-6, "both views");
+}

@@ -461,3 +461,39 @@ fn status_watch_follows_a_running_sweep() {
         .unwrap_or_else(|| panic!("no running row with an epoch:\n{text}"));
     assert!(running.contains(":0"), "ETA as h:mm:ss: {running}");
 }
+
+/// `sweep --dry-run --show-config`: one YAML document per cell, each after a comment line with
+/// its index and run id; every document is the cell's resolved config (its run id recomputes).
+#[test]
+fn dry_run_show_config_prints_every_resolved_cell() {
+    use serde::Deserialize;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("tiny.yaml"), TINY).unwrap();
+    let out = clusterlab(
+        dir.path(),
+        &["sweep", "tiny.yaml", "--dry-run", "--show-config"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    let comments: Vec<&str> = text.lines().filter(|l| l.starts_with("# cell ")).collect();
+    assert_eq!(comments.len(), 4, "{text}");
+    assert_eq!(text.matches("\n---\n").count(), 3, "{text}");
+    let docs: Vec<clusterlab::config::RunConfig> = serde_yaml::Deserializer::from_str(&text)
+        .map(|d| clusterlab::config::RunConfig::deserialize(d).unwrap())
+        .collect();
+    assert_eq!(docs.len(), 4);
+    for (i, (c, line)) in docs.iter().zip(&comments).enumerate() {
+        let id = clusterlab::config::run_id(c);
+        assert!(
+            line.starts_with(&format!("# cell {i} run {id}: ")),
+            "{line} vs {id}"
+        );
+    }
+    assert!(
+        !dir.path().join("runs").exists(),
+        "a dry run writes nothing"
+    );
+    // Without --dry-run it is refused (clap: exit 2).
+    let out = clusterlab(dir.path(), &["sweep", "tiny.yaml", "--show-config"]);
+    assert_eq!(out.status.code(), Some(2));
+}

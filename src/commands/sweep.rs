@@ -16,6 +16,10 @@ use crate::cli::{GlobalArgs, SweepArgs};
 
 pub fn run(g: &GlobalArgs, store: &Store, a: SweepArgs, out: &mut dyn Write) -> Result<i32> {
     let (grid, cells) = launch::resolve(a.grid.as_deref(), &a.overrides.sets)?;
+    if a.show_config {
+        clusterlab::launch::sweep::show_configs(&cells, out)?;
+        return Ok(exit::OK);
+    }
     for d in &a.devices {
         d.parse::<DeviceRequest>()?;
     }

@@ -45,7 +45,7 @@ impl Grid {
 
         let mut cells: Vec<Cell> = Vec::new();
         for assignment in assignments {
-            let config = layers::resolve(&self.base, &assignment, overrides)
+            let config = layers::resolve_with(&self.base, &assignment, overrides, self.protocol)
                 .map_err(|e| self.located(e, &assignment))?;
             check(&config)
                 .and_then(|()| config.validate())

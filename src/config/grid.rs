@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use super::launcher::{self, K8sSpec, SlurmSpec};
 use super::layers;
 use super::locate::{closest, locate_key_text, locate_path};
+use super::protocols::Fidelity;
 use super::RunConfig;
 use crate::error::{Error, Result};
 
@@ -32,6 +33,7 @@ const GRID_KEYS: &[&str] = &[
     "exclude",
     "baseline",
     "report",
+    "protocol",
     "slurm",
     "k8s",
 ];
@@ -89,6 +91,9 @@ pub struct Grid {
     pub baseline: Vec<(String, Value)>,
     /// The `report:` section (table layout), all defaults when absent.
     pub report: ReportSpec,
+    /// `protocol: paper | fast`: each cell's paper protocol (`config::protocols`) as a layer
+    /// just above the defaults; none when absent.
+    pub protocol: Option<Fidelity>,
     /// The `slurm:` section (resources of `clusterlab slurm`), when present.
     pub slurm: Option<SlurmSpec>,
     /// The `k8s:` section (settings of `clusterlab k8s`), when present.
@@ -450,6 +455,22 @@ impl Grid {
                 }
             }
         }
+        let protocol = match top.get("protocol") {
+            None | Some(Value::Null) => None,
+            Some(v) => match v.as_str().and_then(Fidelity::parse) {
+                Some(f) => Some(f),
+                None => {
+                    let (l, c) = locate_top("protocol");
+                    return Err(at(
+                        l,
+                        c,
+                        format!(
+                            "invalid value for `protocol`: {v}; expected paper (the paper's protocol exactly) or fast (the same at the dataset's native size)"
+                        ),
+                    ));
+                }
+            },
+        };
         let slurm = launcher::parse_slurm(text, &source.to_string(), top.get("slurm"))?;
         let k8s = launcher::parse_k8s(text, &source.to_string(), top.get("k8s"))?;
         Ok(Self {
@@ -464,6 +485,7 @@ impl Grid {
             exclude,
             baseline,
             report,
+            protocol,
             slurm,
             k8s,
         })

@@ -10,6 +10,7 @@ use figment::Figment;
 use serde_json::Value;
 
 use super::locate::closest;
+use super::protocols::Fidelity;
 use super::RunConfig;
 
 /// Where a configuration value came from.
@@ -215,6 +216,18 @@ pub fn resolve(
     cell: &[(String, Value)],
     overrides: &Overrides,
 ) -> Result<RunConfig, LayerError> {
+    resolve_with(base, cell, overrides, None)
+}
+
+/// [`resolve`] with a grid's `protocol:`: the paper protocol of the cell's (method, dataset)
+/// (`config::protocols::layer`) as a layer just above the defaults, below `augment.preset: cc`
+/// and every explicit key.
+pub fn resolve_with(
+    base: &Value,
+    cell: &[(String, Value)],
+    overrides: &Overrides,
+    protocol: Option<Fidelity>,
+) -> Result<RunConfig, LayerError> {
     let schema = schema();
     let mut errs = Vec::new();
     check_tree(&schema, base, "", &mut errs);
@@ -240,16 +253,47 @@ pub fn resolve(
         }
     }
 
-    let first = extract_layers(base, &layered, None)?;
+    let first = extract_layers(base, &layered, &[])?;
+    let mut presets = Vec::new();
+    if let Some(fidelity) = protocol {
+        let (method, dataset) = (&first.method.name, &first.dataset.name);
+        match super::protocols::layer(fidelity, method, dataset) {
+            Some(layer) => presets.push(layer),
+            None => {
+                let known: Vec<_> = super::protocols::DATASETS
+                    .iter()
+                    .map(|d| d.dataset)
+                    .collect();
+                return Err(LayerError {
+                    layer: Layer::Base,
+                    key: "dataset.name".into(),
+                    message: format!(
+                        "invalid value for `dataset.name`: {dataset:?}; the grid's `protocol: {}` needs a dataset with a paper protocol ({}); remove `protocol:` to set every key yourself",
+                        fidelity.name(),
+                        known.join(", ")
+                    ),
+                });
+            }
+        }
+    }
     // `augment.preset: cc` adds CC's per-dataset augmentation just above the defaults, so
     // every key set in a layer still wins; an unknown dataset is reported by `validate`.
-    match (
-        first.augment.preset.as_str(),
-        super::presets::cc_augment(&first.dataset.name),
-    ) {
-        ("cc", Some(preset)) => extract_layers(base, &layered, Some(preset)),
-        _ => Ok(first),
+    if first.augment.preset == "cc" {
+        presets.extend(super::presets::cc_augment(&first.dataset.name));
     }
+    if presets.is_empty() {
+        return Ok(first);
+    }
+    let resolved = extract_layers(base, &layered, &presets)?;
+    if resolved.method.name != first.method.name || resolved.dataset.name != first.dataset.name {
+        // A preset cannot choose the method or dataset it was chosen by.
+        return Err(LayerError {
+            layer: Layer::Base,
+            key: "method.name".into(),
+            message: "a protocol layer changed method.name or dataset.name".into(),
+        });
+    }
+    Ok(resolved)
 }
 
 /// defaults < `preset` < base < the other layers, extracted; on failure, blames the first
@@ -257,11 +301,11 @@ pub fn resolve(
 fn extract_layers(
     base: &Value,
     layered: &[(Layer, &[(String, Value)])],
-    preset: Option<Value>,
+    presets: &[Value],
 ) -> Result<RunConfig, LayerError> {
     let mut figment = Figment::from(Serialized::defaults(RunConfig::default()));
-    if let Some(preset) = preset {
-        figment = figment.merge(Serialized::defaults(preset));
+    for preset in presets {
+        figment = figment.merge(Serialized::defaults(preset.clone()));
     }
     if base.as_object().is_some_and(|o| !o.is_empty()) {
         figment = figment.merge(Serialized::defaults(base.clone()));

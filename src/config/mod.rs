@@ -7,6 +7,7 @@ pub mod launcher;
 pub mod layers;
 pub mod locate;
 pub mod presets;
+pub mod protocols;
 pub mod run;
 pub mod run_id;
 mod validate;

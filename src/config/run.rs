@@ -105,6 +105,17 @@ pub enum Regularizer {
     Entropy,
 }
 
+/// Which views DRC's cluster regulariser is applied to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RegularizerViews {
+    /// The first view only: GCC's `AGCLoss` (`losses/losses.py`, from PICA), the DRC authors'
+    /// later code.
+    First,
+    /// Summed over both views (clusterlab before this option existed; CC's entropy term form).
+    Both,
+}
+
 /// DRC (Zhong et al. 2020): no official code; the forms are configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -115,6 +126,9 @@ pub struct DrcConfig {
     pub similarity: Similarity,
     /// Form of the cluster regulariser.
     pub regularizer: Regularizer,
+    /// Views the regulariser is applied to (`first`: GCC/PICA; `both`: summed over the two).
+    /// Its weight is `method.weights.regularizer` (GCC's λ = 2.0 by default).
+    pub regularizer_views: RegularizerViews,
 }
 
 impl Default for DrcConfig {
@@ -124,6 +138,7 @@ impl Default for DrcConfig {
             temperature: 1.0,
             similarity: Similarity::Cosine,
             regularizer: Regularizer::Entropy,
+            regularizer_views: RegularizerViews::First,
         }
     }
 }

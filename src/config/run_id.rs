@@ -17,12 +17,32 @@ const ID_LEN: usize = 16;
 pub const NOT_IDENTITY: &[(&str, &str)] =
     &[("train", "checkpoint_every"), ("train", "keep_checkpoints")];
 
+/// Keys added after runs were recorded: (path, the method that reads it, the value that
+/// computes what runs did before the key existed). A key is left out of the identity when it
+/// holds that value or the run's method does not read it, so every earlier run keeps its id;
+/// a run that uses the key with another value gets a new id.
+pub const ADDED_KEYS: &[(&[&str], &str, &str)] =
+    &[(&["method", "drc", "regularizer_views"], "drc", "both")];
+
 /// The canonical JSON text of a run config: sorted keys, no whitespace.
 pub fn canonical_json(config: &RunConfig) -> String {
     let mut value = serde_json::to_value(config).expect("RunConfig serialises to JSON");
     for (section, key) in NOT_IDENTITY {
         if let Some(obj) = value.get_mut(*section).and_then(|v| v.as_object_mut()) {
             obj.remove(*key);
+        }
+    }
+    for (path, method, before) in ADDED_KEYS {
+        let (last, parents) = path.split_last().expect("a non-empty path");
+        let mut node = Some(&mut value);
+        for p in parents {
+            node = node.and_then(|n| n.get_mut(*p));
+        }
+        if let Some(obj) = node.and_then(|n| n.as_object_mut()) {
+            let unused = config.method.name != *method;
+            if unused || obj.get(*last).and_then(|v| v.as_str()) == Some(*before) {
+                obj.remove(*last);
+            }
         }
     }
     let mut out = String::new();

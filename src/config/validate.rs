@@ -225,7 +225,7 @@ impl RunConfig {
             "none" => {}
             "cc" => {
                 if super::presets::cc_augment(&self.dataset.name).is_none() {
-                    let names: Vec<_> = super::presets::CC_AUGMENT.iter().map(|r| r.0).collect();
+                    let names = super::presets::cc_datasets();
                     return bad(
                         "augment.preset",
                         "\"cc\"".into(),

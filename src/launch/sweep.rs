@@ -116,6 +116,31 @@ fn plan(state: RunState, run_id: &str, opts: &SweepOptions) -> Plan {
     }
 }
 
+/// Prints every cell's resolved config as YAML documents separated by `---`, each preceded by
+/// a comment line `# cell INDEX run RUN_ID: AXIS=VALUE ...` (what `sweep --dry-run
+/// --show-config` prints; the stream parses as multi-document YAML).
+pub fn show_configs(cells: &[Cell], out: &mut dyn Write) -> Result<()> {
+    for (i, c) in cells.iter().enumerate() {
+        if i > 0 {
+            writeln!(out, "---").map_err(|e| Error::io("stdout", e))?;
+        }
+        let label = c.label();
+        let yaml = serde_yaml::to_string(&c.config).map_err(|e| {
+            Error::Other(format!("cell {}: cannot render its config: {e}", c.index))
+        })?;
+        write!(
+            out,
+            "# cell {} run {}{}{}\n{yaml}",
+            c.index,
+            c.run_id,
+            if label.is_empty() { "" } else { ": " },
+            label
+        )
+        .map_err(|e| Error::io("stdout", e))?;
+    }
+    Ok(())
+}
+
 /// Prints one line per cell: index, run id, status, what a sweep would do, axis values.
 pub fn list_cells(
     store: &Store,

@@ -9,8 +9,9 @@
 //! - `assignment_feature`: InfoNCE over the N rows of the AF matrices, one direction:
 //!   −(1/N) Σ_i log softmax_j(sim(f^a_i, f^b_j)/τ)[i];
 //! - `assignment_probability`: the same over the K columns of the AP matrices (÷ K);
-//! - `regularizer`: per view, `squared` (1/N) Σ_k (Σ_i p_ik)² or `entropy` log K − H(P)
-//!   (P = normalised column sums), summed over the two views.
+//! - `regularizer`: `squared` (1/N) Σ_k (Σ_i p_ik)² or `entropy` log K − H(P)
+//!   (P = normalised column sums), on the first view (`method.drc.regularizer_views: first`,
+//!   GCC's `AGCLoss`) or summed over both (`both`).
 //!
 //! Defaults are candidate B of methods.md (GCC lineage): cosine, τ = 1, entropy, λ = 2.
 //! Candidate A (third-party code): dot, τ = 0.5, squared, λ = 0.1.
@@ -20,7 +21,7 @@ use candle_core::Tensor;
 
 use super::losses::softmax_rows;
 use super::{argmax_rows, Method, Spec, View, TWO_AUGMENTED};
-use crate::config::run::{Regularizer, Similarity};
+use crate::config::run::{Regularizer, RegularizerViews, Similarity};
 use crate::config::RunConfig;
 use crate::error::{Error, Result};
 use crate::nn::layers::{l2_normalize, Linear};
@@ -46,6 +47,7 @@ pub struct Drc {
     tau: f64,
     similarity: Similarity,
     regularizer: Regularizer,
+    views: RegularizerViews,
 }
 
 impl Drc {
@@ -57,6 +59,7 @@ impl Drc {
             tau: d.temperature,
             similarity: d.similarity,
             regularizer: d.regularizer,
+            views: d.regularizer_views,
         })
     }
 }
@@ -71,8 +74,11 @@ impl Method for Drc {
         let f_b = self.head.forward(&feats[1])?;
         let p_a = softmax_rows(&f_a)?;
         let p_b = softmax_rows(&f_b)?;
-        let reg = (cluster_regularizer(&p_a, self.regularizer)?
-            + cluster_regularizer(&p_b, self.regularizer)?)?;
+        let reg = cluster_regularizer(&p_a, self.regularizer)?;
+        let reg = match self.views {
+            RegularizerViews::First => reg,
+            RegularizerViews::Both => (reg + cluster_regularizer(&p_b, self.regularizer)?)?,
+        };
         Ok(vec![
             (
                 "assignment_feature",

@@ -2,10 +2,13 @@
 //! placing a grid's results next to the literature.
 //!
 //! Every row is copied from `shared/reference/methods.md` §1.7 (CC paper Table 2 baselines) and
-//! §5 (combined table), which in turn cite the original papers. All methods listed here train
-//! and evaluate on the merged split (train+test for CIFAR and STL-10; train only for the
-//! ImageNet subsets and Tiny-ImageNet), so numbers from "train on train / test on test" papers
-//! (SCAN style) must not be added here.
+//! §5 (combined table), which in turn cite the original papers. Every row carries the protocol
+//! it was measured under ([`RowProtocol`]: the images trained and evaluated on, the image size,
+//! the epoch rule), and the report prints it beside the number: CC's rows are CC's protocol
+//! (merged split, 224 px, final epoch); GCC's Table 1 rows (GCC and the DRC numbers it
+//! carries) come from code that trains and evaluates on the train split and keeps the best
+//! epoch by label (`mynameischaos/GCC` 1f577fe, `end2end.py`); the baselines of CC's table
+//! are as CC reports them, their own protocols unchecked.
 //!
 //! Dataset names: `cifar10`, `cifar100-20`, `stl10`, `imagenet10`, `imagenet-dogs`,
 //! `tiny-imagenet`. Method names: `kmeans`, `dac`, `dccm`, `iic`, `pica`, `cc`, `drc`,
@@ -26,7 +29,93 @@ pub struct Published {
     pub ari: Option<f64>,
     /// Short citation of where the number was published.
     pub source: &'static str,
+    /// The protocol the number was measured under.
+    pub protocol: &'static RowProtocol,
 }
+
+/// The protocol of a published number, as far as its source says.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RowProtocol {
+    /// Images trained on (`merged`: train+test for CIFAR and STL-10, train for the ImageNet
+    /// subsets and Tiny-ImageNet, as `config::protocols`).
+    pub trained_on: &'static str,
+    /// Images evaluated on.
+    pub evaluated_on: &'static str,
+    /// Input size in pixels, as the source states it.
+    pub image_size: &'static str,
+    /// Which epoch is reported: `final`, `best by label` (chosen with the labels), `unknown`.
+    pub epoch: &'static str,
+}
+
+impl RowProtocol {
+    /// One line for tables: `trained / evaluated / size / epoch`.
+    pub fn render(&self) -> String {
+        format!(
+            "train {}; eval {}; {}; epoch {}",
+            self.trained_on, self.evaluated_on, self.image_size, self.epoch
+        )
+    }
+}
+
+/// CC's protocol (config::protocols::CC).
+pub const P_CC: RowProtocol = RowProtocol {
+    trained_on: "merged",
+    evaluated_on: "merged",
+    image_size: "224 px",
+    epoch: "final",
+};
+/// The baselines of CC's Table 2: as CC reports them; their own protocols are not checked.
+pub const P_CC_BASELINE: RowProtocol = RowProtocol {
+    trained_on: "merged (per CC's table)",
+    evaluated_on: "merged (per CC's table)",
+    image_size: "unknown",
+    epoch: "unknown",
+};
+/// GCC's code (`end2end.py`): trains on the train split (+ unlabelled for STL-10), evaluates
+/// on the train split every 5 epochs and keeps the checkpoint of the best ACC.
+pub const P_GCC: RowProtocol = RowProtocol {
+    trained_on: "train split",
+    evaluated_on: "train split",
+    image_size: "32 px CIFAR (GCC configs), else unknown",
+    epoch: "best by label",
+};
+/// The anchor paper's abstract (its code: CIFAR-10 train+test, 224 px, evaluation every 25
+/// epochs; which epoch the abstract reports is not stated).
+pub const P_ANCHOR: RowProtocol = RowProtocol {
+    trained_on: "merged",
+    evaluated_on: "merged",
+    image_size: "224 px",
+    epoch: "unknown",
+};
+
+/// CC's ablations (preprint Tables 3–5; methods.md §1.7), CIFAR-10 and ImageNet-10:
+/// (variant, dataset, NMI, ACC, ARI). All under CC's protocol except the varied item.
+pub const CC_ABLATIONS: &[(&str, &str, f64, f64, f64)] = &[
+    ("augmentation T^a(x) + x", "cifar10", 0.630, 0.690, 0.533),
+    ("augmentation T^a(x) + x", "imagenet10", 0.852, 0.892, 0.817),
+    ("augmentation x + x", "cifar10", 0.045, 0.169, 0.022),
+    ("augmentation x + x", "imagenet10", 0.063, 0.177, 0.030),
+    (
+        "instance head only + k-means",
+        "cifar10",
+        0.699,
+        0.782,
+        0.616,
+    ),
+    (
+        "instance head only + k-means",
+        "imagenet10",
+        0.838,
+        0.888,
+        0.780,
+    ),
+    ("cluster head only", "cifar10", 0.592, 0.657, 0.499),
+    ("cluster head only", "imagenet10", 0.850, 0.892, 0.816),
+    ("ResNet-18", "cifar10", 0.650, 0.736, 0.569),
+    ("ResNet-18", "imagenet10", 0.851, 0.889, 0.816),
+    ("ResNet-50", "cifar10", 0.663, 0.747, 0.585),
+    ("ResNet-50", "imagenet10", 0.859, 0.895, 0.823),
+];
 
 const CC_T2: &str = "CC paper (Li et al., AAAI 2021) Table 2";
 const GCC_T1: &str = "GCC (Zhong et al., ICCV 2021) Table 1, images/res.jpg";
@@ -41,6 +130,12 @@ const fn row(
     ari: f64,
     source: &'static str,
 ) -> Published {
+    // The protocol follows from the table and the method.
+    let protocol = match (source.as_bytes()[0], method.as_bytes()) {
+        (b'G', _) => &P_GCC,
+        (_, b"cc") => &P_CC,
+        _ => &P_CC_BASELINE,
+    };
     Published {
         method,
         dataset,
@@ -48,6 +143,7 @@ const fn row(
         acc: Some(acc),
         ari: Some(ari),
         source,
+        protocol,
     }
 }
 
@@ -60,6 +156,7 @@ const fn acc_only(method: &'static str, dataset: &'static str, acc: f64) -> Publ
         acc: Some(acc),
         ari: None,
         source: CC_T2,
+        protocol: &P_CC_BASELINE,
     }
 }
 
@@ -118,6 +215,7 @@ pub const PUBLISHED: &[Published] = &[
         acc: None,
         ari: None,
         source: ANCHOR_ABS,
+        protocol: &P_ANCHOR,
     },
     // GCC (context only: a later method by the DRC authors).
     row("gcc", "cifar10", 0.764, 0.856, 0.728, GCC_T1),
@@ -170,6 +268,16 @@ mod tests {
         assert_eq!((iic.nmi, iic.acc, iic.ari), (None, Some(0.610), None));
         assert_eq!(lookup("iic", "imagenet10"), None);
         assert_eq!(lookup("CC", "cifar10"), None);
+        // Every row carries its protocol.
+        assert_eq!(cc.protocol, &P_CC);
+        assert_eq!(
+            lookup("drc", "cifar10").unwrap().protocol.epoch,
+            "best by label"
+        );
+        assert_eq!(lookup("gcc", "stl10").unwrap().protocol, &P_GCC);
+        assert_eq!(lookup("dac", "stl10").unwrap().protocol, &P_CC_BASELINE);
+        assert_eq!(anchor.protocol, &P_ANCHOR);
+        assert_eq!(CC_ABLATIONS.len(), 12);
     }
 
     #[test]

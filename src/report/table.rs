@@ -504,11 +504,12 @@ impl Table {
                         continue;
                     };
                     lines.push(format!(
-                        "| {} | {group} | {label} | {pv:.3} | {} | {:+.3} | {} |",
+                        "| {} | {group} | {label} | {pv:.3} | {} | {:+.3} | {} | {} |",
                         row.join(" "),
                         ours.render(),
                         ours.mean - pv,
-                        p.source
+                        p.source,
+                        p.protocol.render()
                     ));
                 }
             }
@@ -517,7 +518,7 @@ impl Table {
             return None;
         }
         Some(format!(
-            "### Published vs reproduced\n\n| row | dataset | metric | published | ours | gap | source |\n|---|---|---|---:|---:|---:|---|\n{}\n\nGap = our mean − the published value. Published protocols may differ (backbone, image size, epochs): see docs.\n",
+            "### Published vs reproduced\n\n| row | dataset | metric | published | ours | gap | source | published protocol |\n|---|---|---|---:|---:|---:|---|---|\n{}\n\nGap = our mean − the published value. The last column is the protocol the published number was measured under (`merged`: the dataset's train+test, or train for the ImageNet subsets and Tiny-ImageNet; `best by label`: the epoch chosen with the labels). Compare only with runs of the same protocol: the `<dataset>` grids run CC's and the anchor code's protocols, the `-fast` grids do not (docs/methods.md).\n",
             lines.join("\n")
         ))
     }

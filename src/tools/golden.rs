@@ -227,8 +227,11 @@ impl Case {
                     (self.param("tau")?, self.similarity()?, self.regularizer()?);
                 let af = s(drc::assignment_feature_loss(&f_a, &f_b, tau, sim))?;
                 let ap = s(drc::assignment_probability_loss(&p_a, &p_b, tau, sim))?;
-                let reg = s(drc::cluster_regularizer(&p_a, form))?
-                    + s(drc::cluster_regularizer(&p_b, form))?;
+                // `views`: "first" (GCC's AGCLoss) or, when absent, "both".
+                let mut reg = s(drc::cluster_regularizer(&p_a, form))?;
+                if self.params.get("views").and_then(Value::as_str) != Some("first") {
+                    reg += s(drc::cluster_regularizer(&p_b, form))?;
+                }
                 num(af + ap + self.param("lambda")? * reg)
             }
             ("cdc", "sinkhorn") => matrix(cdc::sinkhorn(

@@ -514,6 +514,15 @@ def drc_cases():
             cases.append(case(f"drc-total-{size}-{form}", "total",
                               {"tau": tau, "similarity": sim, "form": form, "lambda": lam},
                               {"f_a": f_a, "f_b": f_b}, tot))
+        # GCC's AGCLoss (losses/losses.py): the balance regulariser on the first view only
+        # (method.drc.regularizer_views: first, the default).
+        tot = (cross_view_info_nce(f_a, f_b, 1.0, "cosine")
+               + cross_view_info_nce(sa.T, sb.T, 1.0, "cosine")
+               + 2.0 * regularizer(sa, "entropy"))
+        cases.append(case(f"drc-total-{size}-entropy-first-view", "total",
+                          {"tau": 1.0, "similarity": "cosine", "form": "entropy", "lambda": 2.0,
+                           "views": "first"},
+                          {"f_a": f_a, "f_b": f_b}, tot))
     return cases
 
 
