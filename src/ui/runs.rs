@@ -30,6 +30,12 @@ pub const METRIC_COLUMNS: &[&str] = &[
     "train_seconds",
 ];
 
+/// A directory, not a symlink to one (the store never writes through one; see
+/// [`Store::check_inside`]).
+fn is_real_dir(e: &std::fs::DirEntry) -> bool {
+    e.file_type().is_ok_and(|t| t.is_dir())
+}
+
 /// The grids of the store (folders whose names are valid grid names), sorted.
 pub fn grids(store: &Store) -> Vec<String> {
     let Ok(rd) = std::fs::read_dir(&store.root) else {
@@ -37,7 +43,7 @@ pub fn grids(store: &Store) -> Vec<String> {
     };
     let mut out: Vec<String> = rd
         .flatten()
-        .filter(|e| e.path().is_dir())
+        .filter(is_real_dir)
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .filter(|n| check_name("grid", n).is_ok())
         .collect();
@@ -52,7 +58,7 @@ fn run_ids(store: &Store, grid: &str) -> Vec<String> {
     };
     let mut out: Vec<String> = rd
         .flatten()
-        .filter(|e| e.path().is_dir())
+        .filter(is_real_dir)
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .filter(|n| check_name("run", n).is_ok())
         .collect();
