@@ -164,7 +164,12 @@ fn fixture() -> Fixture {
             .clone()
     };
     let id = |d: &Path| format!("tiny/{}", d.file_name().unwrap().to_string_lossy());
-    let (cc0, cc1, km0, km1) = (find("cc", 0), find("cc", 1), find("kmeans", 0), find("kmeans", 1));
+    let (cc0, cc1, km0, km1) = (
+        find("cc", 0),
+        find("cc", 1),
+        find("kmeans", 0),
+        find("kmeans", 1),
+    );
     // Fabricated states: a failure, and a `running` status nobody holds the lock of.
     set_status(&km1, |s| {
         s["state"] = json!("failed");
@@ -195,7 +200,10 @@ fn fixture() -> Fixture {
                 break d;
             }
         }
-        assert!(t.elapsed() < Duration::from_secs(180), "the slow sweep did not start");
+        assert!(
+            t.elapsed() < Duration::from_secs(180),
+            "the slow sweep did not start"
+        );
         std::thread::sleep(Duration::from_millis(200));
     };
     let running = format!("slow/{}", slow_dir.file_name().unwrap().to_string_lossy());
@@ -227,7 +235,11 @@ fn statuses(runs: &Json) -> BTreeMap<String, String> {
         .iter()
         .map(|r| {
             (
-                format!("{}/{}", r["grid"].as_str().unwrap(), r["run_id"].as_str().unwrap()),
+                format!(
+                    "{}/{}",
+                    r["grid"].as_str().unwrap(),
+                    r["run_id"].as_str().unwrap()
+                ),
                 r["status"].as_str().unwrap().to_string(),
             )
         })
@@ -260,7 +272,11 @@ fn ui_serves_the_store_read_only() {
     // The runs table: every run with its state; the symlinked "run" is not one.
     let all = get_json(&format!("{base}api/runs"));
     assert_eq!(statuses(&all), fx.expected, "{all}");
-    assert_eq!(all["columns"], json!(["method.name", "train.epochs", "seed"]), "{all}");
+    assert_eq!(
+        all["columns"],
+        json!(["method.name", "train.epochs", "seed"]),
+        "{all}"
+    );
     let cc0 = all["runs"]
         .as_array()
         .unwrap()
@@ -286,25 +302,42 @@ fn ui_serves_the_store_read_only() {
     let (code, body) = get(&format!("{base}api/runs?where=nosuchkey%3D1"));
     assert_eq!(code, 400, "{body}");
     let (code, body) = get(&format!("{base}api/runs?where=method.name"));
-    assert!(code == 400 && body.contains("expected KEY OP VALUE"), "{body}");
+    assert!(
+        code == 400 && body.contains("expected KEY OP VALUE"),
+        "{body}"
+    );
 
     // One run.
     let d = get_json(&format!("{base}api/run/{}", fx.cc0));
     assert_eq!(d["status"]["state"], "completed");
     assert!(d["config_yaml"].as_str().unwrap().contains("name: cc"));
-    assert!(d["provenance"].is_object() && d["result"]["final_nmi"].is_number(), "{d}");
+    assert!(
+        d["provenance"].is_object() && d["result"]["final_nmi"].is_number(),
+        "{d}"
+    );
     let e = get_json(&format!("{base}api/run/{}/epochs", fx.cc0));
     assert_eq!(e["source"], "epochs.parquet");
     assert_eq!(e["columns"]["epoch"], json!([1, 2, 3, 4, 5]));
     assert_eq!(e["columns"]["nmi"].as_array().unwrap().len(), 5);
     assert!(e["columns"]["loss_total"].is_array());
     let k = get_json(&format!("{base}api/run/{}/clusters", fx.cc0));
-    assert_eq!(k["sizes"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).sum::<u64>(), 200);
+    assert_eq!(
+        k["sizes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap())
+            .sum::<u64>(),
+        200
+    );
     assert_eq!(k["confusion"]["classes"], json!([0, 1, 2, 3]));
     assert_eq!(k["embedding"]["x"].as_array().unwrap().len(), 200);
     let log = get_json(&format!("{base}api/run/{}/log?lines=2", fx.cc0));
     assert_eq!(log["lines"].as_array().unwrap().len(), 2);
-    assert!(log["lines"][1].as_str().unwrap().contains("run completed"), "{log}");
+    assert!(
+        log["lines"][1].as_str().unwrap().contains("run completed"),
+        "{log}"
+    );
     let mut png = agent()
         .get(format!("{base}api/run/{}/cluster/0.png?n=8", fx.kmeans0))
         .call()
@@ -321,7 +354,10 @@ fn ui_serves_the_store_read_only() {
     let n0 = epochs_seen(&base, &fx.running);
     let t = Instant::now();
     while epochs_seen(&base, &fx.running) <= n0 {
-        assert!(t.elapsed() < Duration::from_secs(60), "no new epoch in 60 s");
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "no new epoch in 60 s"
+        );
         std::thread::sleep(Duration::from_millis(300));
     }
 
@@ -357,11 +393,17 @@ fn ui_serves_the_store_read_only() {
     for (line, want) in refused {
         let (code, body) = raw(&base, line, None);
         assert_eq!(code, want, "{line}: {body}");
-        assert!(!body.contains("root:") && !body.contains("SECRET-OUTSIDE"), "{line}: {body}");
+        assert!(
+            !body.contains("root:") && !body.contains("SECRET-OUTSIDE"),
+            "{line}: {body}"
+        );
     }
     let (code, body) = raw(&base, &format!("GET /api/run/{}/log", fx.failed), None);
     assert_eq!(code, 200);
-    assert!(!body.contains("SECRET-OUTSIDE"), "a symlinked log is not read: {body}");
+    assert!(
+        !body.contains("SECRET-OUTSIDE"),
+        "a symlinked log is not read: {body}"
+    );
     let (code, _) = raw(&base, "GET /api/runs", Some("evil.example"));
     assert_eq!(code, 403, "DNS rebinding: another Host is refused");
     let (code, _) = raw(&base, "POST /api/runs", None);
@@ -383,7 +425,10 @@ fn ui_off_loopback_requires_the_token() {
     assert_eq!(token.len(), 32, "{url}");
     assert!(token.chars().all(|c| c.is_ascii_hexdigit()));
     assert_eq!(get(&format!("{base}api/runs")).0, 401);
-    assert_eq!(get(&format!("{base}api/runs?token=0{}", &token[1..])).0, 401);
+    assert_eq!(
+        get(&format!("{base}api/runs?token=0{}", &token[1..])).0,
+        401
+    );
     assert_eq!(get(base).0, 401, "the page too");
     let (code, body) = get(&format!("{base}api/runs?token={token}"));
     assert_eq!(code, 200, "{body}");
@@ -443,7 +488,10 @@ impl Browser {
         let base = format!("http://127.0.0.1:{port}");
         let t = Instant::now();
         while agent().get(format!("{base}/status")).call().is_err() {
-            assert!(t.elapsed() < Duration::from_secs(30), "chromedriver did not start");
+            assert!(
+                t.elapsed() < Duration::from_secs(30),
+                "chromedriver did not start"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
         let profile = tempfile::tempdir().unwrap();
@@ -515,7 +563,9 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        let _ = agent().delete(format!("{}/session/{}", self.base, self.session)).call();
+        let _ = agent()
+            .delete(format!("{}/session/{}", self.base, self.session))
+            .call();
     }
 }
 
@@ -549,7 +599,10 @@ fn base64(s: &str) -> Vec<u8> {
             _ => panic!("not base64: {c}"),
         }
     };
-    let bytes: Vec<u8> = s.bytes().filter(|&c| c != b'=' && !c.is_ascii_whitespace()).collect();
+    let bytes: Vec<u8> = s
+        .bytes()
+        .filter(|&c| c != b'=' && !c.is_ascii_whitespace())
+        .collect();
     let mut out = Vec::with_capacity(bytes.len() * 3 / 4);
     for chunk in bytes.chunks(4) {
         let n = chunk.iter().fold(0u32, |acc, &c| (acc << 6) | val(c)) << (6 * (4 - chunk.len()));
@@ -574,7 +627,10 @@ fn browser(base: &str, fx: &Fixture) {
 
     // The runs table: every run with its state.
     b.go(base);
-    b.wait("the runs table", "return document.querySelectorAll('#runs tr[data-run]').length === 5");
+    b.wait(
+        "the runs table",
+        "return document.querySelectorAll('#runs tr[data-run]').length === 5",
+    );
     let rows = b.eval("return [...document.querySelectorAll('#runs tr[data-run]')].map(r => [r.dataset.run, r.dataset.status])");
     let seen: BTreeMap<String, String> = rows
         .as_array()
@@ -622,18 +678,30 @@ fn browser(base: &str, fx: &Fixture) {
     b.eval("window.clusterlabMarker = 'same page'; return 1");
     let t = Instant::now();
     while b.eval(points).as_u64().unwrap() <= p0 {
-        assert!(t.elapsed() < Duration::from_secs(60), "the curves did not grow");
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "the curves did not grow"
+        );
         std::thread::sleep(Duration::from_millis(300));
     }
     assert_eq!(b.eval("return window.clusterlabMarker"), json!("same page"));
-    assert!(b.eval("return document.getElementById('live').textContent").as_str().unwrap().contains("live"));
+    assert!(b
+        .eval("return document.getElementById('live').textContent")
+        .as_str()
+        .unwrap()
+        .contains("live"));
     b.screenshot("run-running.png");
 
     // Two runs ticked in the table and compared: curves overlaid, bands, the table.
     b.go(base);
-    b.wait("the runs table", "return document.querySelectorAll('#runs tr[data-run]').length === 5");
+    b.wait(
+        "the runs table",
+        "return document.querySelectorAll('#runs tr[data-run]').length === 5",
+    );
     for id in [&fx.cc0, &fx.kmeans0] {
-        b.eval(&format!("document.querySelector('input[data-sel=\"{id}\"]').click(); return 1"));
+        b.eval(&format!(
+            "document.querySelector('input[data-sel=\"{id}\"]').click(); return 1"
+        ));
     }
     b.eval("document.getElementById('compare').click(); return 1");
     b.wait(

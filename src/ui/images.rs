@@ -73,7 +73,10 @@ pub fn cluster_sheet(
     let (ih, iw, ch) = (ds.height, ds.width, ds.channels);
     for (slot, &i) in members.iter().enumerate() {
         let img = &ds.images[i * ih * iw * ch..(i + 1) * ih * iw * ch];
-        let (ox, oy) = ((slot % PER_ROW) * (CELL + 2) + 1, (slot / PER_ROW) * (CELL + 2) + 1);
+        let (ox, oy) = (
+            (slot % PER_ROW) * (CELL + 2) + 1,
+            (slot / PER_ROW) * (CELL + 2) + 1,
+        );
         for y in 0..CELL {
             for x in 0..CELL {
                 let (sy, sx) = (y * ih / CELL, x * iw / CELL);
@@ -89,7 +92,10 @@ pub fn cluster_sheet(
     }
     let mut png = Vec::new();
     image::DynamicImage::ImageRgb8(sheet)
-        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageOutputFormat::Png)
+        .write_to(
+            &mut std::io::Cursor::new(&mut png),
+            image::ImageOutputFormat::Png,
+        )
         .map_err(|e| (500, e.to_string()))?;
     Ok(png)
 }

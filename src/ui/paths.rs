@@ -100,7 +100,14 @@ mod tests {
         assert_eq!(decode("a+b", false).unwrap(), "a+b");
         assert!(decode("%zz", false).is_err());
         assert!(decode("%ff", false).is_err(), "not UTF-8");
-        for bad in ["..", "%2e%2e", "%2Fetc%2Fpasswd", ".hidden", "a%2F..%2Fb", ""] {
+        for bad in [
+            "..",
+            "%2e%2e",
+            "%2Fetc%2Fpasswd",
+            ".hidden",
+            "a%2F..%2Fb",
+            "",
+        ] {
             let d = decode(bad, false).unwrap_or_default();
             assert_eq!(name("run id", &d).unwrap_err().0, 400, "{bad}");
         }
@@ -116,8 +123,11 @@ mod tests {
         std::fs::write(outside.join("run.log"), "secret").unwrap();
         std::fs::create_dir_all(store.run_dir("g", "in")).unwrap();
         std::os::unix::fs::symlink(&outside, store.run_dir("g", "out")).unwrap();
-        std::os::unix::fs::symlink(outside.join("run.log"), store.run_dir("g", "in").join("run.log"))
-            .unwrap();
+        std::os::unix::fs::symlink(
+            outside.join("run.log"),
+            store.run_dir("g", "in").join("run.log"),
+        )
+        .unwrap();
         assert_eq!(run_dir(&store, "g", "out").unwrap_err().0, 404);
         let d = run_dir(&store, "g", "in").unwrap();
         assert!(run_file(&store, &d, "run.log").is_none());

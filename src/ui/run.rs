@@ -96,9 +96,13 @@ pub fn epochs(store: &Store, run: &str, dir: &Path) -> Result<Json, Refusal> {
         let df = read_parquet(&p).map_err(internal)?;
         return Ok(json!({"source": EPOCHS_FILE, "columns": columns(&df)?}));
     }
-    let newest = checkpoint::list(dir)
-        .pop()
-        .and_then(|(_, json)| run_file(store, dir, &format!("checkpoints/{}", json.file_name()?.to_str()?)));
+    let newest = checkpoint::list(dir).pop().and_then(|(_, json)| {
+        run_file(
+            store,
+            dir,
+            &format!("checkpoints/{}", json.file_name()?.to_str()?),
+        )
+    });
     if let Some(meta) = newest
         .and_then(|p| std::fs::read(p).ok())
         .and_then(|b| serde_json::from_slice::<checkpoint::Meta>(&b).ok())
@@ -125,7 +129,9 @@ pub fn log_epochs(text: &str) -> Vec<EpochRow> {
                 .find_map(|t| t.strip_prefix(k)?.strip_prefix('='))
                 .and_then(|v| v.trim_end_matches(',').parse().ok())
         };
-        let Some(epoch) = field("epoch") else { continue };
+        let Some(epoch) = field("epoch") else {
+            continue;
+        };
         let scores = match (field("nmi"), field("acc"), field("ari")) {
             (Some(nmi), Some(acc), Some(ari)) => Some(crate::eval::Scores { nmi, acc, ari }),
             _ => None,
@@ -190,7 +196,11 @@ pub fn assignment(store: &Store, dir: &Path) -> Result<Option<Assignment>, Refus
         df.column(n)
             .ok()
             .and_then(|c| c.cast(&DataType::Float64).ok())
-            .and_then(|c| c.f64().ok().map(|v| v.iter().map(|x| x.unwrap_or(0.0)).collect()))
+            .and_then(|c| {
+                c.f64()
+                    .ok()
+                    .map(|v| v.iter().map(|x| x.unwrap_or(0.0)).collect())
+            })
             .unwrap_or_default()
     };
     let (pc1, pc2) = (floats("pc1"), floats("pc2"));
@@ -208,7 +218,12 @@ pub fn clusters(store: &Store, dir: &Path) -> Result<Json, Refusal> {
     let Some(a) = assignment(store, dir)? else {
         return Ok(json!({"sizes": null}));
     };
-    let k = a.clusters.iter().copied().max().map_or(0, |m| m.max(-1) + 1) as usize;
+    let k = a
+        .clusters
+        .iter()
+        .copied()
+        .max()
+        .map_or(0, |m| m.max(-1) + 1) as usize;
     let mut sizes = vec![0usize; k];
     for &c in &a.clusters {
         if c >= 0 {
@@ -232,4 +247,28 @@ pub fn clusters(store: &Store, dir: &Path) -> Result<Json, Refusal> {
             "of": a.points.len(),
         },
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `epoch done` lines as `run.log` has them; a resumed run's repeated epoch keeps its last.
+    #[test]
+    fn epochs_from_the_log() {
+        let log = "\
+2026-11-28T05:10:16.374384Z  INFO run started run_id=3a2b cell=method.name=cc seed=0
+2026-11-28T05:10:16.584561Z  INFO epoch done epoch=1 nmi=0.1 acc=0.25 ari=0.0
+2026-11-28T05:10:16.684561Z  INFO epoch done epoch=2 nmi=0.2 acc=0.5 ari=0.1
+2026-11-28T05:10:17.000000Z  INFO run started run_id=3a2b cell=method.name=cc seed=0
+2026-11-28T05:10:17.184561Z  INFO epoch done epoch=2 nmi=0.3 acc=0.5 ari=0.1
+2026-11-28T05:10:17.284561Z  INFO epoch done epoch=3
+";
+        let rows = log_epochs(log);
+        let got: Vec<(usize, Option<f64>)> = rows
+            .iter()
+            .map(|r| (r.epoch, r.scores.map(|s| s.nmi)))
+            .collect();
+        assert_eq!(got, [(1, Some(0.1)), (2, Some(0.3)), (3, None)]);
+    }
 }

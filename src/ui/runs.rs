@@ -95,9 +95,12 @@ fn config_row(store: &Store, grid: &str, run: &str, state: RunState) -> Vec<(Str
     row
 }
 
+/// Each run's status file (its state as observed), by (grid, run id).
+pub type Statuses = HashMap<(String, String), Status>;
+
 /// Every run of the store as one frame of result-row columns (completed runs' rows as recorded,
 /// the others' config), and each run's status file by (grid, run id).
-pub fn frame(store: &Store) -> Result<(DataFrame, HashMap<(String, String), Status>)> {
+pub fn frame(store: &Store) -> Result<(DataFrame, Statuses)> {
     let mut frames = Vec::new();
     let mut statuses = HashMap::new();
     for grid in grids(store) {
@@ -176,8 +179,14 @@ pub fn table(store: &Store, conditions: &[String]) -> Result<Json> {
     let (grid, run_id) = (df.column("grid")?.str()?, df.column("run_id")?.str()?);
     let mut counts: HashMap<String, usize> = HashMap::new();
     let mut runs = Vec::with_capacity(df.height());
-    let config_cols: Vec<&Column> = columns.iter().map(|c| df.column(c)).collect::<PolarsResult<_>>()?;
-    let metric_cols: Vec<&Column> = metrics.iter().map(|c| df.column(c)).collect::<PolarsResult<_>>()?;
+    let config_cols: Vec<&Column> = columns
+        .iter()
+        .map(|c| df.column(c))
+        .collect::<PolarsResult<_>>()?;
+    let metric_cols: Vec<&Column> = metrics
+        .iter()
+        .map(|c| df.column(c))
+        .collect::<PolarsResult<_>>()?;
     for i in 0..df.height() {
         let (g, r) = (grid.get(i).unwrap_or(""), run_id.get(i).unwrap_or(""));
         let st = statuses.get(&(g.to_string(), r.to_string()));

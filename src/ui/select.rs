@@ -43,19 +43,19 @@ pub fn tables(store: &Store, runs: &BTreeMap<String, Vec<String>>) -> Result<Jso
         if t.rows.is_empty() {
             continue;
         }
-        let cells: Vec<Vec<Json>> = t
-            .cells
-            .iter()
-            .map(|row| {
-                row.iter()
-                    .map(|c| {
-                        c.as_ref().map_or(Json::Null, |s| {
+        let cells: Vec<Vec<Json>> =
+            t.cells
+                .iter()
+                .map(|row| {
+                    row.iter()
+                        .map(|c| {
+                            c.as_ref().map_or(Json::Null, |s| {
                             json!({"mean": s.mean, "std": s.std, "n": s.n, "text": s.render()})
                         })
-                    })
-                    .collect()
-            })
-            .collect();
+                        })
+                        .collect()
+                })
+                .collect();
         out.push(json!({
             "grid": grid,
             "row_keys": t.row_keys,

@@ -56,7 +56,10 @@ fn presented<'a>(req: &'a tiny_http::Request, query: &'a str) -> Option<(String,
 
 /// Why a request is refused before routing, if it is.
 fn refuse(ui: &Ui, req: &tiny_http::Request, query: &str) -> Option<(u16, String)> {
-    if !matches!(req.method(), tiny_http::Method::Get | tiny_http::Method::Head) {
+    if !matches!(
+        req.method(),
+        tiny_http::Method::Get | tiny_http::Method::Head
+    ) {
         return Some((405, "only GET".into()));
     }
     match &ui.token {
@@ -98,7 +101,11 @@ pub fn handle(ui: &Ui, mut req: tiny_http::Request) {
     });
     let (code, ctype, body) = match reply {
         Reply::Page => (200, "text/html; charset=utf-8", PAGE.as_bytes().to_vec()),
-        Reply::Json(j) => (200, "application/json", serde_json::to_vec(&j).unwrap_or_default()),
+        Reply::Json(j) => (
+            200,
+            "application/json",
+            serde_json::to_vec(&j).unwrap_or_default(),
+        ),
         Reply::Png(b) => (200, "image/png", b),
         Reply::Error(code, msg) => (
             code,

@@ -156,7 +156,7 @@ mod tests {
             ],
         );
         // Nine cells: the full-share diagonal cell of class 1 is the palette colour itself.
-        assert_eq!(svg.matches("<rect").count() >= 9, true);
+        assert!(svg.matches("<rect").count() >= 9);
         assert!(
             svg.contains(r##"fill="#4E79A7""##),
             "class 1's cell is fully shaded"
