@@ -93,14 +93,14 @@ impl Server {
 
     /// The URL to open (with the token, when one is required).
     pub fn url(&self) -> String {
-        let host = if self.addr.ip().is_unspecified() {
-            "127.0.0.1".to_string()
-        } else {
-            self.addr.ip().to_string()
-        };
+        let mut addr = self.addr;
+        if addr.ip().is_unspecified() {
+            addr.set_ip(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        }
+        // SocketAddr's display brackets an IPv6 address, as a URL needs.
         match &self.ui.token {
-            Some(t) => format!("http://{host}:{}/?token={t}", self.addr.port()),
-            None => format!("http://{host}:{}/", self.addr.port()),
+            Some(t) => format!("http://{addr}/?token={t}"),
+            None => format!("http://{addr}/"),
         }
     }
 
