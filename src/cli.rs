@@ -131,6 +131,16 @@ pub enum Command {
     /// Files are looked for under the data root ($CLUSTERLAB_DATA, default data/), or at
     /// dataset.path.
     Data(DataArgs),
+    /// Serve a read-only web view of the run store on 127.0.0.1, live while sweeps run.
+    ///
+    /// The runs of every grid (state, the config keys that vary, final and best metrics;
+    /// filtered with the `runs --where` language, sorted by any column), one run (config,
+    /// provenance, log tail, loss and score curves, cluster sizes, confusion matrix,
+    /// embedding, images of each cluster) and several runs (curves overlaid, mean ± std per
+    /// config, their table). Running runs' curves update every 2 s. Nothing is written to the
+    /// store. With --host, the server listens there and every request needs the token printed
+    /// at start. Stops with Ctrl-C.
+    Ui(UiArgs),
     /// Evaluate golden cross-check cases (JSON) against clusterlab's implementation.
     ///
     /// Prints, per case, computed vs expected and pass/fail; exit 1 if any case fails.
@@ -316,6 +326,18 @@ pub struct K8sArgs {
 pub struct DataArgs {
     #[command(subcommand)]
     pub what: DataWhat,
+}
+
+// Arguments of `ui` (its help text is the doc comment of `Command::…`).
+#[derive(Debug, Args)]
+pub struct UiArgs {
+    /// Port to listen on (0: a free one, printed at start).
+    #[arg(long, default_value_t = 8787)]
+    pub port: u16,
+    /// Listen on this address instead of 127.0.0.1 (e.g. 0.0.0.0 for every interface); every
+    /// request then needs the random token printed at start.
+    #[arg(long, value_name = "IP")]
+    pub host: Option<String>,
 }
 
 // Arguments of `golden` (its help text is the doc comment of `Command::…`).

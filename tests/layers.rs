@@ -22,6 +22,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("launch", 7),
     ("report", 8),
     ("tools", 9),
+    ("ui", 9),
 ];
 
 fn layer(module: &str) -> Option<u32> {

@@ -15,6 +15,7 @@ mod run;
 mod slurm;
 mod status;
 mod sweep;
+mod ui;
 mod verify;
 
 use std::io::Write;
@@ -48,6 +49,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::K8s(a) => k8s::run(g, &store, a, out),
         Command::Data(a) => data::run(a.what, out),
         Command::Golden(a) => golden::run(a, out),
+        Command::Ui(a) => ui::run(&store, a, out),
     }
 }
 

@@ -82,6 +82,23 @@ pub fn is_unlocked(dir: &Path) -> bool {
     matches!(try_lock(dir), Ok(Some(_)))
 }
 
+/// True when a process holds the run's lock, found without creating the lock file or holding
+/// the lock longer than the test (a shared try-lock, released at once): for readers that never
+/// write the store (`clusterlab ui`). A missing lock file is a free lock.
+pub fn is_held(dir: &Path) -> bool {
+    let Ok(f) = std::fs::File::open(dir.join(LOCK_FILE)) else {
+        return false;
+    };
+    match f.try_lock_shared() {
+        Ok(()) => {
+            let _ = f.unlock();
+            false
+        }
+        Err(std::fs::TryLockError::WouldBlock) => true,
+        Err(std::fs::TryLockError::Error(_)) => false,
+    }
+}
+
 /// Runs a cell and records it; returns the final state (`Completed`, `Failed`, `Interrupted`,
 /// or `Running` with [`LOCKED`] when another process holds the cell). A run with checkpoints
 /// resumes from the newest usable one; a run whose result was recorded by an attempt that

@@ -91,6 +91,19 @@ pub fn effective_state(store: &Store, grid: &str, run_id: &str) -> (RunState, St
     (state, st)
 }
 
+/// [`effective_state`] as a reader that never writes the store sees it (the lock file is not
+/// created; see [`super::cell::is_held`]).
+pub fn observed_state(store: &Store, grid: &str, run_id: &str) -> (RunState, Status) {
+    let dir = store.run_dir(grid, run_id);
+    let st = store.status(grid, run_id);
+    let state = match st.state {
+        RunState::Running if !super::cell::is_held(&dir) => RunState::Interrupted,
+        RunState::Completed if !is_completed(&dir) => RunState::Interrupted,
+        s => s,
+    };
+    (state, st)
+}
+
 /// What a sweep will do with a cell.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Plan {

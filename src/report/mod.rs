@@ -50,6 +50,16 @@ pub use crate::store::cache::RESULTS_CACHE;
 /// the list of result files it was built from (path, size, modification time): when nothing
 /// changed, a report reads one file instead of one per run; any change rebuilds it.
 pub fn scan_results(store: &Store, grid: &str) -> Result<Option<LazyFrame>> {
+    scan(store, grid, true)
+}
+
+/// [`scan_results`] for readers that never write the store (`clusterlab ui`): the cache is used
+/// while current, else the files (and the result index) are read and nothing is written.
+pub fn read_results(store: &Store, grid: &str) -> Result<Option<LazyFrame>> {
+    scan(store, grid, false)
+}
+
+fn scan(store: &Store, grid: &str, write_cache: bool) -> Result<Option<LazyFrame>> {
     let files = store
         .result_files(grid)
         .map_err(|e| Error::io(store.grid_dir(grid), e))?;
@@ -72,15 +82,17 @@ pub fn scan_results(store: &Store, grid: &str) -> Result<Option<LazyFrame>> {
         Some((_, df)) => df,
         None => {
             let (mut df, unread) = read_all(&dir, &files, &manifest)?;
-            // A file that did not read is left out of the cache's list: the next report reads
-            // it again (and warns again) until it is repaired.
-            let manifest: Vec<_> = manifest
-                .into_iter()
-                .filter(|(p, _, _)| !unread.iter().any(|u| u.as_os_str() == p.as_str()))
-                .collect();
-            cache::store(&path, "results", &mut df, &manifest);
-            // Earlier versions kept the list beside the rows.
-            let _ = std::fs::remove_file(dir.join(".report-cache.json"));
+            if write_cache {
+                // A file that did not read is left out of the cache's list: the next report
+                // reads it again (and warns again) until it is repaired.
+                let manifest: Vec<_> = manifest
+                    .into_iter()
+                    .filter(|(p, _, _)| !unread.iter().any(|u| u.as_os_str() == p.as_str()))
+                    .collect();
+                cache::store(&path, "results", &mut df, &manifest);
+                // Earlier versions kept the list beside the rows.
+                let _ = std::fs::remove_file(dir.join(".report-cache.json"));
+            }
             df
         }
     };
@@ -211,6 +223,16 @@ fn summarise_rows(
     let Some(lf) = scan_results(store, grid)? else {
         return Ok(None);
     };
+    summarise_frame(store, grid, lf, opts)
+}
+
+/// The summary table of the result rows `lf` (a grid's, or a selection of them), and the rows.
+pub fn summarise_frame(
+    store: &Store,
+    grid: &str,
+    lf: LazyFrame,
+    opts: &ReportOptions,
+) -> Result<Option<(Table, LazyFrame)>> {
     let mut lf = match opts.epoch {
         EpochSel::Best(m) if m != "nmi" => best_by(store, grid, lf, m)?,
         _ => lf,

@@ -182,6 +182,13 @@ pub fn report(
             row.push((k.into(), Value::F64(Some(v))));
         }
         store.record_result(grid, &id, &row)?;
+        // As a sweep leaves it (`clusterlab ui` lists runs by their status).
+        crate::store::Status {
+            state: crate::store::RunState::Completed,
+            epoch: Some(epochs),
+            ..Default::default()
+        }
+        .write(&dir)?;
     }
     let build_s = t0.elapsed().as_secs_f64();
     let grid_dir = store.grid_dir(grid);

@@ -1,0 +1,729 @@
+//! `clusterlab ui` end to end, over a store with completed, failed, interrupted and running runs.
+//!
+//! The completed runs are a trained tiny grid. Two of its runs get a fabricated `status.json`
+//! (one `failed` with an error, one `running` whose lock nobody holds: interrupted). The running
+//! run is real: a sweep of a slow one-cell grid trains in a child process for the whole test,
+//! holding its run's lock and writing a checkpoint per epoch.
+//!
+//! The JSON API is driven with ureq (paths that must be refused, with a raw TCP client: they
+//! are sent byte for byte). The page is driven in headless Chromium through chromedriver
+//! (WebDriver over HTTP, with ureq): the runs table, filtering through the `--where` box, a run's
+//! curves (and their update while the run trains, without a reload), two runs ticked and
+//! compared. Screenshots go to `target/ui-screenshots/`. Without chromium and chromedriver the
+//! browser part is skipped with a message, unless `CLUSTERLAB_BROWSER_TESTS=1` (then it fails).
+
+mod common;
+
+use serde_json::{json, Value as Json};
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// Kills a child process when dropped.
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A running `clusterlab ui` and its standard output (kept open: it may print more).
+struct UiProcess {
+    _guard: Guard,
+    _stdout: BufReader<std::process::ChildStdout>,
+}
+
+/// Starts `clusterlab ui --port 0 ARGS` in `dir`; the process and the URL it printed.
+fn start_ui(dir: &Path, args: &[&str]) -> (UiProcess, String) {
+    let mut all = vec!["ui", "--port", "0"];
+    all.extend(args);
+    let mut child = command(dir, &all)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    stdout.read_line(&mut line).unwrap();
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no URL in {line:?}"))
+        .to_string();
+    let ui = UiProcess {
+        _guard: Guard(child),
+        _stdout: stdout,
+    };
+    (ui, url)
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(60)))
+        .build()
+        .into()
+}
+
+/// GET `url`: status and body.
+fn get(url: &str) -> (u16, String) {
+    let mut r = agent().get(url).call().unwrap();
+    let body = r.body_mut().read_to_string().unwrap();
+    (r.status().as_u16(), body)
+}
+
+fn get_json(url: &str) -> Json {
+    let (code, body) = get(url);
+    assert_eq!(code, 200, "{url}: {body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+/// A raw HTTP/1.1 request, sent byte for byte: status and the whole response.
+fn raw(base: &str, request_line: &str, host: Option<&str>) -> (u16, String) {
+    let addr = base.trim_start_matches("http://").trim_end_matches('/');
+    let addr = addr.split('/').next().unwrap();
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    let host = host.unwrap_or(addr);
+    write!(
+        s,
+        "{request_line} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let code = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (code, out)
+}
+
+/// Every file under `dir` with its size and modification time.
+fn snapshot(dir: &Path) -> BTreeMap<PathBuf, (u64, std::time::SystemTime)> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let m = std::fs::symlink_metadata(e.path()).unwrap();
+            if m.is_dir() {
+                stack.push(e.path());
+            }
+            out.insert(e.path(), (m.len(), m.modified().unwrap()));
+        }
+    }
+    out
+}
+
+fn set_status(run_dir: &Path, f: impl FnOnce(&mut Json)) {
+    let p = run_dir.join("status.json");
+    let mut st: Json = serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+    f(&mut st);
+    std::fs::write(&p, serde_json::to_vec_pretty(&st).unwrap()).unwrap();
+}
+
+fn config_of(run_dir: &Path) -> String {
+    std::fs::read_to_string(run_dir.join("config.yaml")).unwrap()
+}
+
+/// The store of the test: run ids by role, the sweep training the running run, the folder.
+struct Fixture {
+    /// First, so that it stops before the folder is removed.
+    _sweep: Guard,
+    dir: tempfile::TempDir,
+    /// (grid/run, state) of every run.
+    expected: BTreeMap<String, String>,
+    cc0: String,
+    kmeans0: String,
+    failed: String,
+    running: String,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let tiny = TINY.replace("epochs: 2", "epochs: 5");
+    std::fs::write(dir.path().join("tiny.yaml"), &tiny).unwrap();
+    let o = clusterlab(dir.path(), &["sweep", "tiny.yaml"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let runs = run_dirs(dir.path(), "tiny");
+    let find = |method: &str, seed: u32| -> PathBuf {
+        runs.iter()
+            .find(|d| {
+                let c = config_of(d);
+                let top = format!("seed: {seed}\n");
+                c.contains(&format!("name: {method}\n"))
+                    && (c.starts_with(&top) || c.contains(&format!("\n{top}")))
+            })
+            .unwrap_or_else(|| panic!("no {method} seed {seed}"))
+            .clone()
+    };
+    let id = |d: &Path| format!("tiny/{}", d.file_name().unwrap().to_string_lossy());
+    let (cc0, cc1, km0, km1) = (
+        find("cc", 0),
+        find("cc", 1),
+        find("kmeans", 0),
+        find("kmeans", 1),
+    );
+    // Fabricated states: a failure, and a `running` status nobody holds the lock of.
+    set_status(&km1, |s| {
+        s["state"] = json!("failed");
+        s["error"] = json!("fabricated failure for the UI test");
+    });
+    set_status(&cc1, |s| s["state"] = json!("running"));
+
+    // A real running run: one CC cell with many epochs, trained by a sweep in the background.
+    let slow = TINY
+        .replace("name: tiny", "name: slow")
+        .replace("epochs: 2", "epochs: 2000")
+        .replace("method.name: [cc, kmeans]", "method.name: [cc]")
+        .replace("seed: [0, 1]", "seed: [0]");
+    std::fs::write(dir.path().join("slow.yaml"), slow).unwrap();
+    let sweep = Guard(
+        command(dir.path(), &["sweep", "slow.yaml"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let t = Instant::now();
+    let slow_dir = loop {
+        let d = run_dirs(dir.path(), "slow").into_iter().next();
+        if let Some(d) = d.filter(|d| d.join("checkpoints").is_dir()) {
+            let n = std::fs::read_dir(d.join("checkpoints")).unwrap().count();
+            if n >= 2 {
+                break d;
+            }
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(180),
+            "the slow sweep did not start"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let running = format!("slow/{}", slow_dir.file_name().unwrap().to_string_lossy());
+    let expected: BTreeMap<String, String> = [
+        (id(&cc0), "completed"),
+        (id(&km0), "completed"),
+        (id(&km1), "failed"),
+        (id(&cc1), "interrupted"),
+        (running.clone(), "running"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k, v.to_string()))
+    .collect();
+    Fixture {
+        expected,
+        cc0: id(&cc0),
+        kmeans0: id(&km0),
+        failed: id(&km1),
+        running,
+        _sweep: sweep,
+        dir,
+    }
+}
+
+fn statuses(runs: &Json) -> BTreeMap<String, String> {
+    runs["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                format!(
+                    "{}/{}",
+                    r["grid"].as_str().unwrap(),
+                    r["run_id"].as_str().unwrap()
+                ),
+                r["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn epochs_seen(base: &str, run: &str) -> usize {
+    let e = get_json(&format!("{base}api/run/{run}/epochs"));
+    e["columns"]["epoch"].as_array().map_or(0, |a| a.len())
+}
+
+#[test]
+fn ui_serves_the_store_read_only() {
+    let fx = fixture();
+    let tiny = fx.dir.path().join("runs/tiny");
+    // A symlink out of the store, as a run and as a run's log: never followed.
+    let outside = fx.dir.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("run.log"), "SECRET-OUTSIDE\n").unwrap();
+    std::fs::write(outside.join("config.yaml"), "SECRET-OUTSIDE\n").unwrap();
+    std::os::unix::fs::symlink(&outside, tiny.join("evil")).unwrap();
+    let failed_dir = fx.dir.path().join("runs").join(&fx.failed);
+    std::fs::remove_file(failed_dir.join("run.log")).unwrap();
+    std::os::unix::fs::symlink(outside.join("run.log"), failed_dir.join("run.log")).unwrap();
+    let before = snapshot(&tiny);
+
+    let (_ui, base) = start_ui(fx.dir.path(), &[]);
+    assert!(base.starts_with("http://127.0.0.1:"), "{base}");
+
+    // The runs table: every run with its state; the symlinked "run" is not one.
+    let all = get_json(&format!("{base}api/runs"));
+    assert_eq!(statuses(&all), fx.expected, "{all}");
+    assert_eq!(
+        all["columns"],
+        json!(["method.name", "train.epochs", "seed"]),
+        "{all}"
+    );
+    let cc0 = all["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| format!("tiny/{}", r["run_id"].as_str().unwrap()) == fx.cc0)
+        .unwrap();
+    assert!(cc0["metrics"]["final_nmi"].is_number(), "{cc0}");
+    // The `runs --where` language, over config keys and the state.
+    let km = get_json(&format!("{base}api/runs?where=method.name%3Dkmeans"));
+    let want: BTreeMap<_, _> = fx
+        .expected
+        .iter()
+        .filter(|(k, _)| **k == fx.kmeans0 || **k == fx.failed)
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    assert_eq!(statuses(&km), want);
+    let running = get_json(&format!("{base}api/runs?where=status%3Drunning"));
+    assert_eq!(statuses(&running).keys().collect::<Vec<_>>(), [&fx.running]);
+    let both = get_json(&format!(
+        "{base}api/runs?where=method.name%3Dcc&where=final_nmi%3E%3D0"
+    ));
+    assert_eq!(statuses(&both).keys().collect::<Vec<_>>(), [&fx.cc0]);
+    let (code, body) = get(&format!("{base}api/runs?where=nosuchkey%3D1"));
+    assert_eq!(code, 400, "{body}");
+    let (code, body) = get(&format!("{base}api/runs?where=method.name"));
+    assert!(
+        code == 400 && body.contains("expected KEY OP VALUE"),
+        "{body}"
+    );
+
+    // One run.
+    let d = get_json(&format!("{base}api/run/{}", fx.cc0));
+    assert_eq!(d["status"]["state"], "completed");
+    assert!(d["config_yaml"].as_str().unwrap().contains("name: cc"));
+    assert!(
+        d["provenance"].is_object() && d["result"]["final_nmi"].is_number(),
+        "{d}"
+    );
+    let e = get_json(&format!("{base}api/run/{}/epochs", fx.cc0));
+    assert_eq!(e["source"], "epochs.parquet");
+    assert_eq!(e["columns"]["epoch"], json!([1, 2, 3, 4, 5]));
+    assert_eq!(e["columns"]["nmi"].as_array().unwrap().len(), 5);
+    assert!(e["columns"]["loss_total"].is_array());
+    let k = get_json(&format!("{base}api/run/{}/clusters", fx.cc0));
+    assert_eq!(
+        k["sizes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap())
+            .sum::<u64>(),
+        200
+    );
+    assert_eq!(k["confusion"]["classes"], json!([0, 1, 2, 3]));
+    assert_eq!(k["embedding"]["x"].as_array().unwrap().len(), 200);
+    let log = get_json(&format!("{base}api/run/{}/log?lines=2", fx.cc0));
+    assert_eq!(log["lines"].as_array().unwrap().len(), 2);
+    assert!(
+        log["lines"][1].as_str().unwrap().contains("run completed"),
+        "{log}"
+    );
+    let mut png = agent()
+        .get(format!("{base}api/run/{}/cluster/0.png?n=8", fx.kmeans0))
+        .call()
+        .unwrap();
+    assert_eq!(png.status().as_u16(), 200);
+    assert_eq!(&png.body_mut().read_to_vec().unwrap()[..4], b"\x89PNG");
+    let f = get_json(&format!("{base}api/run/{}", fx.failed));
+    assert_eq!(f["status"]["state"], "failed");
+    assert_eq!(f["status"]["error"], "fabricated failure for the UI test");
+
+    // The running run's curves come from its checkpoints and grow while it trains.
+    let r = get_json(&format!("{base}api/run/{}/epochs", fx.running));
+    assert_eq!(r["source"], "checkpoint", "{r}");
+    let n0 = epochs_seen(&base, &fx.running);
+    let t = Instant::now();
+    while epochs_seen(&base, &fx.running) <= n0 {
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "no new epoch in 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+
+    // The paper table of a selection.
+    let sel = get_json(&format!(
+        "{base}api/table?runs={},{},{}",
+        fx.cc0, fx.kmeans0, fx.running
+    ));
+    assert_eq!(sel[0]["rows"], json!([["cc"], ["kmeans"]]), "{sel}");
+    assert!(sel[0]["markdown"].as_str().unwrap().contains("| cc |"));
+
+    // Refused: paths out of the store, however spelled, symlinks out of it, other hosts,
+    // other methods. Never a file's content.
+    let refused = [
+        ("GET /api/run/../../etc/passwd", 404),
+        ("GET /api/run/tiny/../../../etc/passwd", 404),
+        ("GET /api/run/%2e%2e/%2e%2e/etc/passwd", 404),
+        ("GET /api/run/tiny/%2e%2e", 400),
+        ("GET /api/run/tiny/%2e%2e/log", 400),
+        ("GET /api/run/%2Fetc/passwd", 400),
+        ("GET /api/run/tiny/%2Fetc%2Fpasswd/log", 400),
+        ("GET /api/run/tiny/..%2F..%2F..%2Fetc%2Fpasswd/log", 400),
+        ("GET /api/run/tiny/%252e%252e/log", 400),
+        ("GET /api/run/tiny/.lock/log", 400),
+        ("GET //etc/passwd", 404),
+        ("GET /etc/passwd", 404),
+        ("GET /../../../../etc/passwd", 404),
+        ("GET /run/..%2F..%2Fetc/passwd", 400),
+        ("GET /api/run/tiny/evil/log", 404),
+        ("GET /api/run/tiny/evil", 404),
+        ("GET /api/run/tiny/%zz", 400),
+    ];
+    for (line, want) in refused {
+        let (code, body) = raw(&base, line, None);
+        assert_eq!(code, want, "{line}: {body}");
+        assert!(
+            !body.contains("root:") && !body.contains("SECRET-OUTSIDE"),
+            "{line}: {body}"
+        );
+    }
+    let (code, body) = raw(&base, &format!("GET /api/run/{}/log", fx.failed), None);
+    assert_eq!(code, 200);
+    assert!(
+        !body.contains("SECRET-OUTSIDE"),
+        "a symlinked log is not read: {body}"
+    );
+    let (code, _) = raw(&base, "GET /api/runs", Some("evil.example"));
+    assert_eq!(code, 403, "DNS rebinding: another Host is refused");
+    let (code, _) = raw(&base, "POST /api/runs", None);
+    assert_eq!(code, 405);
+
+    browser(&base, &fx);
+
+    // Nothing of the store was written (no cache, no lock file, no status).
+    assert_eq!(snapshot(&tiny), before, "the UI wrote to the store");
+}
+
+/// With --host, every request needs the token printed at start.
+#[test]
+fn ui_off_loopback_requires_the_token() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("runs")).unwrap();
+    let (_ui, url) = start_ui(dir.path(), &["--host", "127.0.0.1"]);
+    let (base, token) = url.split_once("?token=").expect("a token in the URL");
+    assert_eq!(token.len(), 32, "{url}");
+    assert!(token.chars().all(|c| c.is_ascii_hexdigit()));
+    assert_eq!(get(&format!("{base}api/runs")).0, 401);
+    assert_eq!(
+        get(&format!("{base}api/runs?token=0{}", &token[1..])).0,
+        401
+    );
+    assert_eq!(get(base).0, 401, "the page too");
+    let (code, body) = get(&format!("{base}api/runs?token={token}"));
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(serde_json::from_str::<Json>(&body).unwrap()["total"], 0);
+    let mut r = agent()
+        .get(format!("{base}api/runs"))
+        .header("X-Clusterlab-Token", token)
+        .call()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let _ = r.body_mut().read_to_string();
+    // The page's own requests carry the cookie set when it was opened with ?token=.
+    let r = agent().get(url.as_str()).call().unwrap();
+    let cookie = r.headers().get("set-cookie").unwrap().to_str().unwrap();
+    assert!(cookie.contains(&format!("clusterlab_token={token}")) && cookie.contains("HttpOnly"));
+    let mut r = agent()
+        .get(format!("{base}api/runs"))
+        .header("Cookie", format!("clusterlab_token={token}"))
+        .call()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let _ = r.body_mut().read_to_string();
+}
+
+// ---- The browser ------------------------------------------------------------------------------
+
+fn which(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join(name))
+            .find(|p| p.is_file())
+    })
+}
+
+/// A WebDriver session of headless Chromium, through chromedriver.
+struct Browser {
+    base: String,
+    session: String,
+    _driver: Guard,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    fn start(chromium: &Path, driver: &Path) -> Browser {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new(driver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let guard = Guard(child);
+        let base = format!("http://127.0.0.1:{port}");
+        let t = Instant::now();
+        while agent().get(format!("{base}/status")).call().is_err() {
+            assert!(
+                t.elapsed() < Duration::from_secs(30),
+                "chromedriver did not start"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let profile = tempfile::tempdir().unwrap();
+        let caps = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": chromium,
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                    "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+                    "--window-size=1280,900",
+                    format!("--user-data-dir={}", profile.path().display()),
+                ],
+            },
+        }}});
+        let v = post(&format!("{base}/session"), &caps);
+        let session = v["value"]["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no session: {v}"))
+            .to_string();
+        Browser {
+            base,
+            session,
+            _driver: guard,
+            _profile: profile,
+        }
+    }
+
+    fn url(&self, tail: &str) -> String {
+        format!("{}/session/{}/{tail}", self.base, self.session)
+    }
+
+    fn go(&self, url: &str) {
+        post(&self.url("url"), &json!({ "url": url }));
+    }
+
+    /// Runs `script` (a function body) in the page and returns what it returns.
+    fn eval(&self, script: &str) -> Json {
+        let v = post(
+            &self.url("execute/sync"),
+            &json!({"script": script, "args": []}),
+        );
+        v["value"].clone()
+    }
+
+    /// Waits until `script` returns true.
+    fn wait(&self, what: &str, script: &str) {
+        let t = Instant::now();
+        while self.eval(script) != json!(true) {
+            assert!(
+                t.elapsed() < Duration::from_secs(30),
+                "timed out waiting for {what}; page: {}",
+                self.eval("return document.body.innerText.slice(0, 2000)")
+            );
+            std::thread::sleep(Duration::from_millis(150));
+        }
+    }
+
+    fn screenshot(&self, name: &str) {
+        let v = get_json(&self.url("screenshot"));
+        let png = base64(v["value"].as_str().unwrap());
+        let dir = screenshots();
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(name), png).unwrap();
+        eprintln!("screenshot {}", dir.join(name).display());
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = agent()
+            .delete(format!("{}/session/{}", self.base, self.session))
+            .call();
+    }
+}
+
+fn post(url: &str, body: &Json) -> Json {
+    let mut r = agent()
+        .post(url)
+        .header("Content-Type", "application/json")
+        .send(body.to_string())
+        .unwrap();
+    let text = r.body_mut().read_to_string().unwrap();
+    assert_eq!(r.status().as_u16(), 200, "{url}: {text}");
+    serde_json::from_str(&text).unwrap()
+}
+
+/// `target/ui-screenshots/`.
+fn screenshots() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .unwrap()
+        .join("ui-screenshots")
+}
+
+fn base64(s: &str) -> Vec<u8> {
+    let val = |c: u8| -> u32 {
+        match c {
+            b'A'..=b'Z' => (c - b'A') as u32,
+            b'a'..=b'z' => (c - b'a' + 26) as u32,
+            b'0'..=b'9' => (c - b'0' + 52) as u32,
+            b'+' => 62,
+            b'/' => 63,
+            _ => panic!("not base64: {c}"),
+        }
+    };
+    let bytes: Vec<u8> = s
+        .bytes()
+        .filter(|&c| c != b'=' && !c.is_ascii_whitespace())
+        .collect();
+    let mut out = Vec::with_capacity(bytes.len() * 3 / 4);
+    for chunk in bytes.chunks(4) {
+        let n = chunk.iter().fold(0u32, |acc, &c| (acc << 6) | val(c)) << (6 * (4 - chunk.len()));
+        let b = n.to_be_bytes();
+        out.extend_from_slice(&b[1..chunk.len()]);
+    }
+    out
+}
+
+fn browser(base: &str, fx: &Fixture) {
+    let required = std::env::var("CLUSTERLAB_BROWSER_TESTS").is_ok_and(|v| v == "1");
+    let chromium = which("chromium").or_else(|| which("chromium-browser"));
+    let (Some(chromium), Some(driver)) = (chromium, which("chromedriver")) else {
+        assert!(
+            !required,
+            "CLUSTERLAB_BROWSER_TESTS=1 but chromium or chromedriver is missing (apt-get install chromium chromium-driver)"
+        );
+        eprintln!("SKIPPED the browser part of tests/ui.rs: chromium or chromedriver not found (apt-get install chromium chromium-driver; CLUSTERLAB_BROWSER_TESTS=1 makes this a failure)");
+        return;
+    };
+    let b = Browser::start(&chromium, &driver);
+
+    // The runs table: every run with its state.
+    b.go(base);
+    b.wait(
+        "the runs table",
+        "return document.querySelectorAll('#runs tr[data-run]').length === 5",
+    );
+    let rows = b.eval("return [...document.querySelectorAll('#runs tr[data-run]')].map(r => [r.dataset.run, r.dataset.status])");
+    let seen: BTreeMap<String, String> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r[0].as_str().unwrap().into(), r[1].as_str().unwrap().into()))
+        .collect();
+    assert_eq!(seen, fx.expected);
+    b.screenshot("runs.png");
+
+    // Filtering by a config key, typed into the --where box.
+    b.eval("document.getElementById('where').value = 'method.name=kmeans'; document.getElementById('apply').click(); return 1");
+    b.wait(
+        "the filtered table",
+        "return location.search.includes('where=') && window.clusterlabRefreshes > 0 && document.querySelectorAll('#runs tr[data-run]').length > 0",
+    );
+    let rows = b.eval("return [...document.querySelectorAll('#runs tr[data-run]')].map(r => r.dataset.run).sort()");
+    let mut want = vec![fx.kmeans0.clone(), fx.failed.clone()];
+    want.sort();
+    assert_eq!(rows, json!(want));
+    b.screenshot("runs-filtered.png");
+
+    // A completed run: curves, sizes, confusion matrix, embedding, cluster images.
+    b.go(&format!("{base}run/{}", fx.cc0));
+    b.wait(
+        "the run's charts",
+        "return !!document.querySelector('#chart-metrics path.series[data-points=\"5\"]') && !!document.querySelector('#chart-losses path.series') && !!document.getElementById('confusion') && !!document.getElementById('chart-embedding')",
+    );
+    b.wait(
+        "the cluster images",
+        "return [...document.querySelectorAll('#c-images img')].length > 0 && [...document.querySelectorAll('#c-images img')].every(i => i.complete && i.naturalWidth > 0)",
+    );
+    b.screenshot("run-completed.png");
+    b.eval("document.getElementById('c-embed').scrollIntoView(); return 1");
+    b.screenshot("run-completed-assignment.png");
+
+    // The running run: its curves grow while the page stays open (no reload).
+    b.go(&format!("{base}run/{}", fx.running));
+    b.wait(
+        "the running run's curves",
+        "return !!document.querySelector('#chart-metrics path.series')",
+    );
+    let points = "return +document.querySelector('#chart-metrics path.series').dataset.points";
+    let p0 = b.eval(points).as_u64().unwrap();
+    b.eval("window.clusterlabMarker = 'same page'; return 1");
+    let t = Instant::now();
+    while b.eval(points).as_u64().unwrap() <= p0 {
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "the curves did not grow"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert_eq!(b.eval("return window.clusterlabMarker"), json!("same page"));
+    assert!(b
+        .eval("return document.getElementById('live').textContent")
+        .as_str()
+        .unwrap()
+        .contains("live"));
+    b.screenshot("run-running.png");
+
+    // Two runs ticked in the table and compared: curves overlaid, bands, the table.
+    b.go(base);
+    b.wait(
+        "the runs table",
+        "return document.querySelectorAll('#runs tr[data-run]').length === 5",
+    );
+    for id in [&fx.cc0, &fx.kmeans0] {
+        b.eval(&format!(
+            "document.querySelector('input[data-sel=\"{id}\"]').click(); return 1"
+        ));
+    }
+    b.eval("document.getElementById('compare').click(); return 1");
+    b.wait(
+        "the overlaid curves",
+        "return location.pathname === '/compare' && document.querySelectorAll('#chart-overlay path.series[data-run]').length === 2 && !!document.getElementById('paper-table')",
+    );
+    let overlaid = b.eval("return [...document.querySelectorAll('#chart-overlay path.series[data-run]')].map(p => p.dataset.run).sort()");
+    let mut want = vec![fx.cc0.clone(), fx.kmeans0.clone()];
+    want.sort();
+    assert_eq!(overlaid, json!(want));
+    let bands = b.eval("return document.querySelectorAll('#chart-bands polygon.band, #chart-bands path.series').length");
+    assert!(bands.as_u64().unwrap() >= 2, "{bands}");
+    b.screenshot("compare.png");
+
+    // A selection with the running run and both CC seeds: grouped bands.
+    b.go(&format!(
+        "{base}compare?runs={},{},{}",
+        fx.cc0, fx.kmeans0, fx.running
+    ));
+    b.wait(
+        "three overlaid curves",
+        "return document.querySelectorAll('#chart-overlay path.series[data-run]').length === 3 && !!document.getElementById('paper-table')",
+    );
+    b.screenshot("compare-running.png");
+}
