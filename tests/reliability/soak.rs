@@ -1,4 +1,5 @@
-//! Soak: two sweeps of one grid with `--jobs 2` each and a `report` loop, all at once, with
+//! Soak: two sweeps of one grid with `--jobs 2` each, a `report` loop and the web UI polled
+//! for the runs table (`clusterlab ui`, which only reads the store), all at once, with
 //! SIGKILLs at seeded random moments to whole sweeps (with their workers), to sweep processes
 //! alone (their workers go on as orphans), to single workers and to reports. Afterwards every
 //! cell has completed exactly once (one result index line each), the store verifies without
@@ -115,6 +116,50 @@ fn soak_concurrent_sweeps_and_reports_under_random_sigkills() {
         })
     };
 
+    // The web UI over the same store, its runs table requested in a loop by a reader thread.
+    let mut ui = command(&root, &["ui", "--port", "0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let ui_url = {
+        use std::io::BufRead;
+        let mut line = String::new();
+        let mut out = std::io::BufReader::new(ui.stdout.take().expect("piped stdout"));
+        out.read_line(&mut line).unwrap();
+        // Keep reading (and dropping) its output so it never blocks on a full pipe.
+        std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+        line.split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .unwrap_or_else(|| panic!("no URL in {line:?}"))
+            .trim_end_matches('/')
+            .to_string()
+    };
+    let ui_reads = Arc::new(Mutex::new(Vec::<(u16, bool)>::new()));
+    let ui_reader = {
+        let (stop, reads, url) = (stop.clone(), ui_reads.clone(), ui_url.clone());
+        std::thread::spawn(move || {
+            let agent: ureq::Agent = ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .timeout_global(Some(Duration::from_secs(30)))
+                .build()
+                .into();
+            while !stop.load(Ordering::SeqCst) {
+                let r = agent.get(&format!("{url}/api/runs")).call();
+                let read = match r {
+                    Ok(mut r) => {
+                        let status = r.status().as_u16();
+                        let body = r.body_mut().read_to_string().unwrap_or_default();
+                        (status, serde_json::from_str::<serde_json::Value>(&body).is_ok())
+                    }
+                    Err(_) => (0, false),
+                };
+                reads.lock().unwrap().push(read);
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        })
+    };
+
     let mut sweeps = [
         spawn_sweep(&root, logs.path()),
         spawn_sweep(&root, logs.path()),
@@ -178,6 +223,9 @@ fn soak_concurrent_sweeps_and_reports_under_random_sigkills() {
     }
     stop.store(true, Ordering::SeqCst);
     looper.join().unwrap();
+    ui_reader.join().unwrap();
+    let _ = ui.kill();
+    let _ = ui.wait();
     // Orphaned workers finish their cells; a sweep then completes whatever is left.
     let deadline = Instant::now() + Duration::from_secs(120);
     let mut finals = 0;
@@ -195,6 +243,13 @@ fn soak_concurrent_sweeps_and_reports_under_random_sigkills() {
         assert!(Instant::now() < deadline, "{}", stdout(&out));
     }
 
+    // The UI answered every request with a whole runs table while runs were killed around it.
+    let ui_reads = ui_reads.lock().unwrap();
+    assert!(!ui_reads.is_empty());
+    assert!(
+        ui_reads.iter().all(|r| *r == (200, true)),
+        "UI answers (status, JSON): {ui_reads:?}"
+    );
     // Every process ended as expected: no crash, no failed run.
     let reports = reports.lock().unwrap();
     for s in reports.iter() {
@@ -237,7 +292,8 @@ fn soak_concurrent_sweeps_and_reports_under_random_sigkills() {
         .count();
     eprintln!(
         "soak: {} SIGKILLs ({} whole sweeps, {} sweep processes alone, {} workers, {} reports); \
-         {} sweeps ended (+{} final, {} exited 130), {} reports ran; 6 cells completed once each, \
+         {} sweeps ended (+{} final, {} exited 130), {} reports ran, {} UI runs-table reads (all 200 \
+         with JSON); 6 cells completed once each, \
          verify: no damage, bit-identical to the uninterrupted sweep; {:.1} s (reference {:.1} s)",
         kills.iter().sum::<usize>(),
         kills[0],
@@ -248,6 +304,7 @@ fn soak_concurrent_sweeps_and_reports_under_random_sigkills() {
         finals,
         interrupted,
         reports.len(),
+        ui_reads.len(),
         t0.elapsed().as_secs_f64(),
         t_ref.as_secs_f64()
     );
