@@ -43,9 +43,19 @@ struct UiProcess {
 fn start_ui(dir: &Path, args: &[&str]) -> (UiProcess, String) {
     let mut all = vec!["ui", "--port", "0"];
     all.extend(args);
+    // CLUSTERLAB_UI_TEST_LOG=<file>: the server's debug log (each request, in and out) there.
+    let log = std::env::var_os("CLUSTERLAB_UI_TEST_LOG");
+    if log.is_some() {
+        all.push("-vv");
+    }
     let mut child = command(dir, &all)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(match log {
+            Some(p) => Stdio::from(
+                std::fs::File::create(format!("{}.{}", p.to_string_lossy(), args.len())).unwrap(),
+            ),
+            None => Stdio::null(),
+        })
         .spawn()
         .unwrap();
     let mut line = String::new();
@@ -425,8 +435,10 @@ fn ui_off_loopback_requires_the_token() {
     assert_eq!(token.len(), 32, "{url}");
     assert!(token.chars().all(|c| c.is_ascii_hexdigit()));
     assert_eq!(get(&format!("{base}api/runs")).0, 401);
+    // A token that differs in its first digit (not "0" when the real one starts with "0").
+    let other = if token.starts_with('0') { '1' } else { '0' };
     assert_eq!(
-        get(&format!("{base}api/runs?token=0{}", &token[1..])).0,
+        get(&format!("{base}api/runs?token={other}{}", &token[1..])).0,
         401
     );
     assert_eq!(get(base).0, 401, "the page too");
@@ -544,8 +556,9 @@ impl Browser {
         while self.eval(script) != json!(true) {
             assert!(
                 t.elapsed() < Duration::from_secs(30),
-                "timed out waiting for {what}; page: {}",
-                self.eval("return document.body.innerText.slice(0, 2000)")
+                "timed out waiting for {what}; page: {}; errors: {}",
+                self.eval("return document.body.innerText.slice(0, 2000)"),
+                self.eval("return window.clusterlabErrors")
             );
             std::thread::sleep(Duration::from_millis(150));
         }

@@ -90,9 +90,21 @@ pub fn handle(ui: &Ui, mut req: tiny_http::Request) {
     // A GET has no body worth reading; drain what a client sent anyway.
     let _ = std::io::copy(&mut req.as_reader().take(1 << 16), &mut std::io::sink());
     let t = std::time::Instant::now();
+    tracing::debug!("{path} ←");
     let reply = match refuse(ui, &req, query) {
         Some((code, msg)) => Reply::Error(code, msg),
-        None => route(ui, path, query),
+        // A panic while answering one request must not take this worker thread (and, after
+        // a few, the whole server) with it: it becomes a 500 naming what went wrong.
+        None => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| route(ui, path, query)))
+            .unwrap_or_else(|p| {
+                let what = p
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_else(|| "panic".into());
+                tracing::error!("{path}: {what}");
+                Reply::Error(500, format!("internal error answering {path}: {what}"))
+            }),
     };
     let set_cookie = ui.token.as_ref().and_then(|tok| {
         presented(&req, query)

@@ -150,7 +150,10 @@ fn soak_concurrent_sweeps_and_reports_under_random_sigkills() {
                     Ok(mut r) => {
                         let status = r.status().as_u16();
                         let body = r.body_mut().read_to_string().unwrap_or_default();
-                        (status, serde_json::from_str::<serde_json::Value>(&body).is_ok())
+                        (
+                            status,
+                            serde_json::from_str::<serde_json::Value>(&body).is_ok(),
+                        )
                     }
                     Err(_) => (0, false),
                 };
