@@ -105,19 +105,7 @@ mod tests {
     /// op (stride, padding, a missing gradient term) gives errors of order 1.
     #[test]
     fn portable_path_equals_the_native_kernels() {
-        use crate::nn::{rel_diff, with_kernels, Kernels};
-        let rel_l2 = |a: &Tensor, b: &Tensor| {
-            let n = |t: &Tensor| {
-                t.sqr()
-                    .unwrap()
-                    .sum_all()
-                    .unwrap()
-                    .to_scalar::<f32>()
-                    .unwrap()
-                    .sqrt()
-            };
-            n(&(a - b).unwrap()) / n(b).max(1e-12)
-        };
+        use crate::nn::{rel_diff, resnet::tests::rel_l2, with_kernels, Kernels};
         let dev = Device::Cpu;
         for (backbone, stem) in [
             ("cnn", "cifar"),

@@ -155,7 +155,7 @@ impl ResNet {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     //! Checked against torchvision (tests/fixtures/resnet/generate.py): state-dict keys, shapes
     //! and parameter counts, and the forward/backward of ResNet-18 with deterministic weights.
     use super::*;
@@ -275,7 +275,7 @@ mod tests {
     /// the L2 norm almost unchanged. Measured: at most 2.2e-3 (layer2.1.bn2.bias, CIFAR stem);
     /// fed torchvision's own stem activations, the blocks' input gradient agrees to 3e-6. A
     /// structural mistake (stride, padding, shortcut) gives errors of order 1.
-    fn rel_l2(a: &Tensor, b: &Tensor) -> f32 {
+    pub(crate) fn rel_l2(a: &Tensor, b: &Tensor) -> f32 {
         let n = |t: &Tensor| {
             t.sqr()
                 .unwrap()
