@@ -44,19 +44,26 @@ pub fn contact_sheets(
         members.sort_by(|&a, &b| confidence[b].total_cmp(&confidence[a]).then(a.cmp(&b)));
         let top: Vec<usize> = members.iter().take(PER_ROW).copied().collect();
         let bottom: Vec<usize> = members.iter().rev().take(PER_ROW).copied().collect();
-        let sheet = draw(ds, &[top, bottom]);
         let stem = format!("{stem_prefix}-sheet-cluster-{id}");
-        let mut bytes = Vec::new();
-        sheet
-            .write_to(
-                &mut std::io::Cursor::new(&mut bytes),
-                image::ImageFormat::Png,
-            )
+        let bytes = sheet_png(ds, &[top, bottom])
             .map_err(|e| Error::Other(format!("contact sheet {stem}: {e}")))?;
         crate::store::write_atomic(&dir.join(format!("{stem}.png")), &bytes)?;
         out.push((id, stem));
     }
     Ok(out)
+}
+
+/// The images `rows` (dataset indices; at most [`PER_ROW`] a row) as one PNG: tiles on white,
+/// a grey rule between rows. Also the web UI's sheet of a cluster.
+pub fn sheet_png(ds: &Dataset, rows: &[Vec<usize>]) -> std::result::Result<Vec<u8>, String> {
+    let mut bytes = Vec::new();
+    draw(ds, rows)
+        .write_to(
+            &mut std::io::Cursor::new(&mut bytes),
+            image::ImageFormat::Png,
+        )
+        .map_err(|e| e.to_string())?;
+    Ok(bytes)
 }
 
 /// Rows of tiles on white, a grey rule between rows.

@@ -1,4 +1,4 @@
-//! The images of one cluster of a run, as one PNG contact sheet.
+//! The images of one cluster of a run, as one PNG contact sheet (drawn by `report::sheets`).
 //!
 //! The store records each sample's cluster (`assignments.parquet`), not the pixels: the images
 //! come from the run's dataset, read as training read it (`data::load` of the run's recorded
@@ -12,10 +12,7 @@ use crate::config::RunConfig;
 use crate::data::Dataset;
 use crate::store::{Store, CONFIG_FILE};
 
-/// Pixels of one image's side on the sheet (nearest-neighbour scaling).
-const CELL: usize = 64;
-/// Images per row of the sheet.
-const PER_ROW: usize = 8;
+use crate::report::sheets::PER_ROW;
 
 /// The last dataset read, by its config (as JSON).
 #[derive(Default)]
@@ -49,11 +46,9 @@ pub fn cluster_sheet(
 ) -> Result<Vec<u8>, Refusal> {
     let a = super::run::assignment(store, dir)?
         .ok_or((404, "the run has no recorded assignment".to_string()))?;
-    let text = run_file(store, dir, CONFIG_FILE)
-        .and_then(|p| std::fs::read_to_string(p).ok())
-        .ok_or((404, "the run has no config.yaml".to_string()))?;
-    let cfg: RunConfig =
-        serde_yaml::from_str(&text).map_err(|e| (500, format!("config.yaml: {e}")))?;
+    let path =
+        run_file(store, dir, CONFIG_FILE).ok_or((404, "the run has no config.yaml".to_string()))?;
+    let cfg = RunConfig::read(&path).map_err(|e| (500, e.to_string()))?;
     let ds = memo.get(&cfg)?;
     let members: Vec<usize> = a
         .index
@@ -66,36 +61,6 @@ pub fn cluster_sheet(
     if members.is_empty() {
         return Err((404, format!("cluster {k} has no images")));
     }
-    let cols = members.len().min(PER_ROW);
-    let rows = members.len().div_ceil(PER_ROW);
-    let (w, h) = (cols * (CELL + 2), rows * (CELL + 2));
-    let mut sheet = image::RgbImage::from_pixel(w as u32, h as u32, image::Rgb([255, 255, 255]));
-    let (ih, iw, ch) = (ds.height, ds.width, ds.channels);
-    for (slot, &i) in members.iter().enumerate() {
-        let img = &ds.images[i * ih * iw * ch..(i + 1) * ih * iw * ch];
-        let (ox, oy) = (
-            (slot % PER_ROW) * (CELL + 2) + 1,
-            (slot / PER_ROW) * (CELL + 2) + 1,
-        );
-        for y in 0..CELL {
-            for x in 0..CELL {
-                let (sy, sx) = (y * ih / CELL, x * iw / CELL);
-                let p = &img[(sy * iw + sx) * ch..];
-                let rgb = if ch >= 3 {
-                    [p[0], p[1], p[2]]
-                } else {
-                    [p[0], p[0], p[0]]
-                };
-                sheet.put_pixel((ox + x) as u32, (oy + y) as u32, image::Rgb(rgb));
-            }
-        }
-    }
-    let mut png = Vec::new();
-    image::DynamicImage::ImageRgb8(sheet)
-        .write_to(
-            &mut std::io::Cursor::new(&mut png),
-            image::ImageOutputFormat::Png,
-        )
-        .map_err(|e| (500, e.to_string()))?;
-    Ok(png)
+    let rows: Vec<Vec<usize>> = members.chunks(PER_ROW).map(<[usize]>::to_vec).collect();
+    crate::report::sheets::sheet_png(&ds, &rows).map_err(|e| (500, e))
 }
