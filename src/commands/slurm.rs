@@ -49,7 +49,7 @@ fn slurm(
     if !req.print {
         slurm::require_sbatch()?;
         for c in cells {
-            clusterlab::data::check_available(&c.config.dataset)?;
+            clusterlab::launch::check_inputs(&c.config)?;
         }
         if store.root.exists() {
             store.check_grid_dir(&grid.name)?;

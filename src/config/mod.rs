@@ -11,6 +11,7 @@ pub mod protocols;
 pub mod run;
 pub mod run_id;
 mod validate;
+pub mod weights;
 
 pub use grid::{Cell, Grid, GridSource};
 pub use run::RunConfig;

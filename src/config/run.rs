@@ -199,6 +199,19 @@ pub struct ModelConfig {
     /// ResNet stem: `cifar` (conv 3×3/1, no max-pool; for 32 px) or `imagenet` (torchvision's
     /// conv 7×7/2 + max-pool 3×3/2; for 224 px, as CC). Ignored by `cnn`.
     pub stem: String,
+    /// Initial backbone weights: `random` (the seeded init) or the path of a weights file —
+    /// safetensors, or a PyTorch checkpoint (`.pth`/`.pt`, read without PyTorch) — from
+    /// torchvision, MoCo v2, SimCLR, SCAN or clusterlab itself: a key prefix such as
+    /// `module.encoder_q.` is detected, `fc`/head keys are dropped (`nn::pretrained`). A
+    /// relative path is relative to the directory clusterlab runs in.
+    pub init: String,
+    /// SHA-256 of the `model.init` file, filled in when the grid is expanded (a value given
+    /// here must match the file). The run id hashes it instead of the path, so the same
+    /// weights under another path are the same run, and changed weights are a new one.
+    pub init_sha256: String,
+    /// Keep the backbone fixed (no gradient, BatchNorm on its running statistics) and train
+    /// only the method's heads: feature-space methods on a pretrained backbone.
+    pub freeze_backbone: bool,
 }
 
 impl Default for ModelConfig {
@@ -207,6 +220,9 @@ impl Default for ModelConfig {
             backbone: "cnn".into(),
             widths: vec![32, 64, 128, 256],
             stem: "cifar".into(),
+            init: INIT_RANDOM.into(),
+            init_sha256: String::new(),
+            freeze_backbone: false,
         }
     }
 }
@@ -322,6 +338,9 @@ impl Default for AugmentConfig {
 
 /// Backbones known to this build (`model.backbone`).
 pub const BACKBONES: &[&str] = &["cnn", "resnet18", "resnet34"];
+
+/// `model.init` for the seeded initialisation (no weights file).
+pub const INIT_RANDOM: &str = "random";
 
 /// ResNet stems (`model.stem`).
 pub const STEMS: &[&str] = &["cifar", "imagenet"];

@@ -20,9 +20,14 @@ pub const NOT_IDENTITY: &[(&str, &str)] =
 /// Keys added after runs were recorded: (path, the method that reads it, the value that
 /// computes what runs did before the key existed). A key is left out of the identity when it
 /// holds that value or the run's method does not read it, so every earlier run keeps its id;
-/// a run that uses the key with another value gets a new id.
-pub const ADDED_KEYS: &[(&[&str], &str, &str)] =
-    &[(&["method", "drc", "regularizer_views"], "drc", "both")];
+/// a run that uses the key with another value gets a new id. The method `*` means every
+/// method reads the key; the value is compared as JSON text for non-strings (`false`).
+pub const ADDED_KEYS: &[(&[&str], &str, &str)] = &[
+    (&["method", "drc", "regularizer_views"], "drc", "both"),
+    (&["model", "init"], "*", super::run::INIT_RANDOM),
+    (&["model", "init_sha256"], "*", ""),
+    (&["model", "freeze_backbone"], "*", "false"),
+];
 
 /// The canonical JSON text of a run config: sorted keys, no whitespace.
 pub fn canonical_json(config: &RunConfig) -> String {
@@ -39,10 +44,20 @@ pub fn canonical_json(config: &RunConfig) -> String {
             node = node.and_then(|n| n.get_mut(*p));
         }
         if let Some(obj) = node.and_then(|n| n.as_object_mut()) {
-            let unused = config.method.name != *method;
-            if unused || obj.get(*last).and_then(|v| v.as_str()) == Some(*before) {
+            let unused = *method != "*" && config.method.name != *method;
+            let at_default = obj.get(*last).is_some_and(|v| match v {
+                Value::String(s) => s == before,
+                other => other.to_string() == *before,
+            });
+            if unused || at_default {
                 obj.remove(*last);
             }
+        }
+    }
+    // Pretrained weights are identified by their content, not by where the file lies.
+    if !config.model.init_sha256.is_empty() {
+        if let Some(model) = value.get_mut("model").and_then(|v| v.as_object_mut()) {
+            model.remove("init");
         }
     }
     let mut out = String::new();

@@ -107,6 +107,20 @@ impl RunConfig {
                 ),
             );
         }
+        if self.method.name == "kmeans" && self.model.init != super::run::INIT_RANDOM {
+            return bad(
+                "model.init",
+                format!("{:?}", self.model.init),
+                "random for `kmeans` (it clusters raw pixels; it has no backbone)",
+            );
+        }
+        if self.method.name == "kmeans" && self.model.freeze_backbone {
+            return bad(
+                "model.freeze_backbone",
+                "true".into(),
+                "false for `kmeans` (it clusters raw pixels; it has no backbone)",
+            );
+        }
         if self.optimizer.name != "adam" {
             return bad(
                 "optimizer.name",

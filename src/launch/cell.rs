@@ -190,6 +190,13 @@ fn attempt(
     write_atomic(&dir.join(store::CONFIG_FILE), yaml.as_bytes())?;
     let device = cache.device.clone();
     let mut prov = Provenance::collect(&crate::device::name(&device), &store.outputs());
+    let model = &cell.config.model;
+    if model.init != crate::config::run::INIT_RANDOM {
+        prov.init_weights = Some(crate::provenance::InitWeights {
+            path: model.init.clone(),
+            sha256: model.init_sha256.clone(),
+        });
+    }
     write_atomic(
         &dir.join(store::PROVENANCE_FILE),
         &serde_json::to_vec_pretty(&prov)?,

@@ -41,6 +41,18 @@ pub fn resolve(grid: Option<&str>, sets: &[String]) -> Result<(Grid, Vec<Cell>)>
     Ok((grid, cells))
 }
 
+/// Checks the files a run reads before anything is written: its dataset
+/// (`data::check_available`) and, when `model.init` names one, that the weights file fits the
+/// backbone (`train::check_init`).
+pub fn check_inputs(cfg: &crate::config::RunConfig) -> Result<()> {
+    crate::data::check_available(&cfg.dataset)?;
+    if cfg.model.init != crate::config::run::INIT_RANDOM {
+        let ds = crate::data::load(&cfg.dataset)?;
+        crate::train::check_init(cfg, ds.channels)?;
+    }
+    Ok(())
+}
+
 /// The record of a sweep's command-line axes: `runs/<grid>/.cli-sweep.json`.
 pub const CLI_SWEEP_FILE: &str = ".cli-sweep.json";
 

@@ -15,7 +15,7 @@ use crate::data::{loader, Dataset};
 use crate::error::{Error, Result};
 use crate::eval::{cluster_size_entropy, Scores};
 use crate::methods::{self, kmeans::kmeans, losses::scalar, Method, View};
-use crate::nn::{Backbone, Params};
+use crate::nn::{pretrained, Backbone, Params};
 use crate::rng::{permutation, stream, stream_at};
 use crate::store::tables::EpochRow;
 use optim::Adam;
@@ -343,6 +343,37 @@ fn save_checkpoint(
     Ok(())
 }
 
+/// Checks, before anything is written, that the `model.init` weights file fits the configured
+/// backbone on `channels`-channel images: the keys and shapes a run would load (on the CPU,
+/// once per distinct model config in this process). Nothing to do for `random`.
+pub fn check_init(cfg: &RunConfig, channels: usize) -> Result<()> {
+    use std::collections::HashSet;
+    use std::sync::Mutex;
+    static CHECKED: Mutex<Option<HashSet<String>>> = Mutex::new(None);
+    if cfg.model.init == crate::config::run::INIT_RANDOM {
+        return Ok(());
+    }
+    let key = format!("{}/{channels}", serde_json::to_string(&cfg.model)?);
+    let seen = |k: &str| {
+        CHECKED
+            .lock()
+            .map(|s| s.as_ref().is_some_and(|s| s.contains(k)))
+            .unwrap_or(false)
+    };
+    if seen(&key) {
+        return Ok(());
+    }
+    let mut params = Params::new(stream(cfg.seed, "init"), Device::Cpu);
+    Backbone::new(&mut params, &cfg.model, channels)?;
+    let path = Path::new(&cfg.model.init);
+    pretrained::load_file(&params, path, &cfg.model.init_sha256)
+        .map_err(|e| Error::BadInput(format!("`model.init`: {e}")))?;
+    if let Ok(mut s) = CHECKED.lock() {
+        s.get_or_insert_with(HashSet::new).insert(key);
+    }
+    Ok(())
+}
+
 /// A model (backbone + method heads) and its optimiser: one training step at a time.
 pub struct Trainer {
     pub params: Params,
@@ -350,15 +381,37 @@ pub struct Trainer {
     pub method: Box<dyn Method>,
     pub opt: Adam,
     weights: Vec<(String, f64)>,
+    /// `model.freeze_backbone`: the backbone runs on its running statistics, without gradient.
+    frozen: bool,
 }
 
 impl Trainer {
-    /// Builds the network from the run's `init` stream.
+    /// Builds the network from the run's `init` stream, then sets the backbone from the
+    /// `model.init` weights file, if any (the heads keep their seeded init). A frozen
+    /// backbone's parameters are left out of the optimiser.
     pub fn new(cfg: &RunConfig, channels: usize, device: &Device) -> Result<Self> {
         let mut params = Params::new(stream(cfg.seed, "init"), device.clone());
         let backbone = Backbone::new(&mut params, &cfg.model, channels)?;
         let method = methods::build(cfg, &mut params, backbone.out_dim())?;
-        let opt = Adam::new(params.trainable(), cfg.optimizer.clone())?;
+        if cfg.model.init != crate::config::run::INIT_RANDOM {
+            let path = std::path::Path::new(&cfg.model.init);
+            let loaded = pretrained::load_file(&params, path, &cfg.model.init_sha256)?;
+            tracing::info!(
+                "backbone weights from {} (prefix {:?}): {} tensors loaded, {} of the file's \
+                 dropped",
+                cfg.model.init,
+                loaded.prefix,
+                loaded.loaded,
+                loaded.dropped
+            );
+        }
+        let frozen = cfg.model.freeze_backbone;
+        let trainable = params
+            .trainable()
+            .into_iter()
+            .filter(|(k, _)| !(frozen && k.starts_with(pretrained::BACKBONE_PREFIX)))
+            .collect();
+        let opt = Adam::new(trainable, cfg.optimizer.clone())?;
         let terms = methods::spec(&cfg.method.name)
             .map(|s| {
                 s.terms
@@ -373,7 +426,18 @@ impl Trainer {
             method,
             opt,
             weights: terms,
+            frozen,
         })
+    }
+
+    /// Backbone features of a batch in training: batch statistics and gradient, or, when the
+    /// backbone is frozen, running statistics and no gradient.
+    pub fn train_features(&self, x: &Tensor) -> Result<Tensor> {
+        if self.frozen {
+            Ok(self.backbone.forward(x, false)?.detach())
+        } else {
+            self.backbone.forward(x, true)
+        }
     }
 
     /// Parameters, buffers and optimiser moments by name, for a checkpoint.
@@ -406,7 +470,7 @@ impl Trainer {
     pub fn step(&mut self, views: &[Tensor]) -> Result<Vec<(String, f64)>> {
         let feats = views
             .iter()
-            .map(|x| self.backbone.forward(x, true))
+            .map(|x| self.train_features(x))
             .collect::<Result<Vec<Tensor>>>()?;
         let terms = self.method.losses(&feats)?;
         let mut total: Option<Tensor> = None;
@@ -466,7 +530,7 @@ fn init_method(
     while start < n {
         let end = (start + per).min(n);
         let x = loader::test_batch(ds, aug, start, end, device)?;
-        feats.push(trainer.backbone.forward(&x, true)?.detach());
+        feats.push(trainer.train_features(&x)?.detach());
         start = end;
     }
     let feats = Tensor::cat(&feats, 0)?;

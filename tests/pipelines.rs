@@ -1,0 +1,130 @@
+//! Research pipelines (issue 20) end to end through the binary: runs that start from pretrained
+//! weights (`model.init`, `model.freeze_backbone`).
+
+mod common;
+
+use common::{clusterlab, run_dirs, stderr, stdout};
+use std::path::Path;
+
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/pretrained");
+
+fn grid(init: &str, widths: &str, freeze: bool) -> String {
+    format!(
+        r#"
+name: pre
+base:
+  dataset: {{size: 100, image_size: 16, num_classes: 4}}
+  model:
+    widths: {widths}
+    init: {init}
+    freeze_backbone: {freeze}
+  method: {{feature_dim: 8, head_hidden: 16, kmeans_restarts: 1, kmeans_iterations: 20}}
+  train: {{epochs: 2, batch_size: 50}}
+grid:
+  seed: [0]
+"#
+    )
+}
+
+/// The run id `sweep --dry-run` lists for the grid's one cell.
+fn dry_run_id(dir: &Path, args: &[&str]) -> String {
+    let mut all = vec!["sweep", "g.yaml", "--dry-run"];
+    all.extend_from_slice(args);
+    let o = clusterlab(dir, &all);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    let line = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("0 "))
+        .unwrap();
+    line.split_whitespace().nth(1).unwrap().to_string()
+}
+
+#[test]
+fn a_run_starts_from_a_moco_checkpoint_and_records_its_digest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::create_dir(dir.join("w")).unwrap();
+    std::fs::copy(
+        Path::new(FIXTURES).join("cnn_moco.pth"),
+        dir.join("w/moco.pth"),
+    )
+    .unwrap();
+    std::fs::write(dir.join("g.yaml"), grid("w/moco.pth", "[4, 8]", true)).unwrap();
+    let sha = clusterlab::config::weights::file_sha256(&dir.join("w/moco.pth")).unwrap();
+
+    // The run id hashes the weights, not their path; random init is another run.
+    let id = dry_run_id(dir, &[]);
+    std::fs::copy(dir.join("w/moco.pth"), dir.join("w/renamed.pth")).unwrap();
+    assert_eq!(dry_run_id(dir, &["--set", "model.init=w/renamed.pth"]), id);
+    assert_ne!(dry_run_id(dir, &["--set", "model.init=random"]), id);
+    let other = dir.join("w/other.pth");
+    std::fs::copy(Path::new(FIXTURES).join("cnn.pth"), &other).unwrap();
+    assert_ne!(dry_run_id(dir, &["--set", "model.init=w/other.pth"]), id);
+
+    let o = clusterlab(dir, &["sweep", "g.yaml"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let runs = run_dirs(dir, "pre");
+    assert_eq!(runs.len(), 1);
+    let run = &runs[0];
+    assert!(run.ends_with(&id));
+    let config = std::fs::read_to_string(run.join("config.yaml")).unwrap();
+    assert!(config.contains(&format!("init_sha256: {sha}")), "{config}");
+    let prov: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("provenance.json")).unwrap()).unwrap();
+    assert_eq!(prov["init_weights"]["sha256"], sha.as_str());
+    assert_eq!(prov["init_weights"]["path"], "w/moco.pth");
+
+    // Frozen: after training, every backbone tensor (BatchNorm statistics included) is still
+    // the file's query encoder; the heads trained.
+    let file = clusterlab::nn::pretrained::read_tensors(&dir.join("w/moco.pth")).unwrap();
+    let mut ckpts: Vec<_> = std::fs::read_dir(run.join("checkpoints"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "safetensors"))
+        .collect();
+    ckpts.sort();
+    let last = clusterlab::nn::pretrained::read_tensors(ckpts.last().unwrap()).unwrap();
+    let mut checked = 0;
+    for (name, t) in &last {
+        if let Some(key) = name.strip_prefix("backbone.") {
+            let want = &file[&format!("module.encoder_q.{key}")];
+            let a = t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let b = want.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            assert_eq!(a, b, "{name} moved although the backbone is frozen");
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 10);
+    let log = std::fs::read_to_string(run.join("run.log")).unwrap();
+    assert!(
+        log.contains("prefix \"module.encoder_q.\"): 10 tensors loaded, 18 of the file's dropped"),
+        "{log}"
+    );
+}
+
+#[test]
+fn weights_that_do_not_fit_are_exit_2_naming_the_keys_with_nothing_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::copy(Path::new(FIXTURES).join("cnn.pth"), dir.join("w.pth")).unwrap();
+    std::fs::write(dir.join("g.yaml"), grid("w.pth", "[4, 16]", false)).unwrap();
+    let o = clusterlab(dir, &["sweep", "g.yaml"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("w.pth") && err.contains("blocks.1.conv.weight is [8, 4, 3, 3] in the file"),
+        "{err}"
+    );
+    assert!(!dir.join("runs").exists(), "a run directory was written");
+
+    std::fs::write(dir.join("g.yaml"), grid("absent.pth", "[4, 8]", false)).unwrap();
+    let o = clusterlab(dir, &["sweep", "g.yaml"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(
+        err.contains("g.yaml:7:5") && err.contains("`model.init`") && err.contains("no such file"),
+        "{err}"
+    );
+    assert!(!dir.join("runs").exists());
+}
