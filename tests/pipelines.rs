@@ -128,3 +128,78 @@ fn weights_that_do_not_fit_are_exit_2_naming_the_keys_with_nothing_written() {
     );
     assert!(!dir.join("runs").exists());
 }
+
+/// ResNet-18 and ResNet-34 checkpoints written by PyTorch itself (torchvision's modules, a
+/// plain state dict and a MoCo v2 checkpoint): they load and give torchvision's features.
+/// Needs PyTorch and torchvision (not in CI; their files are 45 and 85 MB, too big to commit),
+/// so it is ignored unless asked for: `CLUSTERLAB_TORCH_PYTHON=python3 cargo test --release
+/// --test pipelines -- --ignored`.
+#[test]
+#[ignore = "needs PyTorch: set CLUSTERLAB_TORCH_PYTHON and pass --ignored"]
+fn torch_written_resnet_checkpoints_give_torchvisions_features() {
+    use candle_core::{Device, Tensor};
+    use clusterlab::nn::{pretrained, Backbone, Params};
+    let python = std::env::var("CLUSTERLAB_TORCH_PYTHON")
+        .expect("CLUSTERLAB_TORCH_PYTHON names a python with torch and torchvision");
+    let tmp = tempfile::tempdir().unwrap();
+    let st = std::process::Command::new(python)
+        .arg(Path::new(FIXTURES).join("generate.py"))
+        .arg("--resnet")
+        .arg(tmp.path())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let fx: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(tmp.path().join("resnet_features.json")).unwrap(),
+    )
+    .unwrap();
+    // The generator's hash_uniform("input", n) (tests/fixtures/resnet/generate.py).
+    let mut salt: u64 = 0xCBF29CE484222325;
+    for b in "input".bytes() {
+        salt ^= b as u64;
+        salt = salt.wrapping_mul(0x100000001B3);
+    }
+    let x: Vec<f32> = (0..2 * 3 * 32 * 32u64)
+        .map(|i| {
+            let mut z = salt ^ i.wrapping_mul(0x9E3779B97F4A7C15);
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58476D1CE4E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D049BB133111EB);
+            z ^= z >> 31;
+            let u = (z >> 40) as f64 / (1u64 << 24) as f64;
+            ((2.0 * u - 1.0) as f32 + 1.0) / 2.0
+        })
+        .collect();
+    let x = Tensor::from_vec(x, (2, 3, 32, 32), &Device::Cpu).unwrap();
+    for case in fx["cases"].as_array().unwrap() {
+        let cfg = clusterlab::config::run::ModelConfig {
+            backbone: case["arch"].as_str().unwrap().into(),
+            stem: case["stem"].as_str().unwrap().into(),
+            ..Default::default()
+        };
+        let mut p = Params::new(clusterlab::rng::stream(0, "init"), Device::Cpu);
+        let net = Backbone::new(&mut p, &cfg, 3).unwrap();
+        let file = tmp.path().join(case["file"].as_str().unwrap());
+        let got = pretrained::load_file(&p, &file, "").unwrap();
+        let y: Vec<f32> = net
+            .forward(&x, false)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        let want: Vec<f32> = case["eval_output"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap() as f32)
+            .collect();
+        let num: f32 = y.iter().zip(&want).map(|(a, b)| (a - b) * (a - b)).sum();
+        let den: f32 = want.iter().map(|b| b * b).sum();
+        let rel = (num / den).sqrt();
+        assert!(
+            rel < 1e-4,
+            "{}: features differ by {rel} ({got:?})",
+            case["file"]
+        );
+    }
+}
