@@ -27,6 +27,16 @@ pub struct Provenance {
     /// The pretrained weights the backbone started from (`model.init`), when not random.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub init_weights: Option<InitWeights>,
+    /// The run whose final weights this run started from (a `from:` stage).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_run: Option<SourceRun>,
+}
+
+/// The run a stage started from.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SourceRun {
+    pub grid: String,
+    pub run_id: String,
 }
 
 /// A weights file a run started from: where it was read, and what it was.
@@ -134,6 +144,7 @@ impl Provenance {
             started_at: now(),
             finished_at: None,
             init_weights: None,
+            source_run: None,
         }
     }
 }

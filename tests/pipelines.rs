@@ -203,3 +203,111 @@ fn torch_written_resnet_checkpoints_give_torchvisions_features() {
         );
     }
 }
+
+const PRETEXT: &str = r#"
+name: pre
+base:
+  dataset: {size: 100, image_size: 16, num_classes: 4}
+  model: {widths: [4, 8]}
+  method: {feature_dim: 8, head_hidden: 16, kmeans_restarts: 1, kmeans_iterations: 20}
+  train: {epochs: 2, batch_size: 50}
+zip:
+  - {seed: [0, 1], optimizer.lr: [3.0e-4, LR1]}
+"#;
+
+const STAGE: &str = r#"
+name: dep
+from: {grid: pre, match: [seed]}
+base:
+  dataset: {size: 100, image_size: 16, num_classes: 4}
+  model: {widths: [4, 8]}
+  method: {feature_dim: 8, head_hidden: 16, kmeans_restarts: 1, kmeans_iterations: 20}
+  train: {epochs: 1, batch_size: 50}
+grid:
+  seed: [0, 1]
+"#;
+
+fn ids(dir: &Path, grid: &str) -> Vec<String> {
+    run_dirs(dir, grid)
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect()
+}
+
+#[test]
+fn a_stage_runs_after_its_source_and_reruns_only_when_its_source_changes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::write(dir.join("pre.yaml"), PRETEXT.replace("LR1", "3.0e-4")).unwrap();
+    std::fs::write(dir.join("dep.yaml"), STAGE).unwrap();
+
+    // A stage whose source has not run does not start.
+    let o = clusterlab(dir, &["run", "dep.yaml", "--index", "0"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("its source run pre/"), "{}", stderr(&o));
+    assert!(run_dirs(dir, "dep").is_empty());
+
+    // One sweep of the stage runs its sources first.
+    let o = clusterlab(dir, &["sweep", "dep.yaml"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("stage pre ("), "{out}");
+    let (pre, dep) = (ids(dir, "pre"), ids(dir, "dep"));
+    assert_eq!((pre.len(), dep.len()), (2, 2));
+    for id in &dep {
+        let run = dir.join("runs/dep").join(id);
+        let config = std::fs::read_to_string(run.join("config.yaml")).unwrap();
+        let from = config
+            .lines()
+            .find_map(|l| l.strip_prefix("from: pre/"))
+            .unwrap_or_else(|| panic!("no from: in {config}"));
+        assert!(pre.contains(&from.to_string()));
+        let prov: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(run.join("provenance.json")).unwrap()).unwrap();
+        assert_eq!(prov["source_run"]["run_id"], from);
+        let log = std::fs::read_to_string(run.join("run.log")).unwrap();
+        assert!(log.contains(&format!("started from pre/{from}")), "{log}");
+    }
+    let index = std::fs::read_to_string(dir.join("reports/dep/index.md")).unwrap();
+    assert!(
+        index.contains("## Stages") && index.contains("[pre](../pre/index.md)"),
+        "{index}"
+    );
+    for id in pre.iter().chain(&dep) {
+        assert!(index.contains(id.as_str()), "{id} not in {index}");
+    }
+
+    // Nothing changed: nothing runs.
+    let o = clusterlab(dir, &["sweep", "dep.yaml"]);
+    assert!(
+        stdout(&o).contains("2 cells: 0 ran, 2 skipped"),
+        "{}",
+        stdout(&o)
+    );
+
+    // The source of seed 1 changes: it and its stage run again, seed 0's stay.
+    std::fs::write(dir.join("pre.yaml"), PRETEXT.replace("LR1", "1.0e-3")).unwrap();
+    let o = clusterlab(dir, &["sweep", "dep.yaml"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("2 cells: 1 ran, 1 skipped"),
+        "{}",
+        stdout(&o)
+    );
+    let (pre2, dep2) = (ids(dir, "pre"), ids(dir, "dep"));
+    assert_eq!((pre2.len(), dep2.len()), (3, 3));
+    assert_eq!(pre2.iter().filter(|i| !pre.contains(i)).count(), 1);
+    assert_eq!(dep2.iter().filter(|i| !dep.contains(i)).count(), 1);
+
+    // Slurm: the stage's array waits on its source's (afterok).
+    std::fs::write(dir.join("pre.yaml"), PRETEXT.replace("LR1", "2.0e-3")).unwrap();
+    let o = clusterlab(dir, &["slurm", "dep.yaml", "--print"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    let stage_script = text.split("#!/bin/bash").nth(2).expect("two scripts");
+    assert!(
+        stage_script.contains("#SBATCH --dependency=afterok:<ARRAY_JOB_ID_OF_pre>\n"),
+        "{text}"
+    );
+    assert!(stage_script.contains("#SBATCH --array=1%1\n"), "{text}");
+}

@@ -10,6 +10,7 @@ pub mod presets;
 pub mod protocols;
 pub mod run;
 pub mod run_id;
+pub mod stages;
 mod validate;
 pub mod weights;
 

@@ -19,6 +19,10 @@ pub struct RunConfig {
     pub optimizer: OptimizerConfig,
     pub train: TrainConfig,
     pub augment: AugmentConfig,
+    /// `<grid>/<run id>` of the run whose final weights this run starts from (backbone and
+    /// every head of the same name and shape), or empty. Set from the grid's `from:` section
+    /// when the grid is expanded (`launch::stages`), so the source is part of the run id.
+    pub from: String,
 }
 
 impl RunConfig {

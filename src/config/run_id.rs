@@ -27,6 +27,7 @@ pub const ADDED_KEYS: &[(&[&str], &str, &str)] = &[
     (&["model", "init"], "*", super::run::INIT_RANDOM),
     (&["model", "init_sha256"], "*", ""),
     (&["model", "freeze_backbone"], "*", "false"),
+    (&["from"], "*", ""),
 ];
 
 /// The canonical JSON text of a run config: sorted keys, no whitespace.
@@ -47,7 +48,7 @@ pub fn canonical_json(config: &RunConfig) -> String {
             let unused = *method != "*" && config.method.name != *method;
             let at_default = obj.get(*last).is_some_and(|v| match v {
                 Value::String(s) => s == before,
-                other => other.to_string() == *before,
+                other => serde_json::from_str::<Value>(before).is_ok_and(|b| b == *other),
             });
             if unused || at_default {
                 obj.remove(*last);
@@ -100,4 +101,37 @@ pub fn run_id(config: &RunConfig) -> String {
     let digest = Sha256::digest(canonical_json(config).as_bytes());
     let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
     hex[..ID_LEN].to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The pipeline keys (issue 20) are out of the identity at their defaults, in it otherwise;
+    /// the weights are identified by their digest, not their path.
+    #[test]
+    fn pipeline_keys_enter_the_id_only_when_used() {
+        let base = RunConfig::default();
+        let json = canonical_json(&base);
+        for key in ["\"init\"", "init_sha256", "freeze_backbone", "\"from\""] {
+            assert!(!json.contains(key), "{key} in {json}");
+        }
+        let id = run_id(&base);
+        let mut frozen = base.clone();
+        frozen.model.freeze_backbone = true;
+        let mut staged = base.clone();
+        staged.from = "pre/0123456789abcdef".into();
+        let mut other = staged.clone();
+        other.from = "pre/fedcba9876543210".into();
+        let ids = [run_id(&frozen), run_id(&staged), run_id(&other)];
+        assert!(ids.iter().all(|i| *i != id) && ids[1] != ids[2]);
+        let mut a = base.clone();
+        a.model.init = "a/w.pth".into();
+        a.model.init_sha256 = "ab".repeat(32);
+        let mut b = a.clone();
+        b.model.init = "elsewhere/w.pth".into();
+        assert_eq!(run_id(&a), run_id(&b));
+        b.model.init_sha256 = "cd".repeat(32);
+        assert_ne!(run_id(&a), run_id(&b));
+    }
 }

@@ -17,8 +17,10 @@ pub const WEIGHT_EXTENSIONS: &[&str] = &["safetensors", "pth", "pt"];
 
 /// Hashes already computed in this process, by (path, size, mtime): a grid of many cells on
 /// the same weights reads the file once.
-static HASHES: Mutex<Option<HashMap<(PathBuf, u64, Option<SystemTime>), String>>> =
-    Mutex::new(None);
+static HASHES: Mutex<Option<HashMap<FileStamp, String>>> = Mutex::new(None);
+
+/// A file as last seen: path, size, modification time.
+type FileStamp = (PathBuf, u64, Option<SystemTime>);
 
 /// The SHA-256 (lowercase hex) of a file's bytes.
 pub fn file_sha256(path: &Path) -> Result<String> {

@@ -191,6 +191,10 @@ fn attempt(
     let device = cache.device.clone();
     let mut prov = Provenance::collect(&crate::device::name(&device), &store.outputs());
     let model = &cell.config.model;
+    prov.source_run = super::stages::source_of(cell).map(|(g, id)| crate::provenance::SourceRun {
+        grid: g.to_string(),
+        run_id: id.to_string(),
+    });
     if model.init != crate::config::run::INIT_RANDOM {
         prov.init_weights = Some(crate::provenance::InitWeights {
             path: model.init.clone(),
@@ -230,9 +234,11 @@ fn attempt(
             }
             observer.epoch_done(row, total);
         };
+        let source = super::stages::source_dir(store, cell);
         let ctx = train::Context {
             dir: Some(&dir),
             interrupt: super::signals::flag(),
+            source: source.as_deref(),
         };
         train::run(&cell.config, &ds, &device, ctx, &mut hb)
     }));

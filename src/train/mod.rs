@@ -99,6 +99,9 @@ pub struct Context<'a> {
     /// Checked after every step: when set, the run checkpoints and returns
     /// [`Error::Interrupted`].
     pub interrupt: &'a AtomicBool,
+    /// The source run's directory when the run starts from another run's final weights
+    /// (`from`); required then.
+    pub source: Option<&'a Path>,
 }
 
 impl Context<'_> {
@@ -108,6 +111,7 @@ impl Context<'_> {
         Context {
             dir: None,
             interrupt: &NEVER,
+            source: None,
         }
     }
 }
@@ -162,6 +166,22 @@ pub fn run(
             (meta.position, meta.rows, meta.sums, meta.seconds)
         }
         None => {
+            if !cfg.from.is_empty() {
+                let src = ctx.source.ok_or_else(|| {
+                    Error::BadInput(format!(
+                        "run starts from {} (`from`), but no run store was given to find it in",
+                        cfg.from
+                    ))
+                })?;
+                let (path, tensors) = checkpoint::final_tensors(src, device)?;
+                let (loaded, own) = trainer.load_source(&tensors)?;
+                tracing::info!(
+                    "started from {} ({}): {loaded} tensors taken, {own} of this method's own \
+                     kept their seeded init",
+                    cfg.from,
+                    path.display()
+                );
+            }
             if trainer.method.needs_init() {
                 init_method(cfg, ds, &aug, &mut trainer, device)?;
             }
@@ -446,6 +466,37 @@ impl Trainer {
             self.params.state_dict().into_iter().collect();
         m.extend(self.opt.state());
         m
+    }
+
+    /// Starts from another run's final tensors (a pipeline stage): every backbone tensor must
+    /// be there with its shape; any other parameter or buffer (a head) is taken when the
+    /// source has one of the same name and shape, else keeps its seeded init. Returns (taken,
+    /// kept). The optimiser starts fresh.
+    pub fn load_source(
+        &mut self,
+        source: &std::collections::HashMap<String, Tensor>,
+    ) -> Result<(usize, usize)> {
+        let backbone: std::collections::BTreeMap<String, Tensor> = source
+            .iter()
+            .filter(|(k, _)| k.starts_with(pretrained::BACKBONE_PREFIX))
+            .map(|(k, t)| (k.clone(), t.clone()))
+            .collect();
+        let got = pretrained::load_backbone(&self.params, &backbone, "the source run")?;
+        let mut taken = got.loaded;
+        let mut kept = 0;
+        for (name, var) in self.params.entries_under("") {
+            if name.starts_with(pretrained::BACKBONE_PREFIX) {
+                continue;
+            }
+            match source.get(&name) {
+                Some(t) if t.dims() == var.dims() => {
+                    var.set(&t.to_device(var.device())?)?;
+                    taken += 1;
+                }
+                _ => kept += 1,
+            }
+        }
+        Ok((taken, kept))
     }
 
     /// Restores a checkpoint's tensors and the optimiser's step count.
