@@ -311,3 +311,59 @@ fn a_stage_runs_after_its_source_and_reruns_only_when_its_source_changes() {
     );
     assert!(stage_script.contains("#SBATCH --array=1%1\n"), "{text}");
 }
+
+/// `selflabel` as a stage of a CC run: it takes the CC run's backbone and its cluster head
+/// (`cluster_projector.*`), trains, and is evaluated by the argmax of that head.
+#[test]
+fn selflabel_starts_from_the_cc_runs_backbone_and_cluster_head() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::write(dir.join("pre.yaml"), PRETEXT.replace("LR1", "3.0e-4")).unwrap();
+    let stage = STAGE.replace(
+        "method: {feature_dim: 8,",
+        "method: {name: selflabel, selflabel: {threshold: 0.3}, feature_dim: 8,",
+    );
+    std::fs::write(dir.join("dep.yaml"), stage).unwrap();
+    let o = clusterlab(dir, &["sweep", "dep.yaml"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for run in run_dirs(dir, "dep") {
+        let log = std::fs::read_to_string(run.join("run.log")).unwrap();
+        // 10 backbone tensors + the cluster head's 2 weights and 2 biases; nothing of its own.
+        assert!(
+            log.contains("14 tensors taken, 0 of this method's own kept their seeded init"),
+            "{log}"
+        );
+        let r = clusterlab::store::tables::read_parquet(&run.join("result.parquet")).unwrap();
+        let name = r
+            .column("method.name")
+            .unwrap()
+            .str()
+            .unwrap()
+            .get(0)
+            .unwrap();
+        assert_eq!(name, "selflabel");
+        let epochs = clusterlab::store::tables::read_parquet(&run.join("epochs.parquet")).unwrap();
+        let loss = epochs.column("loss_selflabel").unwrap().f64().unwrap();
+        assert!(
+            loss.iter().flatten().any(|v| v > 0.0),
+            "no confident sample ever"
+        );
+    }
+}
+
+/// The example pipeline resolves from the repository: both stages, linked by seed.
+#[test]
+fn the_example_pipeline_lists_both_stages() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let tmp = tempfile::tempdir().unwrap();
+    let grid = root.join("experiments/selflabel.yaml");
+    let o = clusterlab(tmp.path(), &["sweep", grid.to_str().unwrap(), "--dry-run"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains("stage selflabel-pretext (")
+            && out.contains("the 2 source run(s) of grid selflabel"),
+        "{out}"
+    );
+    assert!(out.contains("grid selflabel ("), "{out}");
+}

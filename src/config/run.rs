@@ -65,6 +65,29 @@ pub struct MethodConfig {
     pub drc: DrcConfig,
     /// Knobs of CDC (our re-implementation from the paper's description).
     pub cdc: CdcConfig,
+    /// Knobs of self-labelling (SCAN's step 3; a pipeline stage).
+    pub selflabel: SelflabelConfig,
+}
+
+/// Self-labelling (`method.name: selflabel`, `methods::selflabel`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SelflabelConfig {
+    /// A sample is pseudo-labelled when its largest cluster probability on the clean view
+    /// exceeds this (SCAN: 0.99).
+    pub threshold: f64,
+    /// Weigh each pseudo-class by the inverse of its share of the confident samples (SCAN's
+    /// `apply_class_balancing`, on in its configs).
+    pub class_balance: bool,
+}
+
+impl Default for SelflabelConfig {
+    fn default() -> Self {
+        Self {
+            threshold: 0.99,
+            class_balance: true,
+        }
+    }
 }
 
 /// How a trained model's clusters are read out for evaluation.
@@ -187,6 +210,7 @@ impl Default for MethodConfig {
             anchor: AnchorConfig::default(),
             drc: DrcConfig::default(),
             cdc: CdcConfig::default(),
+            selflabel: SelflabelConfig::default(),
         }
     }
 }

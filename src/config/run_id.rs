@@ -28,6 +28,8 @@ pub const ADDED_KEYS: &[(&[&str], &str, &str)] = &[
     (&["model", "init_sha256"], "*", ""),
     (&["model", "freeze_backbone"], "*", "false"),
     (&["from"], "*", ""),
+    // A new method's section: out of every other method's identity.
+    (&["method", "selflabel"], "selflabel", ""),
 ];
 
 /// The canonical JSON text of a run config: sorted keys, no whitespace.

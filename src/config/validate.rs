@@ -32,6 +32,13 @@ impl RunConfig {
                 return bad(key, format!("{t}"), "a number > 0");
             }
         }
+        if !(m.selflabel.threshold > 0.0 && m.selflabel.threshold < 1.0) {
+            return bad(
+                "method.selflabel.threshold",
+                format!("{}", m.selflabel.threshold),
+                "a probability in (0, 1) (SCAN: 0.99)",
+            );
+        }
         if m.cdc.sinkhorn_iterations == 0 {
             return bad("method.cdc.sinkhorn_iterations", "0".into(), "at least 1");
         }
