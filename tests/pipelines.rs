@@ -367,3 +367,39 @@ fn the_example_pipeline_lists_both_stages() {
     );
     assert!(out.contains("grid selflabel ("), "{out}");
 }
+
+/// `eval.probes`: the probed runs' results carry each probe's test accuracy, the report lists
+/// them beside NMI/ACC/ARI, and a bad probe name is exit 2.
+#[test]
+fn probes_are_recorded_and_reported() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::write(dir.join("pre.yaml"), PRETEXT.replace("LR1", "3.0e-4")).unwrap();
+    let o = clusterlab(
+        dir,
+        &[
+            "sweep",
+            "pre.yaml",
+            "--set",
+            "eval.probes=[knn, linear]",
+            "--set",
+            "eval.knn_k=5",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    for run in run_dirs(dir, "pre") {
+        let r = clusterlab::store::tables::read_parquet(&run.join("result.parquet")).unwrap();
+        for c in ["probe_knn_acc", "probe_linear_acc"] {
+            let v = r.column(c).unwrap().f64().unwrap().get(0).unwrap();
+            assert!((0.0..=1.0).contains(&v), "{c} = {v}");
+        }
+    }
+    let table = std::fs::read_to_string(dir.join("reports/pre/table.md")).unwrap();
+    assert!(
+        table.contains("### Probes") && table.contains("| knn acc | linear acc |"),
+        "{table}"
+    );
+    let o = clusterlab(dir, &["sweep", "pre.yaml", "--set", "eval.probes=[svm]"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("eval.probes"), "{}", stderr(&o));
+}

@@ -19,6 +19,8 @@ pub struct RunConfig {
     pub optimizer: OptimizerConfig,
     pub train: TrainConfig,
     pub augment: AugmentConfig,
+    /// Evaluation beside the clustering scores (probes on frozen features).
+    pub eval: EvalConfig,
     /// `<grid>/<run id>` of the run whose final weights this run starts from (backbone and
     /// every head of the same name and shape), or empty. Set from the grid's `from:` section
     /// when the grid is expanded (`launch::stages`), so the source is part of the run id.
@@ -254,6 +256,37 @@ impl Default for ModelConfig {
         }
     }
 }
+
+/// Evaluation beside NMI/ACC/ARI.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EvalConfig {
+    /// Probes on the final backbone features, each scored by its test accuracy
+    /// (`probe_<name>_acc` in the results): `knn` (cosine k-NN vote) and/or `linear`
+    /// (multinomial logistic regression), scikit-learn's definitions (`eval::probes`).
+    pub probes: Vec<String>,
+    /// k of the k-NN probe.
+    pub knn_k: usize,
+    /// Share of the evaluated images the probes are tested on (the rest trains them), drawn
+    /// from the run's `probe_split` stream.
+    pub probe_test_fraction: f64,
+    /// Inverse L2 strength C of the linear probe (scikit-learn's `LogisticRegression(C=…)`).
+    pub linear_c: f64,
+}
+
+impl Default for EvalConfig {
+    fn default() -> Self {
+        Self {
+            probes: Vec::new(),
+            knn_k: 20,
+            probe_test_fraction: 0.2,
+            linear_c: 1.0,
+        }
+    }
+}
+
+/// Probes `eval.probes` may name.
+pub const PROBES: &[&str] = &["knn", "linear"];
 
 /// Adam optimiser settings (PyTorch semantics).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

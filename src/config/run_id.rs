@@ -30,6 +30,10 @@ pub const ADDED_KEYS: &[(&[&str], &str, &str)] = &[
     (&["from"], "*", ""),
     // A new method's section: out of every other method's identity.
     (&["method", "selflabel"], "selflabel", ""),
+    (&["eval", "probes"], "*", "[]"),
+    (&["eval", "knn_k"], "*", "20"),
+    (&["eval", "probe_test_fraction"], "*", "0.2"),
+    (&["eval", "linear_c"], "*", "1.0"),
 ];
 
 /// The canonical JSON text of a run config: sorted keys, no whitespace.
@@ -54,6 +58,20 @@ pub fn canonical_json(config: &RunConfig) -> String {
             });
             if unused || at_default {
                 obj.remove(*last);
+            }
+        }
+    }
+    // A section whose every key was left out goes too (a new section at its defaults).
+    for (path, _, _) in ADDED_KEYS {
+        if let [parent, _] = path {
+            if value
+                .get(*parent)
+                .and_then(|v| v.as_object())
+                .is_some_and(|o| o.is_empty())
+            {
+                if let Some(root) = value.as_object_mut() {
+                    root.remove(*parent);
+                }
             }
         }
     }
@@ -115,7 +133,13 @@ mod tests {
     fn pipeline_keys_enter_the_id_only_when_used() {
         let base = RunConfig::default();
         let json = canonical_json(&base);
-        for key in ["\"init\"", "init_sha256", "freeze_backbone", "\"from\""] {
+        for key in [
+            "\"init\"",
+            "init_sha256",
+            "freeze_backbone",
+            "\"from\"",
+            "\"eval\"",
+        ] {
             assert!(!json.contains(key), "{key} in {json}");
         }
         let id = run_id(&base);
@@ -125,7 +149,14 @@ mod tests {
         staged.from = "pre/0123456789abcdef".into();
         let mut other = staged.clone();
         other.from = "pre/fedcba9876543210".into();
-        let ids = [run_id(&frozen), run_id(&staged), run_id(&other)];
+        let mut probed = base.clone();
+        probed.eval.probes = vec!["knn".into()];
+        let ids = [
+            run_id(&frozen),
+            run_id(&staged),
+            run_id(&other),
+            run_id(&probed),
+        ];
         assert!(ids.iter().all(|i| *i != id) && ids[1] != ids[2]);
         let mut a = base.clone();
         a.model.init = "a/w.pth".into();

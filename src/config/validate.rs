@@ -114,6 +114,36 @@ impl RunConfig {
                 ),
             );
         }
+        let e = &self.eval;
+        for (i, p) in e.probes.iter().enumerate() {
+            if !super::run::PROBES.contains(&p.as_str()) || e.probes[..i].contains(p) {
+                return bad(
+                    "eval.probes",
+                    format!("{:?}", e.probes),
+                    "a list of distinct probes out of knn, linear",
+                );
+            }
+        }
+        if !e.probes.is_empty() && self.method.name == "kmeans" {
+            return bad(
+                "eval.probes",
+                format!("{:?}", e.probes),
+                "[] for `kmeans` (it has no learned features to probe)",
+            );
+        }
+        if e.knn_k == 0 {
+            return bad("eval.knn_k", "0".into(), "at least 1");
+        }
+        if !(e.probe_test_fraction > 0.0 && e.probe_test_fraction < 1.0) {
+            return bad(
+                "eval.probe_test_fraction",
+                format!("{}", e.probe_test_fraction),
+                "a fraction in (0, 1)",
+            );
+        }
+        if !(e.linear_c.is_finite() && e.linear_c > 0.0) {
+            return bad("eval.linear_c", format!("{}", e.linear_c), "a number > 0");
+        }
         if self.method.name == "kmeans" && self.model.init != super::run::INIT_RANDOM {
             return bad(
                 "model.init",

@@ -501,6 +501,12 @@ pub fn result_row(
         ("best_acc".into(), f64v(bs.acc)),
         ("best_ari".into(), f64v(bs.ari)),
         ("train_seconds".into(), f64v(last.seconds)),
+    ]);
+    // Only runs that probed have these columns: other results keep their schema.
+    for (probe, acc) in &o.probes {
+        row.push((format!("probe_{probe}_acc"), f64v(*acc)));
+    }
+    row.extend([
         ("num_params".into(), Value::I64(Some(o.num_params as i64))),
         ("git_commit".into(), Value::Str(prov.git_commit.clone())),
         ("git_dirty".into(), Value::Bool(prov.git_dirty)),

@@ -351,6 +351,7 @@ pub fn write_report(
         md.push('\n');
         md.push_str(&p);
     }
+    md.push_str(&probes_section(rows.clone())?);
     let dir = reports_root.join(grid);
     crate::store::create_dir(&dir)?;
     crate::store::write_atomic(&dir.join("table.md"), md.as_bytes())?;
@@ -358,6 +359,7 @@ pub fn write_report(
     crate::store::write_atomic(&dir.join("table.csv"), table.csv().as_bytes())?;
     let figs = figures::write_all(store, &table, &dir)?;
     let chain = stages(store, rows.clone())?;
+
     let commits = commits(rows)?;
     let mut front = index(&table, &md, &figs, &commits);
     front.push_str(&chain);
@@ -367,6 +369,74 @@ pub fn write_report(
         t.elapsed().as_secs_f64()
     );
     Ok(Some((md, dir.join("table.md"))))
+}
+
+/// The probes' section of table.md and index.md (`eval.probes`): each probed run's test
+/// accuracies beside its clustering scores. Empty when no run probed.
+fn probes_section(mut rows: LazyFrame) -> Result<String> {
+    let schema = rows.collect_schema()?;
+    let probes: Vec<String> = crate::config::run::PROBES
+        .iter()
+        .map(|p| format!("probe_{p}_acc"))
+        .filter(|c| schema.get(c).is_some())
+        .collect();
+    if probes.is_empty() {
+        return Ok(String::new());
+    }
+    let mut cols = vec![
+        col("run_id"),
+        col("method.name"),
+        col("seed").cast(DataType::String),
+        col("final_nmi"),
+        col("final_acc"),
+        col("final_ari"),
+    ];
+    cols.extend(probes.iter().map(|c| col(c.as_str())));
+    let df = rows
+        .select(cols)
+        .sort(["method.name", "seed"], Default::default())
+        .collect()?;
+    let text = |c: &str| -> Result<Vec<String>> {
+        Ok(df
+            .column(c)?
+            .str()?
+            .iter()
+            .map(|v| v.unwrap_or("").to_string())
+            .collect())
+    };
+    let num = |c: &str| -> Result<Vec<Option<f64>>> { Ok(df.column(c)?.f64()?.iter().collect()) };
+    let (ids, methods, seeds) = (text("run_id")?, text("method.name")?, text("seed")?);
+    let mut values = vec![num("final_nmi")?, num("final_acc")?, num("final_ari")?];
+    for c in &probes {
+        values.push(num(c)?);
+    }
+    let names: Vec<String> = crate::config::run::PROBES
+        .iter()
+        .filter(|p| probes.contains(&format!("probe_{p}_acc")))
+        .map(|p| format!("{p} acc"))
+        .collect();
+    let mut out = format!(
+        "\n### Probes (frozen final features; test accuracy, `eval.probes`)\n\n| run | method | seed | NMI | ACC | ARI | {} |\n|---|---|---|---:|---:|---:|{}\n",
+        names.join(" | "),
+        "---:|".repeat(names.len())
+    );
+    for i in 0..ids.len() {
+        if values[3..].iter().all(|v| v[i].is_none()) {
+            continue;
+        }
+        let cells: Vec<String> = values
+            .iter()
+            .map(|v| v[i].map_or("–".into(), |x| format!("{x:.3}")))
+            .collect();
+        out.push_str(&format!(
+            "| {} | {} | {} | {} |\n",
+            ids[i],
+            methods[i],
+            seeds[i],
+            cells.join(" | ")
+        ));
+    }
+    Ok(out)
 }
 
 /// The `## Stages` section of index.md for a grid whose runs started from other runs (`from:`):

@@ -28,6 +28,8 @@ pub struct Outcome {
     pub num_params: usize,
     /// The final model's cluster per sample and a 2-D PCA view of the features it clustered.
     pub assignment: Option<Assignment>,
+    /// `(probe, test accuracy)` of each `eval.probes` on the final backbone features.
+    pub probes: Vec<(String, f64)>,
 }
 
 /// Where every sample ended up: its cluster, its confidence in it and 2-D views of the
@@ -325,11 +327,24 @@ pub fn run(
         )?,
     };
     let n = clusters.len();
+    let probes = if cfg.eval.probes.is_empty() {
+        Vec::new()
+    } else {
+        let settings = crate::eval::probes::ProbeSettings {
+            probes: &cfg.eval.probes,
+            knn_k: cfg.eval.knn_k,
+            test_fraction: cfg.eval.probe_test_fraction,
+            linear_c: cfg.eval.linear_c,
+        };
+        let order = permutation(&mut stream(cfg.seed, "probe_split"), n);
+        crate::eval::probes::run(&settings, &features, &ds.labels, dim, &order)
+    };
     Ok(Outcome {
         epochs: rows,
         protocol: protocol(cfg, trainer.method.as_ref()),
         num_params: trainer.params.count(),
         assignment: Some(Assignment::from_features(clusters, &features, n, dim)),
+        probes,
     })
 }
 
@@ -657,6 +672,7 @@ fn run_kmeans(cfg: &RunConfig, ds: &Dataset, observer: &mut dyn Observer) -> Res
         epochs: vec![row],
         protocol: "k-means on raw pixels".into(),
         num_params: 0,
+        probes: Vec::new(),
         assignment: Some(Assignment::from_features(
             r.labels,
             &x,
