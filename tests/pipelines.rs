@@ -277,6 +277,10 @@ fn a_stage_runs_after_its_source_and_reruns_only_when_its_source_changes() {
         assert!(index.contains(id.as_str()), "{id} not in {index}");
     }
 
+    // A stage run reproduces bit for bit (its source read from the real store).
+    let o = clusterlab(dir, &["reproduce", &dep[0]]);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+
     // Nothing changed: nothing runs.
     let o = clusterlab(dir, &["sweep", "dep.yaml"]);
     assert!(

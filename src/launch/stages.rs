@@ -128,9 +128,21 @@ pub fn source_of(cell: &Cell) -> Option<(&str, &str)> {
     cell.config.from.split_once('/')
 }
 
-/// The directory of a cell's source run under `store`, when it has one.
+/// The directory of a cell's source run, when it has one: under `store`, else under one of its
+/// other output folders where it exists (`reproduce` re-runs in a scratch store beside the
+/// real one, which holds the source).
 pub fn source_dir(store: &Store, cell: &Cell) -> Option<PathBuf> {
-    source_of(cell).map(|(g, id)| store.run_dir(g, id))
+    let (g, id) = source_of(cell)?;
+    let own = store.run_dir(g, id);
+    if own.is_dir() {
+        return Some(own);
+    }
+    store
+        .outputs()
+        .into_iter()
+        .map(|o| Store::new(o).run_dir(g, id))
+        .find(|p| p.is_dir())
+        .or(Some(own))
 }
 
 /// Why a cell cannot start yet: its source run is not completed (`None` when it has no
