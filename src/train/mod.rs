@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use crate::config::run::EvalProtocol;
+use crate::config::run::{EvalEpoch, EvalProtocol};
 use crate::config::RunConfig;
 use crate::data::augment::Augmenter;
 use crate::data::{loader, Dataset};
@@ -28,6 +28,11 @@ pub struct Outcome {
     pub num_params: usize,
     /// The final model's cluster per sample and a 2-D PCA view of the features it clustered.
     pub assignment: Option<Assignment>,
+    /// Which epoch the run reports (`eval.epoch`), see [`Outcome::reported_scores`].
+    pub rule: EvalEpoch,
+    /// Unlabelled images passed through the instance term by this process (`dataset.unlabeled`:
+    /// CC's first phase of each epoch; 0 without it).
+    pub unlabeled_images: usize,
 }
 
 /// Where every sample ended up: its cluster, its confidence in it and 2-D views of the
@@ -66,6 +71,32 @@ impl Outcome {
             .iter()
             .rev()
             .find_map(|r| r.scores.map(|s| (r.epoch, s)))
+    }
+
+    /// The epoch the run reports by its `eval.epoch` rule: the last evaluated one (`final`),
+    /// the evaluated one with the lowest mean `total` loss (`lowest_loss`, the earliest on
+    /// ties; label-free) or the best NMI (`best_by_label`).
+    pub fn reported_scores(&self) -> Option<(usize, Scores)> {
+        match self.rule {
+            EvalEpoch::Final => self.final_scores(),
+            EvalEpoch::BestByLabel => self.best_scores(),
+            EvalEpoch::LowestLoss => {
+                let total = |r: &EpochRow| {
+                    r.losses
+                        .iter()
+                        .find(|(k, _)| k == "total")
+                        .map_or(f64::INFINITY, |(_, v)| *v)
+                };
+                self.epochs
+                    .iter()
+                    .filter(|r| r.scores.is_some())
+                    .fold(None, |acc: Option<&EpochRow>, r| match acc {
+                        Some(b) if total(b) <= total(r) => acc,
+                        _ => Some(r),
+                    })
+                    .and_then(|r| r.scores.map(|s| (r.epoch, s)))
+            }
+        }
     }
 
     /// The epoch with the highest NMI.
@@ -134,6 +165,19 @@ pub fn run(
             ds.name
         )));
     }
+    // The images scored (`eval.split`) and the unlabelled images of the first phase.
+    let heldout = match cfg.eval.split {
+        crate::config::run::EvalSplit::Train => None,
+        crate::config::run::EvalSplit::Heldout => Some(crate::data::load_heldout(cfg)?),
+    };
+    let eval_ds = heldout.as_ref().unwrap_or(ds);
+    let unlabeled = match cfg.dataset.unlabeled {
+        true => Some(crate::data::load_unlabeled(&cfg.dataset)?),
+        false => None,
+    };
+    // Phase one of an epoch: the unlabelled images through the instance term (drop-last).
+    let u_steps = unlabeled.as_ref().map_or(0, |u| u.len() / b);
+    let mut unlabeled_images = 0;
     let steps = ds.len() / b;
     let (resumed, skipped) = match ctx.dir {
         Some(dir) => checkpoint::resume(dir, device, |meta, tensors| {
@@ -182,10 +226,67 @@ pub fn run(
             &mut stream_at(cfg.seed, "data_order", &[epoch as u64]),
             ds.len(),
         );
+        let u_order = unlabeled.as_ref().map(|u| {
+            permutation(
+                &mut stream_at(cfg.seed, "unlabeled_order", &[epoch as u64]),
+                u.len(),
+            )
+        });
         if pos.step == 0 {
             sums.clear();
         }
-        for step in pos.step..steps {
+        for at in pos.step..u_steps + steps {
+            if let (Some(u), Some(u_order)) = (&unlabeled, &u_order) {
+                if at < u_steps {
+                    let idx = &u_order[at * b..(at + 1) * b];
+                    let views = (0..2)
+                        .map(|v| {
+                            loader::train_batch_from(
+                                u,
+                                &aug,
+                                idx,
+                                (cfg.seed, "augment_unlabeled"),
+                                epoch,
+                                v,
+                                device,
+                            )
+                        })
+                        .collect::<Result<Vec<Tensor>>>()?;
+                    let v = trainer.instance_step(&views).map_err(|e| match e {
+                        Error::RunFailed(m) => Error::RunFailed(format!(
+                            "{m} at epoch {epoch}, unlabelled step {}",
+                            at + 1
+                        )),
+                        other => other,
+                    })?;
+                    unlabeled_images += b;
+                    accumulate(&mut sums, &[(UNLABELED_TERM.to_string(), v)]);
+                    if ctx.interrupt.load(Ordering::SeqCst) {
+                        let at = checkpoint::Position {
+                            epoch,
+                            step: at + 1,
+                        };
+                        if let Some(dir) = ctx.dir {
+                            save_checkpoint(
+                                dir,
+                                cfg,
+                                &trainer,
+                                at.clone(),
+                                rows,
+                                sums,
+                                clock(&start),
+                                best.as_ref().map(|b| &b.1),
+                            )?;
+                        }
+                        return Err(Error::Interrupted(format!(
+                            "interrupted at epoch {epoch}, unlabelled step {}",
+                            at.step
+                        )));
+                    }
+                    continue;
+                }
+            }
+            let step = at - u_steps;
             let idx = &order[step * b..(step + 1) * b];
             let views = (trainer.method.views().iter().enumerate())
                 .map(|(v, kind)| match kind {
@@ -201,16 +302,11 @@ pub fn run(
                 }
                 other => other,
             })?;
-            if sums.is_empty() {
-                sums = values.iter().map(|(k, _)| (k.clone(), 0.0)).collect();
-            }
-            for (acc, (_, v)) in sums.iter_mut().zip(&values) {
-                acc.1 += v;
-            }
+            accumulate(&mut sums, &values);
             if ctx.interrupt.load(Ordering::SeqCst) {
                 let at = checkpoint::Position {
                     epoch,
-                    step: step + 1,
+                    step: at + 1,
                 };
                 if let Some(dir) = ctx.dir {
                     save_checkpoint(
@@ -232,13 +328,16 @@ pub fn run(
         }
         let losses = sums
             .iter()
-            .map(|(k, v)| (k.clone(), v / steps.max(1) as f64))
+            .map(|(k, v)| {
+                let n = if k == UNLABELED_TERM { u_steps } else { steps };
+                (k.clone(), v / n.max(1) as f64)
+            })
             .collect();
         let evaluate = epoch % cfg.train.eval_every == 0 || epoch == cfg.train.epochs;
         let (scores, cluster_entropy) = if evaluate {
             let (pred, features, dim) = predict_with_features(
                 cfg,
-                ds,
+                eval_ds,
                 &aug,
                 &trainer.backbone,
                 trainer.method.as_ref(),
@@ -246,7 +345,7 @@ pub fn run(
                 epoch,
             )?;
             let scored = (
-                Some(Scores::compute(&ds.labels, &pred)),
+                Some(Scores::compute(&eval_ds.labels, &pred)),
                 Some(cluster_size_entropy(&pred)),
             );
             if epoch == cfg.train.epochs {
@@ -296,7 +395,7 @@ pub fn run(
         Some(e) => e,
         None => predict_with_features(
             cfg,
-            ds,
+            eval_ds,
             &aug,
             &trainer.backbone,
             trainer.method.as_ref(),
@@ -310,7 +409,23 @@ pub fn run(
         protocol: protocol(cfg, trainer.method.as_ref()),
         num_params: trainer.params.count(),
         assignment: Some(Assignment::from_features(clusters, &features, n, dim)),
+        rule: cfg.eval.epoch,
+        unlabeled_images,
     })
+}
+
+/// The loss column of the unlabelled phase (`dataset.unlabeled`): the weighted instance term,
+/// averaged over that phase's steps.
+pub const UNLABELED_TERM: &str = "unlabeled_instance";
+
+/// Adds a step's named values to the epoch's sums (by name, in order of first appearance).
+fn accumulate(sums: &mut Vec<(String, f64)>, values: &[(String, f64)]) {
+    for (k, v) in values {
+        match sums.iter_mut().find(|(s, _)| s == k) {
+            Some(acc) => acc.1 += v,
+            None => sums.push((k.clone(), *v)),
+        }
+    }
 }
 
 /// Writes a checkpoint of the trainer at `position`.
@@ -401,6 +516,30 @@ impl Trainer {
             .map_or(0.0, |(_, w)| *w)
     }
 
+    /// One step of the unlabelled phase: the method's instance term alone (weighted by its
+    /// `instance` weight) on two augmented views; returns the weighted value.
+    pub fn instance_step(&mut self, views: &[Tensor]) -> Result<f64> {
+        let h_a = self.backbone.forward(&views[0], true)?;
+        let h_b = self.backbone.forward(&views[1], true)?;
+        let Some(term) = self.method.instance_term(&h_a, &h_b)? else {
+            return Err(Error::BadInput(
+                "dataset.unlabeled: the method has no instance term".into(),
+            ));
+        };
+        let w = self.weight("instance");
+        let v = scalar(&term)?;
+        if !v.is_finite() {
+            return Err(Error::RunFailed(format!(
+                "non-finite loss: term `instance` = {v} (unlabelled phase)"
+            )));
+        }
+        if w != 0.0 {
+            let grads = (term * w)?.backward()?;
+            self.opt.step(&grads)?;
+        }
+        Ok(w * v)
+    }
+
     /// One optimisation step on a batch of views; returns `total` and each weighted term.
     /// A non-finite term fails the step with the term's name.
     pub fn step(&mut self, views: &[Tensor]) -> Result<Vec<(String, f64)>> {
@@ -445,6 +584,7 @@ fn protocol(cfg: &RunConfig, method: &dyn Method) -> String {
     match cfg.method.eval {
         EvalProtocol::Argmax => method.protocol().into(),
         EvalProtocol::KmeansFeatures => "k-means on backbone features".into(),
+        EvalProtocol::KmeansInstance => "k-means on the instance-head output".into(),
     }
 }
 
@@ -475,8 +615,9 @@ fn init_method(
         .init(&feats, &mut stream(cfg.seed, "kmeans_init"))
 }
 
-/// Cluster ids and backbone features (row-major, `dim` per sample) of the whole dataset, by the
-/// configured protocol (`epoch` keys the k-means stream of `kmeans_features`).
+/// Cluster ids and the features they came from (row-major, `dim` per sample: the backbone's,
+/// or the instance head's for `kmeans_instance`) of the whole dataset, by the configured
+/// protocol (`epoch` keys the k-means stream of the k-means protocols).
 fn predict_with_features(
     cfg: &RunConfig,
     ds: &Dataset,
@@ -494,9 +635,17 @@ fn predict_with_features(
     while start < ds.len() {
         let end = (start + cfg.train.eval_batch_size).min(ds.len());
         let x = loader::test_batch(ds, aug, start, end, device)?;
-        let h = backbone.forward(&x, false)?;
+        let mut h = backbone.forward(&x, false)?;
         if own {
             ids.extend(method.predict(&h)?);
+        }
+        if cfg.method.eval == EvalProtocol::KmeansInstance {
+            h = method.instance_embedding(&h)?.ok_or_else(|| {
+                Error::BadInput(format!(
+                    "method.eval: kmeans_instance needs an instance head; method `{}` has none",
+                    cfg.method.name
+                ))
+            })?;
         }
         dim = h.dim(1)?;
         feats.extend(h.flatten_all()?.to_vec1::<f32>()?);
@@ -507,7 +656,7 @@ fn predict_with_features(
             &feats,
             ds.len(),
             dim,
-            ds.num_classes,
+            cfg.num_clusters(),
             cfg.method.kmeans_restarts,
             cfg.method.kmeans_iterations,
             &mut stream_at(cfg.seed, "kmeans_eval", &[epoch as u64]),
@@ -525,7 +674,7 @@ fn run_kmeans(cfg: &RunConfig, ds: &Dataset, observer: &mut dyn Observer) -> Res
         &x,
         ds.len(),
         ds.image_len(),
-        ds.num_classes,
+        cfg.num_clusters(),
         cfg.method.kmeans_restarts,
         cfg.method.kmeans_iterations,
         &mut stream(cfg.seed, "kmeans"),
@@ -542,6 +691,8 @@ fn run_kmeans(cfg: &RunConfig, ds: &Dataset, observer: &mut dyn Observer) -> Res
         epochs: vec![row],
         protocol: "k-means on raw pixels".into(),
         num_params: 0,
+        rule: cfg.eval.epoch,
+        unlabeled_images: 0,
         assignment: Some(Assignment::from_features(
             r.labels,
             &x,
