@@ -702,8 +702,12 @@ mod tests {
         assert!(md.contains("† epoch chosen with the labels"), "{md}");
         assert!(md.contains("`eval.epoch` (best_by_label, final)"), "{md}");
         assert!(t.latex().contains("0.910 $\\pm$ 0.010$^\\dagger$"));
-        assert!(t.csv().contains("cc,synthetic,nmi,0.91,0.010000000000000009,3,a b c,true"));
-        assert!(t.csv().contains("kmeans,synthetic,nmi,0.11,0.009999999999999995,3,d e f,false"));
+        assert!(t
+            .csv()
+            .contains("cc,synthetic,nmi,0.91,0.010000000000000009,3,a b c,true"));
+        assert!(t
+            .csv()
+            .contains("kmeans,synthetic,nmi,0.11,0.009999999999999995,3,d e f,false"));
         // A report-level best-epoch selection marks every cell.
         t.epoch = crate::report::EpochSel::Best("nmi");
         assert!(t.markdown().contains("0.110 ± 0.010 (3) †"));
