@@ -271,7 +271,13 @@ fn attempt(
     if let Some(a) = &outcome.assignment {
         write_parquet_zstd(
             &dir.join(store::ASSIGNMENTS_FILE),
-            &mut assignments_frame(&ds_labels(cache, &cell.config)?, a)?,
+            &mut assignments_frame(
+                &match &outcome.heldout_labels {
+                    Some(l) => l.clone(),
+                    None => ds_labels(cache, &cell.config)?,
+                },
+                a,
+            )?,
         )?;
     }
     let row = result_row(grid, cell, &outcome, &prov)?;

@@ -33,6 +33,9 @@ pub struct Outcome {
     /// Unlabelled images passed through the instance term by this process (`dataset.unlabeled`:
     /// CC's first phase of each epoch; 0 without it).
     pub unlabeled_images: usize,
+    /// The labels of the images scored when they are not the training images
+    /// (`eval.split: heldout`), in the order of `assignment`.
+    pub heldout_labels: Option<Vec<i64>>,
 }
 
 /// Where every sample ended up: its cluster, its confidence in it and 2-D views of the
@@ -411,6 +414,7 @@ pub fn run(
         assignment: Some(Assignment::from_features(clusters, &features, n, dim)),
         rule: cfg.eval.epoch,
         unlabeled_images,
+        heldout_labels: heldout.map(|h| h.labels),
     })
 }
 
@@ -693,6 +697,7 @@ fn run_kmeans(cfg: &RunConfig, ds: &Dataset, observer: &mut dyn Observer) -> Res
         num_params: 0,
         rule: cfg.eval.epoch,
         unlabeled_images: 0,
+        heldout_labels: None,
         assignment: Some(Assignment::from_features(
             r.labels,
             &x,
