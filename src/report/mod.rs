@@ -373,6 +373,17 @@ pub fn summarise_frame(
                 .alias("by_label"),
         );
     }
+    // Each cell's protocol, for the published-vs-reproduced section.
+    for (from, to) in [
+        ("dataset.splits", "proto_splits"),
+        ("eval.split", "proto_eval_split"),
+        ("dataset.image_size", "proto_image_size"),
+        ("eval.epoch", "proto_epoch"),
+    ] {
+        if has(from) {
+            aggs.push(col(from).cast(DataType::String).first().alias(to));
+        }
+    }
     for (m, _) in &metrics {
         let c = format!("{}_{m}", opts.epoch.prefix());
         aggs.push(col(c.as_str()).mean().alias(format!("{m}_mean")));

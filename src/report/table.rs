@@ -6,6 +6,45 @@ use super::stats::welch;
 
 /// Majority-vote ACC, shown beside the three scores when a table holds an over-clustering run.
 pub const ACC_MAJORITY: (&str, &str) = ("acc_majority", "ACC-maj");
+
+use super::published::RunProtocol;
+
+/// Each group's protocol from the aggregated `proto_*` columns of a summary frame.
+fn protocols_of(df: &DataFrame) -> Vec<Option<RunProtocol>> {
+    let text = |c: &str| -> Vec<Option<String>> {
+        df.column(c)
+            .ok()
+            .and_then(|c| c.cast(&DataType::String).ok())
+            .map(|c| {
+                c.str()
+                    .map(|s| s.iter().map(|v| v.map(String::from)).collect())
+                    .unwrap_or_default()
+            })
+            .unwrap_or_else(|| vec![None; df.height()])
+    };
+    let (splits, split, size, epoch) = (
+        text("proto_splits"),
+        text("proto_eval_split"),
+        text("proto_image_size"),
+        text("proto_epoch"),
+    );
+    (0..df.height())
+        .map(|i| {
+            let image_size = size.get(i)?.as_ref()?.parse().ok()?;
+            Some(RunProtocol {
+                splits: splits
+                    .get(i)
+                    .cloned()
+                    .flatten()
+                    .and_then(|s| serde_json::from_str(&s).ok())
+                    .unwrap_or_default(),
+                eval_split: split.get(i).cloned().flatten().unwrap_or("train".into()),
+                image_size,
+                epoch: epoch.get(i).cloned().flatten().unwrap_or("final".into()),
+            })
+        })
+        .collect()
+}
 use crate::error::Result;
 
 /// Per-row values of one float column.
@@ -52,6 +91,9 @@ pub struct Table {
     pub by_label: Vec<Vec<bool>>,
     /// The `eval.epoch` rules of the runs shown (`final` for runs recorded before it).
     pub rules: Vec<String>,
+    /// Per (row, group): the protocol its runs ran under (`None` when the result rows do not
+    /// say), which decides whether a published number is shown beside it.
+    pub protocols: Vec<Vec<Option<RunProtocol>>>,
 }
 
 fn strings(df: &DataFrame, name: &str) -> Result<Vec<String>> {
@@ -101,7 +143,9 @@ impl Table {
             epoch: super::EpochSel::Final,
             by_label: Vec::new(),
             rules: Vec::new(),
+            protocols: Vec::new(),
         };
+        let protocols = protocols_of(df);
         let by_label: Vec<bool> = match df.column("by_label") {
             Ok(c) => c.bool()?.iter().map(|v| v.unwrap_or(false)).collect(),
             Err(_) => vec![false; df.height()],
@@ -173,6 +217,11 @@ impl Table {
                 b.resize(t.groups.len(), false);
             }
             t.by_label[r][g] = by_label[i];
+            t.protocols.resize(t.rows.len(), Vec::new());
+            for p in t.protocols.iter_mut() {
+                p.resize(t.groups.len(), None);
+            }
+            t.protocols[r][g] = protocols[i].clone();
             for (m, (means, stds, values)) in metric_vals.iter().enumerate() {
                 if let Some(mean) = means[i] {
                     t.cells[r][g * metrics.len() + m] = Some(Stat {
@@ -554,16 +603,45 @@ impl Table {
         Some(out)
     }
 
-    /// Published numbers beside ours, for every (method, dataset) the built-in table knows.
+    /// Published numbers beside ours, for every (method, dataset) the built-in table knows,
+    /// where our runs ran the published number's protocol; the others are listed with the
+    /// protocol items that differ (or that the source leaves unknown).
     pub fn published_markdown(&self) -> Option<String> {
         let mi = self.row_keys.iter().position(|k| k == "method.name")?;
         let mut lines = Vec::new();
+        let mut differ = Vec::new();
         for (r, row) in self.rows.iter().enumerate() {
             for (g, group) in self.groups.iter().enumerate() {
                 let dataset = group.split(' ').next().unwrap_or(group);
                 let Some(p) = super::published::lookup(&row[mi], dataset) else {
                     continue;
                 };
+                let run = self
+                    .protocols
+                    .get(r)
+                    .and_then(|x| x.get(g))
+                    .cloned()
+                    .flatten();
+                let diffs = match run {
+                    Some(mut run) => {
+                        if matches!(self.epoch, super::EpochSel::Best(_)) {
+                            run.epoch = "best by label".into();
+                        } else if self.epoch == super::EpochSel::Final {
+                            run.epoch = "final".into();
+                        }
+                        p.protocol.differences(&run, dataset)
+                    }
+                    None => vec!["our runs' protocol is not recorded in their results".into()],
+                };
+                if !diffs.is_empty() {
+                    differ.push(format!(
+                        "| {} | {group} | {} | {} |",
+                        row.join(" "),
+                        p.source,
+                        diffs.join("; ")
+                    ));
+                    continue;
+                }
                 for (m, (name, label)) in self.metrics.iter().enumerate() {
                     let published = match *name {
                         "nmi" => p.nmi,
@@ -587,13 +665,25 @@ impl Table {
                 }
             }
         }
-        if lines.is_empty() {
+        if lines.is_empty() && differ.is_empty() {
             return None;
         }
-        Some(format!(
-            "### Published vs reproduced\n\n| row | dataset | metric | published | ours | gap | source | published protocol |\n|---|---|---|---:|---:|---:|---|---|\n{}\n\nGap = our mean − the published value. The last column is the protocol the published number was measured under (`merged`: the dataset's train+test, or train for the ImageNet subsets and Tiny-ImageNet; `best by label`: the epoch chosen with the labels). Compare only with runs of the same protocol: the `<dataset>` grids run CC's and the anchor code's protocols, the `-fast` grids do not (docs/methods.md).\n",
-            lines.join("\n")
-        ))
+        let mut out = String::from("### Published vs reproduced\n\n");
+        if lines.is_empty() {
+            out.push_str("No row of this table ran the protocol of a published number.\n");
+        } else {
+            out.push_str(&format!(
+                "| row | dataset | metric | published | ours | gap | source | protocol (published = ours) |\n|---|---|---|---:|---:|---:|---|---|\n{}\n\nGap = our mean − the published value, shown only where our runs ran the published number's protocol (images trained and scored on, image size, epoch rule; `merged`: the dataset's train+test, or train for the ImageNet subsets and Tiny-ImageNet; `best by label`: the epoch chosen with the labels).\n",
+                lines.join("\n")
+            ));
+        }
+        if !differ.is_empty() {
+            out.push_str(&format!(
+                "\nNot compared: our runs differ from the published protocol (the `<dataset>` grids run CC's and the anchor code's protocols, the `-fast` grids do not; docs/methods.md).\n\n| row | dataset | source | differs in |\n|---|---|---|---|\n{}\n",
+                differ.join("\n")
+            ));
+        }
+        Some(out)
     }
 }
 
@@ -647,6 +737,7 @@ mod tests {
             epoch: crate::report::EpochSel::Final,
             by_label: vec![vec![false], vec![false]],
             rules: vec!["final".into()],
+            protocols: vec![vec![None], vec![None]],
         }
     }
 
@@ -682,10 +773,37 @@ mod tests {
             "{a}"
         );
         t.groups = vec!["cifar10".into()];
+        let cc_protocol = crate::report::published::RunProtocol {
+            splits: vec!["train".into(), "test".into()],
+            eval_split: "train".into(),
+            image_size: 224,
+            epoch: "final".into(),
+        };
+        t.protocols = vec![
+            vec![Some(cc_protocol.clone())],
+            vec![Some(cc_protocol.clone())],
+        ];
         let p = t.published_markdown().unwrap();
         // CC paper Table 2: CIFAR-10 NMI .705 → our 0.910 is +0.205.
         assert!(
             p.contains("| cc | cifar10 | NMI | 0.705 | 0.910 ± 0.010 (3) | +0.205 | CC paper"),
+            "{p}"
+        );
+        // k-means' published number has no stated size or epoch: listed, not compared.
+        assert!(!p.contains("| kmeans | cifar10 | NMI"), "{p}");
+        assert!(
+            p.contains("| kmeans | cifar10 | CC paper (Li et al., AAAI 2021) Table 2 | image size: unknown in the source (ours 224 px)"),
+            "{p}"
+        );
+        // A 32 px run of CC is not compared with CC's 224 px number, and says why.
+        t.protocols[0][0] = Some(crate::report::published::RunProtocol {
+            image_size: 32,
+            ..cc_protocol
+        });
+        let p = t.published_markdown().unwrap();
+        assert!(p.contains("No row of this table ran the protocol"), "{p}");
+        assert!(
+            p.contains("| cc | cifar10 | CC paper (Li et al., AAAI 2021) Table 2 | image size: published 224 px, ours 32 px |"),
             "{p}"
         );
     }
