@@ -50,7 +50,7 @@ pub fn canonical_json(config: &RunConfig) -> String {
             let unused = *method != "*" && config.method.name != *method;
             let at_default = obj.get(*last).is_some_and(|v| match v {
                 Value::String(s) => s == before,
-                other => other.to_string() == *before,
+                other => other.to_string().as_str() == *before,
             });
             if unused || at_default {
                 obj.remove(*last);
