@@ -511,8 +511,11 @@ fn the_eval_protocols_grid_runs_and_its_table_shows_every_option() {
     let table =
         std::fs::read_to_string(dir.path().join("reports/eval-protocols/table.md")).unwrap();
     assert!(table.contains("synthetic ACC-maj"), "{table}");
-    let rows: Vec<&str> = table.lines().filter(|l| l.starts_with("| cc |")).collect();
-    assert_eq!(rows.len(), 7, "{table}");
+    let rows: Vec<&str> = table
+        .lines()
+        .filter(|l| l.starts_with("| cc |") || l.starts_with("| kmeans |"))
+        .collect();
+    assert_eq!(rows.len(), 8, "{table}");
     for r in &rows {
         // Every row has its four scores; only the by-label row is marked.
         assert_eq!(r.matches(" (2)").count(), 4, "{r}");
@@ -538,7 +541,7 @@ fn the_eval_protocols_grid_runs_and_its_table_shows_every_option() {
                 .contains("split: heldout")
         })
         .collect();
-    assert_eq!(heldout.len(), 2);
+    assert_eq!(heldout.len(), 4);
     for d in heldout {
         let a = clusterlab::store::tables::read_parquet(&d.join("assignments.parquet")).unwrap();
         assert_eq!(a.height(), 48);

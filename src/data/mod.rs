@@ -151,6 +151,35 @@ pub fn load_unlabeled(cfg: &DatasetConfig) -> Result<Dataset> {
     })
 }
 
+/// [`check_available`] for every image set a run reads: its dataset, the held-out split it
+/// scores (`eval.split: heldout`) and STL-10's unlabelled images (`dataset.unlabeled`), so
+/// that missing or corrupt files are bad input before a sweep writes anything.
+pub fn check_run_data(cfg: &crate::config::RunConfig) -> Result<()> {
+    check_available(&cfg.dataset)?;
+    if cfg.eval.split == crate::config::run::EvalSplit::Heldout && cfg.dataset.name != "synthetic" {
+        if let Some(split) = crate::config::eval::heldout_split(&cfg.dataset.name) {
+            let mut h = cfg.dataset.clone();
+            h.splits = vec![split.to_string()];
+            h.unlabeled = false;
+            check_available(&h)?;
+        }
+    }
+    if cfg.dataset.unlabeled {
+        let key = format!("unlabeled:{}", serde_json::to_string(&cfg.dataset)?);
+        let seen = CHECKED
+            .lock()
+            .map(|s| s.as_ref().is_some_and(|s| s.contains(&key)))
+            .unwrap_or(false);
+        if !seen {
+            load_unlabeled(&cfg.dataset)?;
+            if let Ok(mut s) = CHECKED.lock() {
+                s.get_or_insert_with(HashSet::new).insert(key);
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Builds the dataset a run config names (real datasets through the cache under the data root).
 pub fn load(cfg: &DatasetConfig) -> Result<Dataset> {
     match cfg.name.as_str() {
