@@ -2,6 +2,8 @@
 
 pub mod checkpoint;
 pub mod optim;
+mod pixels;
+mod unlabeled;
 
 use candle_core::{Device, Tensor};
 use std::path::Path;
@@ -155,7 +157,7 @@ pub fn run(
     observer: &mut dyn Observer,
 ) -> Result<Outcome> {
     if cfg.method.name == "kmeans" {
-        return run_kmeans(cfg, ds, observer);
+        return pixels::run_kmeans(cfg, ds, observer);
     }
     let start = Instant::now();
     let mut trainer = Trainer::new(cfg, ds.channels, device)?;
@@ -174,12 +176,9 @@ pub fn run(
         crate::config::run::EvalSplit::Heldout => Some(crate::data::load_heldout(cfg)?),
     };
     let eval_ds = heldout.as_ref().unwrap_or(ds);
-    let unlabeled = match cfg.dataset.unlabeled {
-        true => Some(crate::data::load_unlabeled(&cfg.dataset)?),
-        false => None,
-    };
+    let unlabeled = unlabeled::Phase::new(cfg)?;
     // Phase one of an epoch: the unlabelled images through the instance term (drop-last).
-    let u_steps = unlabeled.as_ref().map_or(0, |u| u.len() / b);
+    let u_steps = unlabeled.as_ref().map_or(0, |u| u.steps(b));
     let mut unlabeled_images = 0;
     let steps = ds.len() / b;
     let (resumed, skipped) = match ctx.dir {
@@ -229,12 +228,7 @@ pub fn run(
             &mut stream_at(cfg.seed, "data_order", &[epoch as u64]),
             ds.len(),
         );
-        let u_order = unlabeled.as_ref().map(|u| {
-            permutation(
-                &mut stream_at(cfg.seed, "unlabeled_order", &[epoch as u64]),
-                u.len(),
-            )
-        });
+        let u_order = unlabeled.as_ref().map(|u| u.order(cfg.seed, epoch));
         if pos.step == 0 {
             sums.clear();
         }
@@ -242,26 +236,7 @@ pub fn run(
             if let (Some(u), Some(u_order)) = (&unlabeled, &u_order) {
                 if at < u_steps {
                     let idx = &u_order[at * b..(at + 1) * b];
-                    let views = (0..2)
-                        .map(|v| {
-                            loader::train_batch_from(
-                                u,
-                                &aug,
-                                idx,
-                                (cfg.seed, "augment_unlabeled"),
-                                epoch,
-                                v,
-                                device,
-                            )
-                        })
-                        .collect::<Result<Vec<Tensor>>>()?;
-                    let v = trainer.instance_step(&views).map_err(|e| match e {
-                        Error::RunFailed(m) => Error::RunFailed(format!(
-                            "{m} at epoch {epoch}, unlabelled step {}",
-                            at + 1
-                        )),
-                        other => other,
-                    })?;
+                    let v = u.step(&mut trainer, &aug, idx, (cfg.seed, epoch, at), device)?;
                     unlabeled_images += b;
                     accumulate(&mut sums, &[(UNLABELED_TERM.to_string(), v)]);
                     if ctx.interrupt.load(Ordering::SeqCst) {
@@ -520,30 +495,6 @@ impl Trainer {
             .map_or(0.0, |(_, w)| *w)
     }
 
-    /// One step of the unlabelled phase: the method's instance term alone (weighted by its
-    /// `instance` weight) on two augmented views; returns the weighted value.
-    pub fn instance_step(&mut self, views: &[Tensor]) -> Result<f64> {
-        let h_a = self.backbone.forward(&views[0], true)?;
-        let h_b = self.backbone.forward(&views[1], true)?;
-        let Some(term) = self.method.instance_term(&h_a, &h_b)? else {
-            return Err(Error::BadInput(
-                "dataset.unlabeled: the method has no instance term".into(),
-            ));
-        };
-        let w = self.weight("instance");
-        let v = scalar(&term)?;
-        if !v.is_finite() {
-            return Err(Error::RunFailed(format!(
-                "non-finite loss: term `instance` = {v} (unlabelled phase)"
-            )));
-        }
-        if w != 0.0 {
-            let grads = (term * w)?.backward()?;
-            self.opt.step(&grads)?;
-        }
-        Ok(w * v)
-    }
-
     /// One optimisation step on a batch of views; returns `total` and each weighted term.
     /// A non-finite term fails the step with the term's name.
     pub fn step(&mut self, views: &[Tensor]) -> Result<Vec<(String, f64)>> {
@@ -668,69 +619,4 @@ fn predict_with_features(
         .labels;
     }
     Ok((ids, feats, dim))
-}
-
-/// The raw-pixel k-means baseline: one "epoch" 0 row with its scores. Under `eval.split:
-/// heldout` the centres fitted on the training images assign the held-out images (nearest
-/// centre), and those are scored.
-fn run_kmeans(cfg: &RunConfig, ds: &Dataset, observer: &mut dyn Observer) -> Result<Outcome> {
-    let start = Instant::now();
-    let x = ds.pixels_f32();
-    let d = ds.image_len();
-    let r = kmeans(
-        &x,
-        ds.len(),
-        d,
-        cfg.num_clusters(),
-        cfg.method.kmeans_restarts,
-        cfg.method.kmeans_iterations,
-        &mut stream(cfg.seed, "kmeans"),
-    )?;
-    let heldout = match cfg.eval.split {
-        crate::config::run::EvalSplit::Train => None,
-        crate::config::run::EvalSplit::Heldout => Some(crate::data::load_heldout(cfg)?),
-    };
-    let (labels, pixels, clusters) = match &heldout {
-        None => (&ds.labels, x, r.labels),
-        Some(h) => {
-            let hx = h.pixels_f32();
-            let nearest = hx
-                .chunks_exact(d)
-                .map(|p| {
-                    let dist = |c: &[f32]| -> f64 {
-                        p.iter().zip(c).map(|(a, b)| ((a - b) as f64).powi(2)).sum()
-                    };
-                    (r.centres.chunks_exact(d).enumerate())
-                        .fold((0usize, f64::INFINITY), |(bi, bd), (i, c)| {
-                            let v = dist(c);
-                            if v < bd {
-                                (i, v)
-                            } else {
-                                (bi, bd)
-                            }
-                        })
-                        .0 as i64
-                })
-                .collect();
-            (&h.labels, hx, nearest)
-        }
-    };
-    let row = EpochRow {
-        epoch: 0,
-        losses: vec![("inertia".into(), r.inertia)],
-        scores: Some(Scores::compute(labels, &clusters)),
-        cluster_entropy: Some(cluster_size_entropy(&clusters)),
-        seconds: start.elapsed().as_secs_f64(),
-    };
-    observer.epoch_done(&row, 0);
-    let n = clusters.len();
-    Ok(Outcome {
-        epochs: vec![row],
-        protocol: "k-means on raw pixels".into(),
-        num_params: 0,
-        rule: cfg.eval.epoch,
-        unlabeled_images: 0,
-        heldout_labels: heldout.as_ref().map(|h| h.labels.clone()),
-        assignment: Some(Assignment::from_features(clusters, &pixels, n, d)),
-    })
 }
