@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 pub use super::dataset::{DatasetConfig, DATASETS, DATASET_PROTOCOLS};
+pub use super::eval::{EvalConfig, EvalEpoch, EvalSplit, PROBES};
 
 /// The full configuration of one training run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -19,7 +20,8 @@ pub struct RunConfig {
     pub optimizer: OptimizerConfig,
     pub train: TrainConfig,
     pub augment: AugmentConfig,
-    /// Evaluation beside the clustering scores (probes on frozen features).
+    /// Which images are scored, which epoch is reported, and the probes on frozen features
+    /// (`config::eval`).
     pub eval: EvalConfig,
     /// `<grid>/<run id>` of the run whose final weights this run starts from (backbone and
     /// every head of the same name and shape), or empty. Set from the grid's `from:` section
@@ -28,6 +30,15 @@ pub struct RunConfig {
 }
 
 impl RunConfig {
+    /// The number of clusters K the method's heads and k-means produce: `method.num_clusters`,
+    /// or `dataset.num_classes` when it is 0 (a resolved config always states it).
+    pub fn num_clusters(&self) -> usize {
+        match self.method.num_clusters {
+            0 => self.dataset.num_classes,
+            k => k,
+        }
+    }
+
     /// Reads a recorded `config.yaml` (a run directory's resolved config).
     pub fn read(path: &std::path::Path) -> crate::error::Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| crate::error::Error::io(path, e))?;
@@ -54,12 +65,18 @@ pub struct MethodConfig {
     pub feature_dim: usize,
     /// Hidden width of the projection heads.
     pub head_hidden: usize,
+    /// Number of clusters K (cluster head width, k-means K); 0 = `dataset.num_classes`, filled
+    /// in when the config is resolved. K > classes is over-clustering: ACC is then the
+    /// Hungarian matching of the rectangular table (K − classes clusters unmatched) and
+    /// `acc_majority` maps each cluster to its most frequent class.
+    pub num_clusters: usize,
     /// Number of k-means restarts (pixel baseline, `eval: kmeans_features`, anchor centres).
     pub kmeans_restarts: usize,
     /// Maximum Lloyd iterations per k-means restart.
     pub kmeans_iterations: usize,
-    /// Evaluation protocol: the method's own assignment (`argmax`) or k-means on the backbone
-    /// features (`kmeans_features`).
+    /// Evaluation protocol: the method's own assignment (`argmax`), k-means on the backbone
+    /// features (`kmeans_features`) or k-means on the L2-normalised instance-head output
+    /// (`kmeans_instance`, CC's ablation "instance head only + k-means in the instance space").
     pub eval: EvalProtocol,
     /// Knobs of the anchor-loss method.
     pub anchor: AnchorConfig,
@@ -98,8 +115,11 @@ impl Default for SelflabelConfig {
 pub enum EvalProtocol {
     /// The method's own assignment: argmax of its cluster head (CC, DRC, CDC) or of q (anchor).
     Argmax,
-    /// k-means (K = dataset.num_classes) on the backbone features of the test views.
+    /// k-means (K = the run's number of clusters) on the backbone features of the test views.
     KmeansFeatures,
+    /// k-means (K = the run's number of clusters) on the instance head's L2-normalised output
+    /// (`method.feature_dim`, CC: 128-d) of the test views: CC's ablation protocol.
+    KmeansInstance,
 }
 
 /// The anchor-loss method (Sundareswaran et al. 2021).
@@ -206,6 +226,7 @@ impl Default for MethodConfig {
             cluster_temperature: 1.0,
             feature_dim: 128,
             head_hidden: 256,
+            num_clusters: 0,
             kmeans_restarts: 3,
             kmeans_iterations: 100,
             eval: EvalProtocol::Argmax,
@@ -256,37 +277,6 @@ impl Default for ModelConfig {
         }
     }
 }
-
-/// Evaluation beside NMI/ACC/ARI.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct EvalConfig {
-    /// Probes on the final backbone features, each scored by its test accuracy
-    /// (`probe_<name>_acc` in the results): `knn` (cosine k-NN vote) and/or `linear`
-    /// (multinomial logistic regression), scikit-learn's definitions (`eval::probes`).
-    pub probes: Vec<String>,
-    /// k of the k-NN probe.
-    pub knn_k: usize,
-    /// Share of the evaluated images the probes are tested on (the rest trains them), drawn
-    /// from the run's `probe_split` stream.
-    pub probe_test_fraction: f64,
-    /// Inverse L2 strength C of the linear probe (scikit-learn's `LogisticRegression(C=…)`).
-    pub linear_c: f64,
-}
-
-impl Default for EvalConfig {
-    fn default() -> Self {
-        Self {
-            probes: Vec::new(),
-            knn_k: 20,
-            probe_test_fraction: 0.2,
-            linear_c: 1.0,
-        }
-    }
-}
-
-/// Probes `eval.probes` may name.
-pub const PROBES: &[&str] = &["knn", "linear"];
 
 /// Adam optimiser settings (PyTorch semantics).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

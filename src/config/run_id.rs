@@ -34,7 +34,13 @@ pub const ADDED_KEYS: &[(&[&str], &str, &str)] = &[
     (&["eval", "knn_k"], "*", "20"),
     (&["eval", "probe_test_fraction"], "*", "0.2"),
     (&["eval", "linear_c"], "*", "1.0"),
+    (&["eval", "split"], "*", "train"),
+    (&["eval", "epoch"], "*", "final"),
 ];
+
+/// Sections added after runs were recorded: left out of the identity while every key of them
+/// held its earlier value (so [`ADDED_KEYS`] removed them all).
+const ADDED_SECTIONS: &[&str] = &["eval"];
 
 /// The canonical JSON text of a run config: sorted keys, no whitespace.
 pub fn canonical_json(config: &RunConfig) -> String {
@@ -61,17 +67,20 @@ pub fn canonical_json(config: &RunConfig) -> String {
             }
         }
     }
-    // A section whose every key was left out goes too (a new section at its defaults).
-    for (path, _, _) in ADDED_KEYS {
-        if let [parent, _] = path {
-            if value
-                .get(*parent)
+    if let Some(root) = value.as_object_mut() {
+        for s in ADDED_SECTIONS {
+            if root
+                .get(*s)
                 .and_then(|v| v.as_object())
                 .is_some_and(|o| o.is_empty())
             {
-                if let Some(root) = value.as_object_mut() {
-                    root.remove(*parent);
-                }
+                root.remove(*s);
+            }
+        }
+        // `method.num_clusters` (added later) is K = the class count unless set otherwise.
+        if config.num_clusters() == config.dataset.num_classes {
+            if let Some(m) = root.get_mut("method").and_then(|v| v.as_object_mut()) {
+                m.remove("num_clusters");
             }
         }
     }

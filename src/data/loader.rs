@@ -21,12 +21,26 @@ pub fn train_batch(
     view: usize,
     device: &Device,
 ) -> Result<Tensor> {
+    train_batch_from(ds, aug, indices, (seed, "augment"), epoch, view, device)
+}
+
+/// [`train_batch`] drawing from the named stream `(seed, name)` (the unlabelled images of
+/// STL-10 draw from `augment_unlabeled`, so their views never repeat a labelled image's).
+pub fn train_batch_from(
+    ds: &Dataset,
+    aug: &Augmenter,
+    indices: &[usize],
+    (seed, name): (u64, &str),
+    epoch: usize,
+    view: usize,
+    device: &Device,
+) -> Result<Tensor> {
     let per = ds.channels * aug.size * aug.size;
     let mut buf = vec![0f32; indices.len() * per];
     buf.par_chunks_mut(per)
         .zip(indices.par_iter())
         .for_each_init(Scratch::default, |scratch, (out, &idx)| {
-            let mut rng = stream_at(seed, "augment", &[epoch as u64, idx as u64, view as u64]);
+            let mut rng = stream_at(seed, name, &[epoch as u64, idx as u64, view as u64]);
             aug.train_view(ds.view(idx), &mut rng, scratch, out);
         });
     Ok(Tensor::from_vec(

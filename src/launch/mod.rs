@@ -54,10 +54,10 @@ pub fn resolve_pipeline(
 }
 
 /// Checks the files a run reads before anything is written: its dataset
-/// (`data::check_available`) and, when `model.init` names one, that the weights file fits the
+/// (`data::check_run_data`: the dataset and any held-out split) and, when `model.init` names one, that the weights file fits the
 /// backbone (`train::check_init`).
 pub fn check_inputs(cfg: &crate::config::RunConfig) -> Result<()> {
-    crate::data::check_available(&cfg.dataset)?;
+    crate::data::check_run_data(cfg)?;
     if cfg.model.init != crate::config::run::INIT_RANDOM {
         let ds = crate::data::load(&cfg.dataset)?;
         crate::train::check_init(cfg, ds.channels)?;

@@ -52,7 +52,7 @@ impl SelfLabel {
                 "cluster_projector",
                 rep_dim,
                 m.head_hidden,
-                cfg.dataset.num_classes,
+                cfg.num_clusters(),
             )?,
             threshold: m.selflabel.threshold,
             class_balance: m.selflabel.class_balance,
