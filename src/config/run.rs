@@ -199,6 +199,12 @@ pub struct ModelConfig {
     /// ResNet stem: `cifar` (conv 3×3/1, no max-pool; for 32 px) or `imagenet` (torchvision's
     /// conv 7×7/2 + max-pool 3×3/2; for 224 px, as CC). Ignored by `cnn`.
     pub stem: String,
+    /// Initial conv weights: `kaiming_fan_out` (Kaiming-normal, fan_out, ReLU gain:
+    /// torchvision ResNet's rule, N(0, 2/(c_out·k²))) or `pytorch_default` (what a PyTorch
+    /// layer gets by default: kaiming_uniform with a = √5, i.e. U(±1/√(c_in·k²))). Linear
+    /// layers always take PyTorch's default, BatchNorm γ = 1, β = 0. Measured in
+    /// docs/benchmarks.md ("Training quality against a PyTorch twin").
+    pub weight_init: String,
 }
 
 impl Default for ModelConfig {
@@ -207,6 +213,7 @@ impl Default for ModelConfig {
             backbone: "cnn".into(),
             widths: vec![32, 64, 128, 256],
             stem: "cifar".into(),
+            weight_init: "kaiming_fan_out".into(),
         }
     }
 }
@@ -325,3 +332,6 @@ pub const BACKBONES: &[&str] = &["cnn", "resnet18", "resnet34"];
 
 /// ResNet stems (`model.stem`).
 pub const STEMS: &[&str] = &["cifar", "imagenet"];
+
+/// Conv weight initialisations (`model.weight_init`).
+pub const WEIGHT_INITS: &[&str] = &["kaiming_fan_out", "pytorch_default"];

@@ -20,9 +20,12 @@ pub const NOT_IDENTITY: &[(&str, &str)] =
 /// Keys added after runs were recorded: (path, the method that reads it, the value that
 /// computes what runs did before the key existed). A key is left out of the identity when it
 /// holds that value or the run's method does not read it, so every earlier run keeps its id;
-/// a run that uses the key with another value gets a new id.
-pub const ADDED_KEYS: &[(&[&str], &str, &str)] =
-    &[(&["method", "drc", "regularizer_views"], "drc", "both")];
+/// a run that uses the key with another value gets a new id. The method `*` means every
+/// method reads the key.
+pub const ADDED_KEYS: &[(&[&str], &str, &str)] = &[
+    (&["method", "drc", "regularizer_views"], "drc", "both"),
+    (&["model", "weight_init"], "*", "kaiming_fan_out"),
+];
 
 /// The canonical JSON text of a run config: sorted keys, no whitespace.
 pub fn canonical_json(config: &RunConfig) -> String {
@@ -39,7 +42,7 @@ pub fn canonical_json(config: &RunConfig) -> String {
             node = node.and_then(|n| n.get_mut(*p));
         }
         if let Some(obj) = node.and_then(|n| n.as_object_mut()) {
-            let unused = config.method.name != *method;
+            let unused = *method != "*" && config.method.name != *method;
             if unused || obj.get(*last).and_then(|v| v.as_str()) == Some(*before) {
                 obj.remove(*last);
             }
