@@ -41,8 +41,10 @@ fn f64s(v: &Value) -> Vec<f64> {
 
 /// The CC model of the init fixture: default CNN 32-64-128-256, heads 256 → 128 / → 10.
 fn init_config(weight_init: &str, seed: u64) -> RunConfig {
-    let mut cfg = RunConfig::default();
-    cfg.seed = seed;
+    let mut cfg = RunConfig {
+        seed,
+        ..Default::default()
+    };
     cfg.model.weight_init = weight_init.into();
     cfg.validate().unwrap();
     cfg

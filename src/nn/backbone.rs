@@ -69,6 +69,7 @@ mod tests {
                 backbone: backbone.into(),
                 widths: vec![8, 16],
                 stem: stem.into(),
+                ..Default::default()
             };
             let mut p = Params::new(stream(1, "init"), dev.clone());
             let net = Backbone::new(&mut p, &cfg, 3).unwrap();
@@ -119,6 +120,7 @@ mod tests {
                 backbone: backbone.into(),
                 widths: vec![16, 32],
                 stem: stem.into(),
+                ..Default::default()
             };
             let mut p = Params::new(stream(3, "init"), dev.clone());
             let net = Backbone::new(&mut p, &cfg, 3).unwrap();
