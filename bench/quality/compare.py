@@ -9,7 +9,8 @@ the ratio of the means (clusterlab / PyTorch). `--set` goes to clusterlab, hence
 config the twin reads; `--twin-init` picks the twin's conv init (default pytorch_default,
 a PyTorch user's small CNN; `config` follows model.weight_init). CLUSTERLAB (the binary) and
 PYTHON (with torch, torchvision, scikit-learn, scipy, pyyaml, pyarrow) come from the
-environment. Threads: RAYON_NUM_THREADS / --threads for both (default 2).
+environment. Threads: --threads for clusterlab (default RAYON_NUM_THREADS or 2),
+--twin-threads for PyTorch (default 1). Only quality is compared here, not speed.
 """
 
 import argparse
@@ -65,8 +66,15 @@ def main():
     ap.add_argument("seeds", help="comma-separated, e.g. 0,1,2")
     ap.add_argument("--set", action="append", default=[], dest="sets")
     ap.add_argument("--twin-init", default="pytorch_default", choices=["pytorch_default", "kaiming_fan_out", "config"])
-    ap.add_argument("--threads", type=int, default=int(os.environ.get("RAYON_NUM_THREADS", "2")))
+    ap.add_argument("--threads", type=int, default=int(os.environ.get("RAYON_NUM_THREADS", "2")),
+                    help="clusterlab's threads (RAYON_NUM_THREADS)")
+    ap.add_argument("--twin-threads", type=int, default=1,
+                    help="PyTorch's threads (1: OpenMP threads spin-wait when the cores are shared)")
     ap.add_argument("--json", help="also write every run's per-epoch rows here")
+    ap.add_argument("--reuse-twin", metavar="JSON",
+                    help="take the twin's rows for these seeds from an earlier --json output instead of "
+                         "running it (valid when only keys the twin ignores differ, e.g. model.weight_init "
+                         "with --twin-init pytorch_default)")
     a = ap.parse_args()
     binary = os.environ.get("CLUSTERLAB", "target/release/clusterlab")
     python = os.environ.get("PYTHON", sys.executable)
@@ -74,11 +82,22 @@ def main():
     seeds = [int(s) for s in a.seeds.split(",")]
     per = {"clusterlab": {}, "pytorch": {}}
     cfg = None
+    reused = None
+    if a.reuse_twin:
+        earlier = json.load(open(a.reuse_twin))
+        if earlier["twin_init"] != a.twin_init or a.twin_init == "config":
+            sys.exit(f"{a.reuse_twin}: twin init {earlier['twin_init']}, this comparison asks {a.twin_init}")
+        reused = {int(s): {int(e): r for e, r in rows.items()} for s, rows in earlier["runs"]["pytorch"].items()}
     with tempfile.TemporaryDirectory(prefix="quality-") as store:
         for seed in seeds:
             cfg_path, cfg, rows = ours(binary, grid, seed, a.sets, a.threads, store)
             per["clusterlab"][seed] = rows
-            per["pytorch"][seed] = twin(python, cfg_path, a.twin_init, a.threads)
+            if reused is not None:
+                if seed not in reused:
+                    sys.exit(f"{a.reuse_twin} has no twin run of seed {seed}")
+                per["pytorch"][seed] = reused[seed]
+            else:
+                per["pytorch"][seed] = twin(python, cfg_path, a.twin_init, a.twin_threads)
             last = max(rows)
             print(f"seed {seed}: clusterlab NMI {rows[last]['nmi']:.3f} ({rows[last]['seconds']:.0f} s), "
                   f"pytorch NMI {per['pytorch'][seed][last]['nmi']:.3f} ({per['pytorch'][seed][last]['seconds']:.0f} s)",
@@ -87,6 +106,7 @@ def main():
     print(f"## {os.path.basename(grid)}: {cfg['dataset']['path']} at {cfg['dataset']['image_size']} px, "
           f"{cfg['train']['epochs']} epochs, batch {cfg['train']['batch_size']}, seeds {a.seeds}; "
           f"clusterlab model.weight_init={m['weight_init']}, twin init {a.twin_init}"
+          + (f" (twin rows from {os.path.basename(a.reuse_twin)})" if a.reuse_twin else "")
           + (f"; --set {' '.join(a.sets)}" if a.sets else ""))
     print()
     print("| epoch | clusterlab NMI | PyTorch NMI | NMI ratio | clusterlab ACC | PyTorch ACC |")
