@@ -49,7 +49,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from torch_twin import cc_loss, head, small_cnn  # noqa: E402
 
 
-def load_arrays(path, num_classes):
+def load_arrays(path, num_classes, pixels="pil"):
     if path.endswith(".npz"):
         z = np.load(path)
         images, labels = z["images"], z["labels"]
@@ -60,21 +60,24 @@ def load_arrays(path, num_classes):
     labels = np.searchsorted(values, labels)
     if images.ndim == 4 and images.shape[3] == 1:
         images = images[..., 0]
+    if pixels == "float":  # CHW float tensors in [0, 1], as clusterlab keeps its views
+        rgb = images if images.ndim == 4 else np.repeat(images[..., None], 3, axis=3)
+        return [torch.from_numpy(np.ascontiguousarray(im)).permute(2, 0, 1).float() / 255.0 for im in rgb], labels
     pil = [Image.fromarray(im).convert("RGB") for im in images]
     return pil, labels
 
 
-def transforms(cfg):
+def transforms(cfg, pixels="pil"):
     a, size = cfg["augment"], cfg["dataset"]["image_size"]
+    last = [T.ToTensor()] if pixels == "pil" else []
     assert a["blur_p"] == 0.0, "the twin has no blur (CC uses it for the ImageNet subsets only)"
     train = T.Compose([
         T.RandomResizedCrop(size, scale=tuple(a["crop_scale"]), ratio=tuple(a["crop_ratio"])),
         T.RandomHorizontalFlip(a["flip_p"]),
         T.RandomApply([T.ColorJitter(a["brightness"], a["contrast"], a["saturation"], a["hue"])], p=a["jitter_p"]),
         T.RandomGrayscale(a["grayscale_p"]),
-        T.ToTensor(),
-    ])
-    test = T.Compose([T.Resize((size, size)), T.ToTensor()])
+    ] + last)
+    test = T.Compose([T.Resize((size, size), antialias=True)] + last)
     return train, test
 
 
@@ -104,6 +107,9 @@ def main():
     ap.add_argument("--weight-init", default="pytorch_default",
                     choices=["pytorch_default", "kaiming_fan_out", "config"])
     ap.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0: leave)")
+    ap.add_argument("--pixels", default="pil", choices=["pil", "float"],
+                    help="pil: torchvision on PIL images, uint8 after every op (CC's pipeline, a PyTorch "
+                         "user's); float: the same transforms on float tensors (what clusterlab computes)")
     a = ap.parse_args()
     cfg = yaml.safe_load(open(a.config))
     assert cfg["method"]["name"] == "cc", "the quality twin covers CC"
@@ -116,8 +122,8 @@ def main():
     random.seed(seed)
     np.random.seed(seed)
     ds, tr = cfg["dataset"], cfg["train"]
-    images, labels = load_arrays(ds["path"], ds["num_classes"])
-    train_t, test_t = transforms(cfg)
+    images, labels = load_arrays(ds["path"], ds["num_classes"], a.pixels)
+    train_t, test_t = transforms(cfg, a.pixels)
     backbone, inst, clus = build(cfg, init)
     model = nn.ModuleList([backbone, inst, clus])
     o = cfg["optimizer"]
@@ -151,6 +157,7 @@ def main():
             row["acc"] = float(hungarian_acc(labels, pred, k))
         print(json.dumps(row), flush=True)
     print(json.dumps({"done": True, "impl": "pytorch", "torch": torch.__version__, "weight_init": init,
+                      "pixels": a.pixels,
                       "seed": seed, "threads": torch.get_num_threads()}), flush=True)
 
 
