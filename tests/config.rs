@@ -322,3 +322,40 @@ fn evaluation_keys_keep_earlier_ids_at_their_defaults() {
         ids.push(new);
     }
 }
+
+/// `model.weight_init` (added later, read by every method): at its default
+/// (`kaiming_fan_out`, what every earlier run computed) every id of experiments/methods.yaml is
+/// the one recorded before the key existed; `pytorch_default` gives every method a new id; an
+/// unknown value is refused naming the key and the choices.
+#[test]
+fn weight_init_keeps_earlier_ids_at_its_default() {
+    let g = Grid::load(std::path::Path::new("experiments/methods.yaml")).unwrap();
+    let ids = |o: &Overrides| -> Vec<(String, String)> {
+        g.expand(o)
+            .unwrap()
+            .into_iter()
+            .filter(|c| c.config.seed == 0)
+            .map(|c| (c.config.method.name.clone(), c.run_id))
+            .collect()
+    };
+    let set = |v: &str| Overrides {
+        env: vec![],
+        sets: vec![("model.weight_init".into(), serde_json::json!(v))],
+    };
+    let now = ids(&Overrides::default());
+    assert!(now.contains(&("cc".into(), "e0902c8a29abccb9".into())));
+    assert!(now.contains(&("kmeans".into(), "088be68d6dd44c2d".into())));
+    assert_eq!(ids(&set("kaiming_fan_out")), now);
+    let other = ids(&set("pytorch_default"));
+    for ((m, a), (_, b)) in now.iter().zip(&other) {
+        assert_ne!(
+            a, b,
+            "{m}: model.weight_init=pytorch_default must change the run id"
+        );
+    }
+    let e = g.expand(&set("xavier")).unwrap_err().to_string();
+    assert!(
+        e.contains("model.weight_init") && e.contains("kaiming_fan_out, pytorch_default"),
+        "{e}"
+    );
+}

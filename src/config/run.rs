@@ -263,6 +263,12 @@ pub struct ModelConfig {
     /// Keep the backbone fixed (no gradient, BatchNorm on its running statistics) and train
     /// only the method's heads: feature-space methods on a pretrained backbone.
     pub freeze_backbone: bool,
+    /// Initial conv weights: `kaiming_fan_out` (Kaiming-normal, fan_out, ReLU gain:
+    /// torchvision ResNet's rule, N(0, 2/(c_out·k²))) or `pytorch_default` (what a PyTorch
+    /// layer gets by default: kaiming_uniform with a = √5, i.e. U(±1/√(c_in·k²))). Linear
+    /// layers always take PyTorch's default, BatchNorm γ = 1, β = 0. Measured in
+    /// docs/benchmarks.md ("Training quality against a PyTorch twin").
+    pub weight_init: String,
 }
 
 impl Default for ModelConfig {
@@ -274,6 +280,7 @@ impl Default for ModelConfig {
             init: INIT_RANDOM.into(),
             init_sha256: String::new(),
             freeze_backbone: false,
+            weight_init: "kaiming_fan_out".into(),
         }
     }
 }
@@ -395,3 +402,6 @@ pub const INIT_RANDOM: &str = "random";
 
 /// ResNet stems (`model.stem`).
 pub const STEMS: &[&str] = &["cifar", "imagenet"];
+
+/// Conv weight initialisations (`model.weight_init`).
+pub const WEIGHT_INITS: &[&str] = &["kaiming_fan_out", "pytorch_default"];

@@ -36,6 +36,7 @@ pub const ADDED_KEYS: &[(&[&str], &str, &str)] = &[
     (&["eval", "linear_c"], "*", "1.0"),
     (&["eval", "split"], "*", "train"),
     (&["eval", "epoch"], "*", "final"),
+    (&["model", "weight_init"], "*", "kaiming_fan_out"),
 ];
 
 /// Sections added after runs were recorded: left out of the identity while every key of them

@@ -4,7 +4,7 @@
 
 use crate::error::{Error, Result};
 
-use super::run::{EvalProtocol, RunConfig, BACKBONES, DATASETS, STEMS};
+use super::run::{EvalProtocol, RunConfig, BACKBONES, DATASETS, STEMS, WEIGHT_INITS};
 
 impl RunConfig {
     /// Checks value ranges and names of the method-independent keys; the message names the
@@ -104,6 +104,13 @@ impl RunConfig {
                 "model.stem",
                 format!("{:?}", self.model.stem),
                 &format!("one of {}", STEMS.join(", ")),
+            );
+        }
+        if !WEIGHT_INITS.contains(&self.model.weight_init.as_str()) {
+            return bad(
+                "model.weight_init",
+                format!("{:?}", self.model.weight_init),
+                &format!("one of {}", WEIGHT_INITS.join(", ")),
             );
         }
         let cnn = self.model.backbone == "cnn";

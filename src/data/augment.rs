@@ -264,6 +264,34 @@ fn factor(rng: &mut Rng, strength: f64) -> Option<f32> {
     (strength > 0.0).then(|| uniform(rng, (1.0 - strength).max(0.0), 1.0 + strength) as f32)
 }
 
+/// One ColorJitter draw: the order of the four ops (0 brightness, 1 contrast, 2 saturation,
+/// 3 hue) and each op's factor (`None` when its strength is 0).
+#[derive(Debug, Clone)]
+pub struct Jitter {
+    pub order: Vec<usize>,
+    pub brightness: Option<f32>,
+    pub contrast: Option<f32>,
+    pub saturation: Option<f32>,
+    pub hue: Option<f32>,
+}
+
+/// torchvision's `ColorJitter.get_params`: the order first, then the four factors (brightness,
+/// contrast, saturation in [max(0, 1 − s), 1 + s], hue in [−h, h]).
+pub fn jitter_params(rng: &mut Rng, a: &AugmentConfig) -> Jitter {
+    let order = permutation(rng, 4);
+    let brightness = factor(rng, a.brightness);
+    let contrast = factor(rng, a.contrast);
+    let saturation = factor(rng, a.saturation);
+    let hue = (a.hue > 0.0).then(|| uniform(rng, -a.hue, a.hue) as f32);
+    Jitter {
+        order,
+        brightness,
+        contrast,
+        saturation,
+        hue,
+    }
+}
+
 impl Augmenter {
     pub fn new(cfg: AugmentConfig, size: usize) -> Self {
         Self { cfg, size }
@@ -280,12 +308,13 @@ impl Augmenter {
             hflip(img, self.size, self.size, c);
         }
         if c == 3 && uniform(rng, 0.0, 1.0) < a.jitter_p {
-            // torchvision draws the order, then the four factors, then applies in that order.
-            let order = permutation(rng, 4);
-            let b = factor(rng, a.brightness);
-            let ct = factor(rng, a.contrast);
-            let s = factor(rng, a.saturation);
-            let hu = (a.hue > 0.0).then(|| uniform(rng, -a.hue, a.hue) as f32);
+            let Jitter {
+                order,
+                brightness: b,
+                contrast: ct,
+                saturation: s,
+                hue: hu,
+            } = jitter_params(rng, a);
             for op in order {
                 match op {
                     0 => b.into_iter().for_each(|f| adjust_brightness(img, f)),

@@ -19,6 +19,7 @@ pub enum Backbone {
 impl Backbone {
     /// Builds the configured backbone, drawing its initial weights from `p`.
     pub fn new(p: &mut Params, cfg: &ModelConfig, in_channels: usize) -> Result<Self> {
+        p.conv_init = super::params::ConvInit::parse(&cfg.weight_init)?;
         match cfg.backbone.as_str() {
             "cnn" => Ok(Self::Cnn(Cnn::new(p, in_channels, &cfg.widths)?)),
             "resnet18" | "resnet34" => {

@@ -5,7 +5,7 @@ use candle_core::{Tensor, Var, D};
 use super::Params;
 use crate::error::Result;
 
-/// A bias-free 3×3 (or k×k) convolution, Kaiming-normal (fan_out) init.
+/// A bias-free 3×3 (or k×k) convolution, initialised by `Params::conv_init`.
 pub struct Conv2d {
     weight: Var,
     stride: usize,
@@ -22,7 +22,7 @@ impl Conv2d {
         stride: usize,
         padding: usize,
     ) -> Result<Self> {
-        let weight = p.kaiming_normal_fan_out(&format!("{name}.weight"), &[cout, cin, k, k])?;
+        let weight = p.conv_weight(&format!("{name}.weight"), &[cout, cin, k, k])?;
         Ok(Self {
             weight,
             stride,

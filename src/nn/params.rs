@@ -7,9 +7,34 @@ use std::collections::BTreeMap;
 use crate::error::Result;
 use crate::rng::{normal, uniform, Rng};
 
+/// The conv weight initialisation (`model.weight_init`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConvInit {
+    /// N(0, 2 / fan_out): torchvision ResNet's `kaiming_normal_(mode="fan_out", nonlinearity="relu")`.
+    KaimingFanOut,
+    /// U(±1/√fan_in): a PyTorch `Conv2d`'s own `reset_parameters` (kaiming_uniform, a = √5).
+    PytorchDefault,
+}
+
+impl ConvInit {
+    /// Parses a `model.weight_init` value (validated by the config).
+    pub fn parse(name: &str) -> crate::error::Result<Self> {
+        match name {
+            "kaiming_fan_out" => Ok(Self::KaimingFanOut),
+            "pytorch_default" => Ok(Self::PytorchDefault),
+            other => Err(crate::Error::Config(format!(
+                "invalid value for `model.weight_init`: {other:?}; expected one of {}",
+                crate::config::run::WEIGHT_INITS.join(", ")
+            ))),
+        }
+    }
+}
+
 /// All tensors of a model by state-dict name.
 pub struct Params {
     pub device: Device,
+    /// How conv weights are drawn (`model.weight_init`; [`Params::conv_weight`]).
+    pub conv_init: ConvInit,
     rng: Rng,
     vars: BTreeMap<String, Var>,
     buffers: BTreeMap<String, Var>,
@@ -20,6 +45,7 @@ impl Params {
     pub fn new(rng: Rng, device: Device) -> Self {
         Self {
             device,
+            conv_init: ConvInit::KaimingFanOut,
             rng,
             vars: BTreeMap::new(),
             buffers: BTreeMap::new(),
@@ -56,6 +82,17 @@ impl Params {
             .map(|_| (normal(&mut self.rng) * std) as f32)
             .collect();
         self.insert(name, data, shape, true)
+    }
+
+    /// A conv weight of shape (c_out, c_in, k, k) by [`Params::conv_init`].
+    pub fn conv_weight(&mut self, name: &str, shape: &[usize]) -> Result<Var> {
+        match self.conv_init {
+            ConvInit::KaimingFanOut => self.kaiming_normal_fan_out(name, shape),
+            ConvInit::PytorchDefault => {
+                let fan_in = shape[1..].iter().product();
+                self.uniform_fan_in(name, shape, fan_in)
+            }
+        }
     }
 
     /// U(-1/sqrt(fan_in), 1/sqrt(fan_in)): PyTorch's default for Linear weight and bias
