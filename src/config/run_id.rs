@@ -14,15 +14,20 @@ use super::RunConfig;
 const ID_LEN: usize = 16;
 
 /// Keys that change how a run is kept, not what it computes: left out of the identity.
-pub const NOT_IDENTITY: &[(&str, &str)] =
-    &[("train", "checkpoint_every"), ("train", "keep_checkpoints")];
+pub const NOT_IDENTITY: &[(&str, &str)] = &[
+    ("train", "checkpoint_every"),
+    ("train", "keep_checkpoints"),
+    ("train", "prefetch"),
+];
 
 /// Keys added after runs were recorded: (path, the method that reads it, the value that
 /// computes what runs did before the key existed). A key is left out of the identity when it
 /// holds that value or the run's method does not read it, so every earlier run keeps its id;
-/// a run that uses the key with another value gets a new id.
-pub const ADDED_KEYS: &[(&[&str], &str, &str)] =
-    &[(&["method", "drc", "regularizer_views"], "drc", "both")];
+/// a run that uses the key with another value gets a new id. Method `*`: every method reads it.
+pub const ADDED_KEYS: &[(&[&str], &str, &str)] = &[
+    (&["method", "drc", "regularizer_views"], "drc", "both"),
+    (&["train", "precision"], "*", "f32"),
+];
 
 /// The canonical JSON text of a run config: sorted keys, no whitespace.
 pub fn canonical_json(config: &RunConfig) -> String {
@@ -39,7 +44,7 @@ pub fn canonical_json(config: &RunConfig) -> String {
             node = node.and_then(|n| n.get_mut(*p));
         }
         if let Some(obj) = node.and_then(|n| n.as_object_mut()) {
-            let unused = config.method.name != *method;
+            let unused = *method != "*" && config.method.name != *method;
             if unused || obj.get(*last).and_then(|v| v.as_str()) == Some(*before) {
                 obj.remove(*last);
             }
