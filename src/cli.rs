@@ -261,9 +261,11 @@ pub struct SqlArgs {
 pub struct ReportArgs {
     /// Grid file, experiments/ name or stored grid name.
     pub grid: String,
-    /// Which epoch's scores: `final` (the last evaluated one), `best` (each run's best-NMI
-    /// epoch) or `best:acc` / `best:ari` (best by that metric; all three scores at that
-    /// epoch). Default: the grid's `report.epoch`, else final.
+    /// Which epoch's scores: `reported` (the epoch each run's `eval.epoch` names: final,
+    /// lowest_loss or best_by_label), `final` (the last evaluated one), `best` (each run's
+    /// best-NMI epoch) or `best:acc` / `best:ari` (best by that metric; all scores at that
+    /// epoch). Epochs chosen with the labels are marked † in every table. Default: the grid's
+    /// `report.epoch`, else reported.
     #[arg(long)]
     pub epoch: Option<String>,
     /// Row keys, comma-separated result columns (default: the grid's `report.rows`, else

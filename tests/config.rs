@@ -145,8 +145,13 @@ fn presets_match_their_protocol_tables() {
                     drift.push(format!("{name} {m} {d}: {key} = {got:?}, protocol {v}"));
                 }
             }
-            // Nothing the protocol leaves open is set behind its back.
-            assert!(!c.config.dataset.unlabeled, "{name}");
+            // The unlabelled phase only where the protocol has it (CC's STL-10, for the
+            // methods with an instance term).
+            assert_eq!(
+                c.config.dataset.unlabeled,
+                want["dataset"]["unlabeled"].as_bool() == Some(true),
+                "{name} {m}"
+            );
         }
     }
     assert!(
@@ -269,4 +274,51 @@ fn drc_regularizer_views_changes_only_drc_ids() {
     };
     let e = g.expand(&bad).unwrap_err().to_string();
     assert!(e.contains("method.drc.regularizer_views"), "{e}");
+}
+
+/// `eval.split`, `eval.epoch` and `method.num_clusters` (added later) keep every earlier run's
+/// id at their defaults (K written out as the class count included) and give a new id otherwise.
+#[test]
+fn evaluation_keys_keep_earlier_ids_at_their_defaults() {
+    let g = Grid::load(std::path::Path::new("experiments/methods.yaml")).unwrap();
+    let cc0 = |sets: Vec<(&str, serde_json::Value)>| {
+        let o = Overrides {
+            env: vec![],
+            sets: sets.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+        };
+        let cells = g.expand(&o).unwrap();
+        let c = cells
+            .into_iter()
+            .find(|c| c.config.method.name == "cc" && c.config.seed == 0)
+            .unwrap();
+        (c.run_id, c.config)
+    };
+    let (id, cfg) = cc0(vec![]);
+    assert_eq!(id, "e0902c8a29abccb9");
+    // The resolved config states K.
+    assert_eq!(cfg.method.num_clusters, cfg.dataset.num_classes);
+    let same = [
+        ("eval.split", serde_json::json!("train")),
+        ("eval.epoch", serde_json::json!("final")),
+        (
+            "method.num_clusters",
+            serde_json::json!(cfg.dataset.num_classes),
+        ),
+        ("method.num_clusters", serde_json::json!(0)),
+    ];
+    for (k, v) in same {
+        assert_eq!(cc0(vec![(k, v.clone())]).0, id, "{k} = {v}");
+    }
+    let other = [
+        ("eval.split", serde_json::json!("heldout")),
+        ("eval.epoch", serde_json::json!("lowest_loss")),
+        ("eval.epoch", serde_json::json!("best_by_label")),
+        ("method.num_clusters", serde_json::json!(30)),
+    ];
+    let mut ids = vec![id];
+    for (k, v) in other {
+        let (new, _) = cc0(vec![(k, v.clone())]);
+        assert!(!ids.contains(&new), "{k} = {v}");
+        ids.push(new);
+    }
 }

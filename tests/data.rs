@@ -708,6 +708,28 @@ fn sweeps_run_on_a_cifar10_folder_and_an_arrays_folder() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("labels.npy"), "{}", stderr(&out));
     assert!(!dir.path().join("runs").exists());
+
+    // eval.split: heldout trains on the train batches and scores test_batch.bin (8 images)...
+    let held = format!(
+        "{{name: cifar10, num_classes: 10, path: {}, allow_partial: true, image_size: 16, splits: [train]}}",
+        c.display()
+    );
+    let grid = tiny_grid("held", &held).replace("grid:\n", "  eval: {split: heldout}\ngrid:\n");
+    std::fs::write(dir.path().join("held.yaml"), grid).unwrap();
+    let out = data_cmd(dir.path(), &root, &["sweep", "held.yaml"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    for r in run_dirs(dir.path(), "held") {
+        let a = clusterlab::store::tables::read_parquet(&r.join("assignments.parquet")).unwrap();
+        assert_eq!(a.height(), 8, "{}", r.display());
+    }
+    // ... and a missing test batch stops the sweep before anything is written.
+    std::fs::remove_file(c.join("test_batch.bin")).unwrap();
+    std::fs::remove_dir_all(dir.path().join("runs")).unwrap();
+    std::fs::remove_dir_all(root.join(".cache")).unwrap();
+    let out = data_cmd(dir.path(), &root, &["sweep", "held.yaml"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("test_batch.bin"), "{}", stderr(&out));
+    assert!(!dir.path().join("runs").exists());
 }
 
 #[test]

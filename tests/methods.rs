@@ -174,3 +174,158 @@ fn drc_regularizer_views() {
     cfg.method.drc.regularizer_views = RegularizerViews::Both;
     assert!((reg(&cfg) - (ra + rb)).abs() < 1e-6, "both views");
 }
+
+/// Over-clustering (K = 12 > 4 classes) scored on held-out images, with the epoch rules:
+/// the cluster head has K outputs, the held-out images are not the training images,
+/// majority-vote ACC is at least the Hungarian one, and each `eval.epoch` rule picks its epoch.
+#[test]
+fn over_clustering_heldout_split_and_epoch_rules() {
+    use clusterlab::config::run::{EvalEpoch, EvalSplit};
+    let mut cfg = tiny("cc");
+    cfg.method.num_clusters = 12;
+    cfg.train.epochs = 3;
+    cfg.eval.split = EvalSplit::Heldout;
+    cfg.eval.epoch = EvalEpoch::LowestLoss;
+    let out = train(&cfg);
+    let a = out.assignment.as_ref().unwrap();
+    // max(120 / 5, 4) = 24 further images of the generator.
+    assert_eq!(a.clusters.len(), 24);
+    assert!(a.clusters.iter().all(|&c| (0..12).contains(&c)));
+    let held = clusterlab::data::load_heldout(&cfg).unwrap();
+    let train_ds = clusterlab::data::load(&cfg.dataset).unwrap();
+    let n = held.image_len();
+    for i in 0..held.len() {
+        assert!(
+            (0..train_ds.len()).all(|j| train_ds.image(j) != &held.images[i * n..(i + 1) * n]),
+            "held-out image {i} is a training image"
+        );
+    }
+    let s = clusterlab::eval::Scores::compute(&held.labels, &a.clusters);
+    assert_eq!(out.final_scores().unwrap().1, s);
+    assert!(s.acc_majority >= s.acc);
+    // lowest_loss: the evaluated epoch with the smallest mean total loss.
+    let total = |e: usize| out.epochs[e - 1].losses[0].1;
+    let (e, _) = out.reported_scores().unwrap();
+    assert!((1..=3).all(|x| total(e) <= total(x)), "epoch {e}");
+    let mut best = out.clone();
+    best.rule = EvalEpoch::BestByLabel;
+    assert_eq!(best.reported_scores(), best.best_scores());
+    best.rule = EvalEpoch::Final;
+    assert_eq!(best.reported_scores().unwrap().0, 3);
+    // Held out needs a split the run does not train on.
+    let mut bad = tiny("cc");
+    bad.dataset.name = "cifar10".into();
+    bad.dataset.num_classes = 10;
+    bad.dataset.splits = vec!["train".into(), "test".into()];
+    bad.eval.split = EvalSplit::Heldout;
+    let e = bad.validate().unwrap_err().to_string();
+    assert!(
+        e.contains("eval.split") && e.contains("dataset.splits"),
+        "{e}"
+    );
+}
+
+/// `method.eval: kmeans_instance` clusters the instance head's output, not the backbone's:
+/// the same trained model read out both ways gives different assignments, and methods
+/// without an instance head refuse it.
+#[test]
+fn kmeans_in_the_instance_space() {
+    let mut cfg = tiny("cc");
+    cfg.method.weights.insert("cluster".into(), 0.0);
+    cfg.method.weights.insert("entropy".into(), 0.0);
+    cfg.method.eval = EvalProtocol::KmeansInstance;
+    let inst = train(&cfg);
+    assert_eq!(inst.protocol, "k-means on the instance-head output");
+    cfg.method.eval = EvalProtocol::KmeansFeatures;
+    let back = train(&cfg);
+    // Training does not depend on the read-out: the losses are bit-identical.
+    assert_eq!(inst.epochs[0].losses, back.epochs[0].losses);
+    let (a, b) = (inst.assignment.unwrap(), back.assignment.unwrap());
+    assert_ne!(a.clusters, b.clusters);
+    let mut drc = tiny("drc");
+    drc.method.eval = EvalProtocol::KmeansInstance;
+    let e = clusterlab::methods::validate(&drc).unwrap_err().to_string();
+    assert!(
+        e.contains("method.eval") && e.contains("no instance head"),
+        "{e}"
+    );
+}
+
+/// CC's two-phase STL-10 epoch on a generated `stl10_binary/` folder with an unlabelled file:
+/// the instance term sees every (drop-last) unlabelled image each epoch, its loss is logged
+/// as its own column, and the training differs from a run without the unlabelled phase.
+#[test]
+fn stl10_unlabelled_images_pass_through_the_instance_term() {
+    use clusterlab::data::formats::stl10::encode_images;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("stl10_binary");
+    std::fs::create_dir_all(&root).unwrap();
+    let img = |seed: usize| -> Vec<u8> {
+        (0..96 * 96 * 3)
+            .map(|i| ((i * (seed + 3) + seed * 37) % 251) as u8)
+            .collect()
+    };
+    let images =
+        |from: usize, n: usize| encode_images(&(from..from + n).map(img).collect::<Vec<_>>());
+    std::fs::write(root.join("train_X.bin"), images(0, 8)).unwrap();
+    std::fs::write(
+        root.join("train_y.bin"),
+        (0..8).map(|i| 1 + (i % 10) as u8).collect::<Vec<_>>(),
+    )
+    .unwrap();
+    std::fs::write(root.join("test_X.bin"), images(8, 4)).unwrap();
+    std::fs::write(root.join("test_y.bin"), vec![1, 2, 3, 4]).unwrap();
+    // 22 unlabelled images: 5 batches of 4 per epoch, 2 dropped.
+    std::fs::write(root.join("unlabeled_X.bin"), images(100, 22)).unwrap();
+    let mut cfg = tiny("cc");
+    cfg.dataset.name = "stl10".into();
+    cfg.dataset.num_classes = 10;
+    cfg.dataset.path = Some(root.to_string_lossy().into_owned());
+    cfg.dataset.allow_partial = true;
+    cfg.dataset.splits = vec!["train".into(), "test".into()];
+    cfg.dataset.unlabeled = true;
+    cfg.train.batch_size = 4;
+    cfg.train.epochs = 2;
+    cfg.validate().unwrap();
+    clusterlab::methods::validate(&cfg).unwrap();
+    let ds = clusterlab::data::formats::read(&cfg.dataset).unwrap();
+    assert_eq!(ds.len(), 12);
+    let run = |cfg: &RunConfig| {
+        train::run(
+            cfg,
+            &ds,
+            &Device::Cpu,
+            Context::detached(),
+            &mut |_: &EpochRow, _: usize| {},
+        )
+        .unwrap()
+    };
+    let two = run(&cfg);
+    assert_eq!(two.unlabeled_images, 2 * 20);
+    let term = |o: &train::Outcome, e: usize, t: &str| {
+        o.epochs[e]
+            .losses
+            .iter()
+            .find(|(k, _)| k == t)
+            .map(|(_, v)| *v)
+    };
+    for e in 0..2 {
+        let u = term(&two, e, train::UNLABELED_TERM).expect("the unlabelled phase is logged");
+        assert!(u.is_finite() && u > 0.0, "{u}");
+    }
+    cfg.dataset.unlabeled = false;
+    let one = run(&cfg);
+    assert_eq!(one.unlabeled_images, 0);
+    assert_eq!(term(&one, 0, train::UNLABELED_TERM), None);
+    // The same labelled batches after different weights: the instance loss differs.
+    assert_ne!(term(&one, 0, "instance"), term(&two, 0, "instance"));
+    // Methods without an instance term refuse the unlabelled images.
+    let mut drc = cfg.clone();
+    drc.method.name = "drc".into();
+    drc.dataset.unlabeled = true;
+    let e = clusterlab::methods::validate(&drc).unwrap_err().to_string();
+    assert!(
+        e.contains("dataset.unlabeled") && e.contains("cc, anchor"),
+        "{e}"
+    );
+}

@@ -497,3 +497,53 @@ fn dry_run_show_config_prints_every_resolved_cell() {
     let out = clusterlab(dir.path(), &["sweep", "tiny.yaml", "--show-config"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// `experiments/eval-protocols.yaml` runs every evaluation option (held-out images, the
+/// lowest-loss and by-label epochs, k-means in the instance space, over-clustering) and the
+/// table shows them: majority-vote ACC beside the three scores, † on the by-label rows only.
+#[test]
+fn the_eval_protocols_grid_runs_and_its_table_shows_every_option() {
+    let dir = tempfile::tempdir().unwrap();
+    let grid =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/eval-protocols.yaml");
+    let out = common::clusterlab(dir.path(), &["sweep", grid.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
+    let table =
+        std::fs::read_to_string(dir.path().join("reports/eval-protocols/table.md")).unwrap();
+    assert!(table.contains("synthetic ACC-maj"), "{table}");
+    let rows: Vec<&str> = table
+        .lines()
+        .filter(|l| l.starts_with("| cc |") || l.starts_with("| kmeans |"))
+        .collect();
+    assert_eq!(rows.len(), 8, "{table}");
+    for r in &rows {
+        // Every row has its four scores; only the by-label row is marked.
+        assert_eq!(r.matches(" (2)").count(), 4, "{r}");
+        assert_eq!(r.contains('†'), r.contains("best_by_label"), "{r}");
+    }
+    for option in [
+        "heldout",
+        "lowest_loss",
+        "kmeans_instance",
+        "kmeans_features",
+        "| 12 |",
+    ] {
+        assert!(rows.iter().any(|r| r.contains(option)), "{option}: {table}");
+    }
+    assert!(table.contains("† epoch chosen with the labels"), "{table}");
+    // The held-out runs scored the 48 further images, not the 240 trained on.
+    let runs = common::run_dirs(dir.path(), "eval-protocols");
+    let heldout: Vec<_> = runs
+        .iter()
+        .filter(|d| {
+            std::fs::read_to_string(d.join("config.yaml"))
+                .unwrap()
+                .contains("split: heldout")
+        })
+        .collect();
+    assert_eq!(heldout.len(), 4);
+    for d in heldout {
+        let a = clusterlab::store::tables::read_parquet(&d.join("assignments.parquet")).unwrap();
+        assert_eq!(a.height(), 48);
+    }
+}

@@ -30,7 +30,7 @@ pub fn run(g: &GlobalArgs, store: &Store, a: RunArgs) -> Result<i32> {
             cell.label()
         )));
     }
-    clusterlab::data::check_available(&cell.config.dataset)?;
+    clusterlab::data::check_run_data(&cell.config)?;
     if is_completed(&store.run_dir(&grid.name, &cell.run_id)) {
         eprintln!("{} ({}) already completed", cell.run_id, cell.label());
         return Ok(exit::OK);

@@ -49,7 +49,7 @@ fn slurm(
     if !req.print {
         slurm::require_sbatch()?;
         for c in cells {
-            clusterlab::data::check_available(&c.config.dataset)?;
+            clusterlab::data::check_run_data(&c.config)?;
         }
         if store.root.exists() {
             store.check_grid_dir(&grid.name)?;

@@ -25,7 +25,7 @@ pub fn run(g: &GlobalArgs, store: &Store, a: SweepArgs, out: &mut dyn Write) -> 
     }
     if !a.dry_run {
         for c in &cells {
-            clusterlab::data::check_available(&c.config.dataset)?;
+            clusterlab::data::check_run_data(&c.config)?;
         }
         if store.root.exists() {
             store.check_grid_dir(&grid.name)?;

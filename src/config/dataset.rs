@@ -36,8 +36,10 @@ pub struct DatasetConfig {
     /// Tiny-ImageNet: train); the resolved list is what `config.yaml` records and the run id
     /// hashes. Datasets without splits (`synthetic`, `folder`, `arrays`) keep it empty.
     pub splits: Vec<String>,
-    /// Protocol (STL-10): also use the 100 000 unlabelled images, for the instance loss only
-    /// (CC's two-phase epoch).
+    /// Protocol (STL-10): also use the 100 000 unlabelled images, for the instance term only
+    /// (CC's two-phase epoch: each epoch first passes `unlabeled_X.bin` through the instance
+    /// term, then the labelled splits through every term). Methods with an instance term only
+    /// (`cc`, `anchor`).
     pub unlabeled: bool,
 }
 
@@ -133,17 +135,11 @@ impl DatasetConfig {
                 );
             }
         }
-        if self.unlabeled {
+        if self.unlabeled && self.name != "stl10" {
             return bad(
                 "dataset.unlabeled",
                 "true".into(),
-                if self.name != "stl10" {
-                    "false (only stl10 has an unlabelled split)".into()
-                } else {
-                    "false: the STL-10 reader loads the unlabelled split, but the training loop \
-                     does not run CC's two-phase epoch yet"
-                        .into()
-                },
+                "false (only stl10 has an unlabelled split)".into(),
             );
         }
         Ok(())

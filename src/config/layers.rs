@@ -320,6 +320,7 @@ fn extract_layers(
     match figment.extract::<RunConfig>() {
         Ok(mut cfg) => {
             cfg.dataset.resolve_protocol();
+            cfg.method.num_clusters = cfg.num_clusters();
             Ok(cfg)
         }
         Err(_) => {

@@ -1,6 +1,7 @@
 //! Configuration: the typed run config, figment layering, grid specs and run identity.
 
 pub mod dataset;
+pub mod eval;
 mod expand;
 pub mod grid;
 pub mod launcher;

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 pub use super::dataset::{DatasetConfig, DATASETS, DATASET_PROTOCOLS};
+pub use super::eval::{EvalConfig, EvalEpoch, EvalSplit};
 
 /// The full configuration of one training run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -19,9 +20,20 @@ pub struct RunConfig {
     pub optimizer: OptimizerConfig,
     pub train: TrainConfig,
     pub augment: AugmentConfig,
+    /// Which images are scored and which epoch is reported (`config::eval`).
+    pub eval: EvalConfig,
 }
 
 impl RunConfig {
+    /// The number of clusters K the method's heads and k-means produce: `method.num_clusters`,
+    /// or `dataset.num_classes` when it is 0 (a resolved config always states it).
+    pub fn num_clusters(&self) -> usize {
+        match self.method.num_clusters {
+            0 => self.dataset.num_classes,
+            k => k,
+        }
+    }
+
     /// Reads a recorded `config.yaml` (a run directory's resolved config).
     pub fn read(path: &std::path::Path) -> crate::error::Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| crate::error::Error::io(path, e))?;
@@ -48,12 +60,18 @@ pub struct MethodConfig {
     pub feature_dim: usize,
     /// Hidden width of the projection heads.
     pub head_hidden: usize,
+    /// Number of clusters K (cluster head width, k-means K); 0 = `dataset.num_classes`, filled
+    /// in when the config is resolved. K > classes is over-clustering: ACC is then the
+    /// Hungarian matching of the rectangular table (K − classes clusters unmatched) and
+    /// `acc_majority` maps each cluster to its most frequent class.
+    pub num_clusters: usize,
     /// Number of k-means restarts (pixel baseline, `eval: kmeans_features`, anchor centres).
     pub kmeans_restarts: usize,
     /// Maximum Lloyd iterations per k-means restart.
     pub kmeans_iterations: usize,
-    /// Evaluation protocol: the method's own assignment (`argmax`) or k-means on the backbone
-    /// features (`kmeans_features`).
+    /// Evaluation protocol: the method's own assignment (`argmax`), k-means on the backbone
+    /// features (`kmeans_features`) or k-means on the L2-normalised instance-head output
+    /// (`kmeans_instance`, CC's ablation "instance head only + k-means in the instance space").
     pub eval: EvalProtocol,
     /// Knobs of the anchor-loss method.
     pub anchor: AnchorConfig,
@@ -69,8 +87,11 @@ pub struct MethodConfig {
 pub enum EvalProtocol {
     /// The method's own assignment: argmax of its cluster head (CC, DRC, CDC) or of q (anchor).
     Argmax,
-    /// k-means (K = dataset.num_classes) on the backbone features of the test views.
+    /// k-means (K = the run's number of clusters) on the backbone features of the test views.
     KmeansFeatures,
+    /// k-means (K = the run's number of clusters) on the instance head's L2-normalised output
+    /// (`method.feature_dim`, CC: 128-d) of the test views: CC's ablation protocol.
+    KmeansInstance,
 }
 
 /// The anchor-loss method (Sundareswaran et al. 2021).
@@ -177,6 +198,7 @@ impl Default for MethodConfig {
             cluster_temperature: 1.0,
             feature_dim: 128,
             head_hidden: 256,
+            num_clusters: 0,
             kmeans_restarts: 3,
             kmeans_iterations: 100,
             eval: EvalProtocol::Argmax,

@@ -23,11 +23,18 @@ pub const NOT_IDENTITY: &[(&str, &str)] = &[
 /// Keys added after runs were recorded: (path, the method that reads it, the value that
 /// computes what runs did before the key existed). A key is left out of the identity when it
 /// holds that value or the run's method does not read it, so every earlier run keeps its id;
-/// a run that uses the key with another value gets a new id. Method `*`: every method reads it.
+/// a run that uses the key with another value gets a new id. The method `*` means every
+/// method reads the key; the value is compared as JSON text for non-strings (`false`).
 pub const ADDED_KEYS: &[(&[&str], &str, &str)] = &[
     (&["method", "drc", "regularizer_views"], "drc", "both"),
+    (&["eval", "split"], "*", "train"),
+    (&["eval", "epoch"], "*", "final"),
     (&["train", "precision"], "*", "f32"),
 ];
+
+/// Sections added after runs were recorded: left out of the identity while every key of them
+/// held its earlier value (so [`ADDED_KEYS`] removed them all).
+const ADDED_SECTIONS: &[&str] = &["eval"];
 
 /// The canonical JSON text of a run config: sorted keys, no whitespace.
 pub fn canonical_json(config: &RunConfig) -> String {
@@ -45,8 +52,29 @@ pub fn canonical_json(config: &RunConfig) -> String {
         }
         if let Some(obj) = node.and_then(|n| n.as_object_mut()) {
             let unused = *method != "*" && config.method.name != *method;
-            if unused || obj.get(*last).and_then(|v| v.as_str()) == Some(*before) {
+            let at_default = obj.get(*last).is_some_and(|v| match v {
+                Value::String(s) => s == before,
+                other => other.to_string().as_str() == *before,
+            });
+            if unused || at_default {
                 obj.remove(*last);
+            }
+        }
+    }
+    if let Some(root) = value.as_object_mut() {
+        for s in ADDED_SECTIONS {
+            if root
+                .get(*s)
+                .and_then(|v| v.as_object())
+                .is_some_and(|o| o.is_empty())
+            {
+                root.remove(*s);
+            }
+        }
+        // `method.num_clusters` (added later) is K = the class count unless set otherwise.
+        if config.num_clusters() == config.dataset.num_classes {
+            if let Some(m) = root.get_mut("method").and_then(|v| v.as_object_mut()) {
+                m.remove("num_clusters");
             }
         }
     }

@@ -35,10 +35,13 @@ impl RunConfig {
         if m.cdc.sinkhorn_iterations == 0 {
             return bad("method.cdc.sinkhorn_iterations", "0".into(), "at least 1");
         }
-        if m.eval == EvalProtocol::KmeansFeatures && m.name == "kmeans" {
+        if m.eval != EvalProtocol::Argmax && m.name == "kmeans" {
             return bad(
                 "method.eval",
-                "kmeans_features".into(),
+                serde_json::to_value(m.eval)
+                    .ok()
+                    .and_then(|v| v.as_str().map(String::from))
+                    .unwrap_or_default(),
                 "argmax for `kmeans` (it clusters raw pixels; it has no learned features)",
             );
         }
@@ -50,6 +53,14 @@ impl RunConfig {
             );
         }
         self.dataset.validate_protocol()?;
+        self.eval.validate(&self.dataset)?;
+        if m.num_clusters != 0 && m.num_clusters < 2 {
+            return bad(
+                "method.num_clusters",
+                m.num_clusters.to_string(),
+                "at least 2 (or 0: dataset.num_classes)",
+            );
+        }
         if self.dataset.num_classes < 2 {
             return bad(
                 "dataset.num_classes",

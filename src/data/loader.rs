@@ -62,9 +62,21 @@ pub fn train_views(
     epoch: usize,
     view: usize,
 ) -> HostBatch {
+    train_views_from(ds, aug, indices, (seed, "augment"), epoch, view)
+}
+
+/// [`train_views`] drawing from the named stream `(seed, name)`.
+pub fn train_views_from(
+    ds: &Dataset,
+    aug: &Augmenter,
+    indices: &[usize],
+    (seed, name): (u64, &str),
+    epoch: usize,
+    view: usize,
+) -> HostBatch {
     build(indices.len(), ds.channels, aug.size, |k, scratch, out| {
         let idx = indices[k];
-        let mut rng = stream_at(seed, "augment", &[epoch as u64, idx as u64, view as u64]);
+        let mut rng = stream_at(seed, name, &[epoch as u64, idx as u64, view as u64]);
         aug.train_view(ds.view(idx), &mut rng, scratch, out);
     })
 }
@@ -87,7 +99,21 @@ pub fn train_batch(
     view: usize,
     device: &Device,
 ) -> Result<Tensor> {
-    train_views(ds, aug, indices, seed, epoch, view).to_device(device)
+    train_batch_from(ds, aug, indices, (seed, "augment"), epoch, view, device)
+}
+
+/// [`train_batch`] drawing from the named stream `(seed, name)` (the unlabelled images of
+/// STL-10 draw from `augment_unlabeled`, so their views never repeat a labelled image's).
+pub fn train_batch_from(
+    ds: &Dataset,
+    aug: &Augmenter,
+    indices: &[usize],
+    stream: (u64, &str),
+    epoch: usize,
+    view: usize,
+    device: &Device,
+) -> Result<Tensor> {
+    train_views_from(ds, aug, indices, stream, epoch, view).to_device(device)
 }
 
 /// A batch of test views (resize only) of images `start..end`.

@@ -98,6 +98,88 @@ pub fn check_available(cfg: &DatasetConfig) -> Result<()> {
     Ok(())
 }
 
+/// The images `eval.split: heldout` scores: the dataset's held-out split (`test`, which the
+/// run does not train on), or for `synthetic` further images of the same generator (indices
+/// `size..size + max(size / 5, num_classes)`, so none is a training image).
+pub fn load_heldout(cfg: &crate::config::RunConfig) -> Result<Dataset> {
+    let d = &cfg.dataset;
+    if d.name == "synthetic" {
+        let n = (d.size / 5).max(d.num_classes);
+        return Ok(synthetic::generate_range(d, d.size..d.size + n));
+    }
+    let Some(split) = crate::config::eval::heldout_split(&d.name) else {
+        return Err(Error::BadInput(format!(
+            "eval.split: heldout: dataset {} has no held-out split",
+            d.name
+        )));
+    };
+    let mut h = d.clone();
+    h.splits = vec![split.to_string()];
+    h.unlabeled = false;
+    load(&h)
+}
+
+/// The images a run's assignments refer to: the held-out images under `eval.split: heldout`,
+/// else the training images.
+pub fn load_scored(cfg: &crate::config::RunConfig) -> Result<Dataset> {
+    match cfg.eval.split {
+        crate::config::run::EvalSplit::Train => load(&cfg.dataset),
+        crate::config::run::EvalSplit::Heldout => load_heldout(cfg),
+    }
+}
+
+/// STL-10's unlabelled images (`dataset.unlabeled`) as a dataset whose labels are all −1
+/// (never scored).
+pub fn load_unlabeled(cfg: &DatasetConfig) -> Result<Dataset> {
+    if cfg.name != "stl10" {
+        return Err(Error::BadInput(format!(
+            "dataset.unlabeled: dataset {} has no unlabelled split (only stl10)",
+            cfg.name
+        )));
+    }
+    let images = formats::stl10::load_unlabeled(cfg)?;
+    let side = 96;
+    let n = images.len() / (side * side * 3);
+    Ok(Dataset {
+        name: "stl10-unlabeled".into(),
+        images,
+        labels: vec![-1; n],
+        height: side,
+        width: side,
+        channels: 3,
+        num_classes: cfg.num_classes,
+    })
+}
+
+/// [`check_available`] for every image set a run reads: its dataset, the held-out split it
+/// scores (`eval.split: heldout`) and STL-10's unlabelled images (`dataset.unlabeled`), so
+/// that missing or corrupt files are bad input before a sweep writes anything.
+pub fn check_run_data(cfg: &crate::config::RunConfig) -> Result<()> {
+    check_available(&cfg.dataset)?;
+    if cfg.eval.split == crate::config::run::EvalSplit::Heldout && cfg.dataset.name != "synthetic" {
+        if let Some(split) = crate::config::eval::heldout_split(&cfg.dataset.name) {
+            let mut h = cfg.dataset.clone();
+            h.splits = vec![split.to_string()];
+            h.unlabeled = false;
+            check_available(&h)?;
+        }
+    }
+    if cfg.dataset.unlabeled {
+        let key = format!("unlabeled:{}", serde_json::to_string(&cfg.dataset)?);
+        let seen = CHECKED
+            .lock()
+            .map(|s| s.as_ref().is_some_and(|s| s.contains(&key)))
+            .unwrap_or(false);
+        if !seen {
+            load_unlabeled(&cfg.dataset)?;
+            if let Ok(mut s) = CHECKED.lock() {
+                s.get_or_insert_with(HashSet::new).insert(key);
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Builds the dataset a run config names (real datasets through the cache under the data root).
 pub fn load(cfg: &DatasetConfig) -> Result<Dataset> {
     match cfg.name.as_str() {

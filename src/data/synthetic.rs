@@ -39,12 +39,19 @@ fn random_colour(rng: &mut Rng) -> [f64; 3] {
 
 /// Generates the dataset; the same config gives the same bytes.
 pub fn generate(cfg: &DatasetConfig) -> Dataset {
+    generate_range(cfg, 0..cfg.size)
+}
+
+/// Images `range` of the generator (image `i` depends on `dataset.seed` and `i` only, so
+/// `size..size + m` are `m` further images, none of them among the first `size`).
+pub fn generate_range(cfg: &DatasetConfig, range: std::ops::Range<usize>) -> Dataset {
     let s = cfg.image_size;
     let k = cfg.num_classes;
-    let mut images = vec![0u8; cfg.size * s * s * 3];
-    let mut labels = Vec::with_capacity(cfg.size);
+    let count = range.len();
+    let mut images = vec![0u8; count * s * s * 3];
+    let mut labels = Vec::with_capacity(count);
     let mut pixel = vec![[0f64; 3]; s * s];
-    for i in 0..cfg.size {
+    for i in range.clone() {
         let mut rng = stream_at(cfg.seed, "synthetic", &[i as u64]);
         let c = i % k; // balanced classes, interleaved
         labels.push(c as i64);
@@ -88,7 +95,8 @@ pub fn generate(cfg: &DatasetConfig) -> Dataset {
                 }
             }
         }
-        let out = &mut images[i * s * s * 3..(i + 1) * s * s * 3];
+        let o = i - range.start;
+        let out = &mut images[o * s * s * 3..(o + 1) * s * s * 3];
         for (p, px) in pixel.iter().enumerate() {
             for ch in 0..3 {
                 let val = px[ch] + cfg.noise * normal(&mut rng);
@@ -124,8 +132,16 @@ mod tests {
         for c in 0..10 {
             assert_eq!(a.labels.iter().filter(|&&l| l == c).count(), 4);
         }
-        let other = generate(&DatasetConfig { seed: 1, ..cfg });
+        let other = generate(&DatasetConfig {
+            seed: 1,
+            ..cfg.clone()
+        });
         assert_ne!(a.images, other.images);
+        // A range continues the same sequence of images: 30..50 overlaps 0..40 in 30..40.
+        let r = generate_range(&cfg, 30..50);
+        let n = 32 * 32 * 3;
+        assert_eq!(r.images[..10 * n], a.images[30 * n..]);
+        assert_eq!(r.labels[..10], a.labels[30..]);
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! NMI, ACC and ARI over integer label vectors.
+//! NMI, ACC (Hungarian and majority vote) and ARI over integer label vectors.
 //!
 //! Labels may be any integers: ids are compacted first, so unused cluster ids (an empty
 //! cluster 0, say) do not matter. This is where CC's evaluation script goes wrong (it shifts
@@ -6,12 +6,19 @@
 
 use super::hungarian::max_weight_matching;
 
-/// The three scores reported for a clustering.
+/// The scores reported for a clustering.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Scores {
     pub nmi: f64,
+    /// Hungarian ACC (one-to-one; with more clusters than classes the extra clusters count as
+    /// errors).
     pub acc: f64,
     pub ari: f64,
+    /// Majority-vote ACC (many-to-one: each cluster → its most frequent class), the
+    /// over-clustering score of SCAN and IIC. Equals `acc` at most when K = classes. Absent
+    /// (0) in checkpoints written before it existed.
+    #[serde(default)]
+    pub acc_majority: f64,
 }
 
 impl Scores {
@@ -20,6 +27,7 @@ impl Scores {
             nmi: normalized_mutual_info(y_true, y_pred),
             acc: accuracy(y_true, y_pred),
             ari: adjusted_rand_index(y_true, y_pred),
+            acc_majority: accuracy_majority(y_true, y_pred),
         }
     }
 }
@@ -93,6 +101,21 @@ pub fn accuracy(y_true: &[i64], y_pred: &[i64]) -> f64 {
     max_weight_matching(&contingency(y_true, y_pred)) / y_true.len() as f64
 }
 
+/// Majority-vote accuracy: every cluster is labelled with its most frequent class (several
+/// clusters may share a class), as a fraction of samples. The usual score of over-clustering
+/// (K > classes), where Hungarian ACC leaves K − classes clusters unmatched.
+pub fn accuracy_majority(y_true: &[i64], y_pred: &[i64]) -> f64 {
+    if y_true.is_empty() {
+        return 0.0;
+    }
+    let c = contingency(y_true, y_pred);
+    let np = c.first().map_or(0, |r| r.len());
+    let hits: f64 = (0..np)
+        .map(|j| c.iter().map(|r| r[j]).fold(0.0, f64::max))
+        .sum();
+    hits / y_true.len() as f64
+}
+
 fn comb2(x: f64) -> f64 {
     x * (x - 1.0) / 2.0
 }
@@ -144,6 +167,18 @@ mod tests {
         let p = [5, 5, 3, 3, 9, 9];
         let s = Scores::compute(&t, &p);
         assert!((s.nmi - 1.0).abs() < 1e-12 && s.acc == 1.0 && (s.ari - 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn majority_vote_maps_many_clusters_to_one_class() {
+        // Classes 0,1 split over clusters 0..4: Hungarian matches 2 clusters (4 of 8 samples
+        // hit), majority vote labels all four (7 of 8: cluster 3 holds one sample of class 0).
+        let t = [0, 0, 0, 0, 1, 1, 1, 1];
+        let p = [0, 0, 1, 1, 2, 2, 3, 3];
+        assert_eq!(accuracy(&t, &p), 0.5);
+        assert_eq!(accuracy_majority(&t, &p), 1.0);
+        let p = [0, 0, 1, 3, 2, 2, 3, 3];
+        assert_eq!(accuracy_majority(&t, &p), 7.0 / 8.0);
     }
 
     #[test]

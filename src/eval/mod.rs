@@ -1,4 +1,5 @@
-//! Clustering scores: NMI (arithmetic normalisation, natural log), Hungarian ACC and ARI,
+//! Clustering scores: NMI (arithmetic normalisation, natural log), Hungarian ACC, majority-vote
+//! ACC (over-clustering) and ARI,
 //! matching scikit-learn's definitions (checked against its values in `tests/golden/`).
 
 pub mod confusion;
@@ -8,5 +9,6 @@ pub mod metrics;
 pub mod pca;
 
 pub use metrics::{
-    accuracy, adjusted_rand_index, cluster_size_entropy, normalized_mutual_info, Scores,
+    accuracy, accuracy_majority, adjusted_rand_index, cluster_size_entropy, normalized_mutual_info,
+    Scores,
 };

@@ -279,7 +279,13 @@ fn attempt(
     if let Some(a) = &outcome.assignment {
         write_parquet_zstd(
             &dir.join(store::ASSIGNMENTS_FILE),
-            &mut assignments_frame(&ds_labels(cache, &cell.config)?, a)?,
+            &mut assignments_frame(
+                &match &outcome.heldout_labels {
+                    Some(l) => l.clone(),
+                    None => ds_labels(cache, &cell.config)?,
+                },
+                a,
+            )?,
         )?;
     }
     let row = result_row(grid, cell, &outcome, &prov)?;
@@ -421,6 +427,15 @@ pub const RESULT_COLUMNS: &[&str] = &[
     "best_nmi",
     "best_acc",
     "best_ari",
+    "final_acc_majority",
+    "best_acc_majority",
+    "num_clusters",
+    "reported_epoch",
+    "reported_nmi",
+    "reported_acc",
+    "reported_ari",
+    "reported_acc_majority",
+    "unlabeled_images",
     "train_seconds",
     "num_params",
     "git_commit",
@@ -479,6 +494,7 @@ pub fn result_row(
         .final_scores()
         .ok_or_else(|| Error::RunFailed("the run never evaluated".into()))?;
     let (be, bs) = o.best_scores().expect("final implies best");
+    let (re, rs) = o.reported_scores().expect("final implies reported");
     let f64v = |x: f64| Value::F64(Some(x));
     let last = o.epochs.last().expect("evaluated implies a row");
     row.extend([
@@ -495,6 +511,22 @@ pub fn result_row(
         ("best_nmi".into(), f64v(bs.nmi)),
         ("best_acc".into(), f64v(bs.acc)),
         ("best_ari".into(), f64v(bs.ari)),
+        ("final_acc_majority".into(), f64v(fs.acc_majority)),
+        ("best_acc_majority".into(), f64v(bs.acc_majority)),
+        (
+            "num_clusters".into(),
+            Value::I64(Some(cell.config.num_clusters() as i64)),
+        ),
+        // The epoch `eval.epoch` reports (what the report shows by default).
+        ("reported_epoch".into(), Value::I64(Some(re as i64))),
+        ("reported_nmi".into(), f64v(rs.nmi)),
+        ("reported_acc".into(), f64v(rs.acc)),
+        ("reported_ari".into(), f64v(rs.ari)),
+        ("reported_acc_majority".into(), f64v(rs.acc_majority)),
+        (
+            "unlabeled_images".into(),
+            Value::I64(Some(o.unlabeled_images as i64)),
+        ),
         ("train_seconds".into(), f64v(last.seconds)),
         ("num_params".into(), Value::I64(Some(o.num_params as i64))),
         ("git_commit".into(), Value::Str(prov.git_commit.clone())),

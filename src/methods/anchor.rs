@@ -61,7 +61,7 @@ impl Anchor {
         let m = &cfg.method;
         Ok(Self {
             instance_head: Mlp::instance_projector(p, m, rep_dim)?,
-            centers: p.constant("cluster_centers", &[cfg.dataset.num_classes, rep_dim], 0.0)?,
+            centers: p.constant("cluster_centers", &[cfg.num_clusters(), rep_dim], 0.0)?,
             alpha: m.anchor.alpha,
             tau_i: m.instance_temperature,
             kmeans_restarts: m.kmeans_restarts,
@@ -123,6 +123,16 @@ impl Method for Anchor {
 
     fn protocol(&self) -> &'static str {
         "argmax of the Student-t assignment q (clean view)"
+    }
+
+    fn instance_embedding(&self, feats: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(l2_normalize(&self.instance_head.forward(feats)?)?))
+    }
+
+    fn instance_term(&self, h_a: &Tensor, h_b: &Tensor) -> Result<Option<Tensor>> {
+        let z_a = l2_normalize(&self.instance_head.forward(h_a)?)?;
+        let z_b = l2_normalize(&self.instance_head.forward(h_b)?)?;
+        Ok(Some(instance_nt_xent(&z_a, &z_b, self.tau_i)?))
     }
 }
 

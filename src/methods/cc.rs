@@ -46,7 +46,7 @@ impl Cc {
                 "cluster_projector",
                 rep_dim,
                 m.head_hidden,
-                cfg.dataset.num_classes,
+                cfg.num_clusters(),
             )?,
             tau_i: m.instance_temperature,
             tau_c: m.cluster_temperature,
@@ -82,5 +82,15 @@ impl Method for Cc {
 
     fn protocol(&self) -> &'static str {
         "argmax of the cluster head"
+    }
+
+    fn instance_embedding(&self, feats: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(l2_normalize(&self.instance_head.forward(feats)?)?))
+    }
+
+    fn instance_term(&self, h_a: &Tensor, h_b: &Tensor) -> Result<Option<Tensor>> {
+        let z_a = l2_normalize(&self.instance_head.forward(h_a)?)?;
+        let z_b = l2_normalize(&self.instance_head.forward(h_b)?)?;
+        Ok(Some(instance_nt_xent(&z_a, &z_b, self.tau_i)?))
     }
 }

@@ -60,7 +60,7 @@ impl Cdc {
                 "categorical_head",
                 rep_dim,
                 m.head_hidden,
-                cfg.dataset.num_classes,
+                cfg.num_clusters(),
             )?,
             instance_head: Mlp::new(p, "instance_head", rep_dim, m.head_hidden, m.feature_dim)?,
             tau: m.cdc.temperature,
@@ -101,6 +101,10 @@ impl Method for Cdc {
 
     fn protocol(&self) -> &'static str {
         "argmax of the categorical part (CDC re-implemented from the paper's description, not the authors' code)"
+    }
+
+    fn instance_embedding(&self, feats: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(l2_normalize(&self.instance_head.forward(feats)?)?))
     }
 }
 

@@ -55,7 +55,7 @@ impl Drc {
     pub fn new(cfg: &RunConfig, p: &mut Params, rep_dim: usize) -> Result<Self> {
         let d = &cfg.method.drc;
         Ok(Self {
-            head: Linear::new(p, "assignment_head", rep_dim, cfg.dataset.num_classes)?,
+            head: Linear::new(p, "assignment_head", rep_dim, cfg.num_clusters())?,
             tau: d.temperature,
             similarity: d.similarity,
             regularizer: d.regularizer,

@@ -57,6 +57,22 @@ pub trait Method {
     fn predict(&self, feats: &Tensor) -> Result<Vec<i64>>;
     /// The method's own evaluation protocol, recorded with the results.
     fn protocol(&self) -> &'static str;
+    /// The L2-normalised instance-head output per row of backbone features (what
+    /// `method.eval: kmeans_instance` clusters), `None` for a method without an instance head.
+    fn instance_embedding(&self, _feats: &Tensor) -> Result<Option<Tensor>> {
+        Ok(None)
+    }
+    /// The unweighted instance term on the backbone features of two augmented views (CC's
+    /// unlabelled phase, `dataset.unlabeled`), `None` for a method without an instance term.
+    fn instance_term(&self, _h_a: &Tensor, _h_b: &Tensor) -> Result<Option<Tensor>> {
+        Ok(None)
+    }
+}
+
+/// Whether a method has an instance term (named `instance`): what `dataset.unlabeled` and
+/// `method.eval: kmeans_instance` need.
+pub fn has_instance_term(name: &str) -> bool {
+    spec(name).is_some_and(|s| s.terms.iter().any(|(t, _)| *t == "instance"))
 }
 
 /// Builds a method's heads on a backbone of `rep_dim` features.
@@ -119,6 +135,36 @@ pub fn validate(cfg: &RunConfig) -> Result<()> {
             &format!("one of {}", names.join(", ")),
         );
     };
+    if cfg.dataset.unlabeled && !has_instance_term(&cfg.method.name) {
+        let with: Vec<_> = REGISTRY
+            .iter()
+            .filter(|s| has_instance_term(s.name))
+            .map(|s| s.name)
+            .collect();
+        return bad(
+            "dataset.unlabeled",
+            "true".into(),
+            &format!(
+                "false for method `{}` (the unlabelled images train the instance term only; \
+                 methods with one: {})",
+                cfg.method.name,
+                with.join(", ")
+            ),
+        );
+    }
+    if cfg.method.eval == crate::config::run::EvalProtocol::KmeansInstance
+        && !matches!(cfg.method.name.as_str(), "cc" | "anchor" | "cdc")
+    {
+        return bad(
+            "method.eval",
+            "kmeans_instance".into(),
+            &format!(
+                "argmax or kmeans_features for method `{}` (it has no instance head; cc, \
+                 anchor and cdc have one)",
+                cfg.method.name
+            ),
+        );
+    }
     for (term, w) in &cfg.method.weights {
         if !terms.iter().any(|(t, _)| t == term) {
             let names: Vec<_> = terms.iter().map(|(t, _)| *t).collect();

@@ -199,6 +199,7 @@ mod tests {
                     nmi: v,
                     acc: v + 0.1,
                     ari: v + 0.2,
+                    acc_majority: v + 0.1,
                 }),
                 cluster_entropy: Some(1.0),
                 seconds: e as f64,

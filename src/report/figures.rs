@@ -8,7 +8,7 @@ use std::path::Path;
 
 use super::epochs::EpochsByRun;
 use super::plots::{self, Series};
-use super::{Table, METRICS};
+use super::Table;
 use crate::config::RunConfig;
 use crate::error::Result;
 use crate::eval::confusion::confusion_matched;
@@ -190,9 +190,9 @@ fn draw_all(store: &Store, table: &Table, dir: &Path, epochs: &EpochsByRun) -> R
         }
         let bar_series: Vec<plots::BarSeries> = (0..table.rows.len())
             .map(|r| {
-                let vals = (0..METRICS.len())
+                let vals = (0..table.metrics.len())
                     .map(|m| {
-                        table.cells[r][g * METRICS.len() + m]
+                        table.cells[r][g * table.metrics.len() + m]
                             .as_ref()
                             .map(|s| (s.mean, s.std.unwrap_or(f64::NAN)))
                     })
@@ -201,7 +201,7 @@ fn draw_all(store: &Store, table: &Table, dir: &Path, epochs: &EpochsByRun) -> R
             })
             .collect();
         let stem = format!("{gs}-bars");
-        let names: Vec<String> = METRICS.iter().map(|(_, n)| n.to_string()).collect();
+        let names: Vec<String> = table.metrics.iter().map(|(_, n)| n.to_string()).collect();
         plots::bars(
             &dir.join(&stem),
             &format!("{grid}: {group}, final epoch"),
@@ -368,7 +368,7 @@ fn tsne_and_sheets(
     let confidence: Vec<f64> = confidence.into_iter().map(|c| c.unwrap_or(0.0)).collect();
     let run_dir = store.run_dir(grid, run);
     let ds =
-        RunConfig::read(&run_dir.join(CONFIG_FILE)).and_then(|cfg| crate::data::load(&cfg.dataset));
+        RunConfig::read(&run_dir.join(CONFIG_FILE)).and_then(|cfg| crate::data::load_scored(&cfg));
     let ds = match ds {
         Ok(ds) if ds.len() == clusters.len() => ds,
         Ok(ds) => {

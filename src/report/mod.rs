@@ -238,6 +238,76 @@ pub fn summarise_frame(
         _ => lf,
     };
     let schema = lf.collect_schema()?;
+    let has = |c: &str| schema.get(c).is_some();
+    // Results recorded before a column existed: `reported_*` is the final epoch (runs had no
+    // `eval.epoch`), majority-vote ACC unknown.
+    let mut fill = Vec::new();
+    for (m, _) in METRICS.iter().chain([&table::ACC_MAJORITY]) {
+        for p in ["final", "best", "reported"] {
+            let c = format!("{p}_{m}");
+            if has(&c) {
+                continue;
+            }
+            let from = format!("final_{m}");
+            fill.push(if p == "reported" && has(&from) {
+                col(from.as_str()).alias(c.as_str())
+            } else {
+                lit(NULL).cast(DataType::Float64).alias(c.as_str())
+            });
+        }
+    }
+    if has("reported_nmi") {
+        for (m, _) in METRICS.iter().chain([&table::ACC_MAJORITY]) {
+            let (c, from) = (format!("reported_{m}"), format!("final_{m}"));
+            if has(&from) {
+                fill.push(
+                    col(c.as_str())
+                        .fill_null(col(from.as_str()))
+                        .alias(c.as_str()),
+                );
+            }
+        }
+    }
+    if !fill.is_empty() {
+        lf = lf.with_columns(fill);
+    }
+    // Over-clustering (K > classes) in any run adds majority-vote ACC to the table.
+    let over = has("num_clusters")
+        && has("dataset.num_classes")
+        && lf
+            .clone()
+            .select([col("num_clusters")
+                .cast(DataType::Int64)
+                .gt(col("dataset.num_classes").cast(DataType::Int64))
+                .any(true)
+                .alias("over")])
+            .collect()?
+            .column("over")?
+            .bool()?
+            .get(0)
+            .unwrap_or(false);
+    let mut metrics = METRICS.to_vec();
+    if over {
+        metrics.push(table::ACC_MAJORITY);
+    }
+    let rules: Vec<String> = if has("eval.epoch") {
+        let df = lf
+            .clone()
+            .select([col("eval.epoch")
+                .cast(DataType::String)
+                .fill_null(lit("final"))
+                .unique()
+                .sort(Default::default())])
+            .collect()?;
+        df.column("eval.epoch")?
+            .str()?
+            .iter()
+            .flatten()
+            .map(String::from)
+            .collect()
+    } else {
+        vec!["final".into()]
+    };
     let varying = varying_columns(&lf, &schema)?;
     let default_cols: Vec<String> = std::iter::once("dataset.name".to_string())
         .chain(
@@ -293,7 +363,28 @@ pub fn summarise_frame(
         len().alias("n"),
         col("run_id").sort(Default::default()).alias("run_ids"),
     ];
-    for (m, _) in METRICS {
+    if opts.epoch == EpochSel::Reported && has("eval.epoch") {
+        aggs.push(
+            col("eval.epoch")
+                .cast(DataType::String)
+                .eq(lit("best_by_label"))
+                .fill_null(lit(false))
+                .any(true)
+                .alias("by_label"),
+        );
+    }
+    // Each cell's protocol, for the published-vs-reproduced section.
+    for (from, to) in [
+        ("dataset.splits", "proto_splits"),
+        ("eval.split", "proto_eval_split"),
+        ("dataset.image_size", "proto_image_size"),
+        ("eval.epoch", "proto_epoch"),
+    ] {
+        if has(from) {
+            aggs.push(col(from).cast(DataType::String).first().alias(to));
+        }
+    }
+    for (m, _) in &metrics {
         let c = format!("{}_{m}", opts.epoch.prefix());
         aggs.push(col(c.as_str()).mean().alias(format!("{m}_mean")));
         aggs.push(col(c.as_str()).std(1).alias(format!("{m}_std")));
@@ -319,8 +410,9 @@ pub fn summarise_frame(
             Default::default(),
         )
         .collect()?;
-    let mut t = Table::from_frame(grid, &df, &row_keys, &col_keys)?;
+    let mut t = Table::from_frame(grid, &df, &row_keys, &col_keys, &metrics)?;
     t.epoch = opts.epoch;
+    t.rules = rules;
     Ok(Some((t, lf)))
 }
 
@@ -540,7 +632,12 @@ mod tests {
             .map(|(i, &(nmi, acc, ari))| EpochRow {
                 epoch: i + 1,
                 losses: vec![("total".into(), 1.0)],
-                scores: Some(Scores { nmi, acc, ari }),
+                scores: Some(Scores {
+                    nmi,
+                    acc,
+                    ari,
+                    acc_majority: acc,
+                }),
                 cluster_entropy: None,
                 seconds: 1.0,
             })

@@ -57,6 +57,66 @@ impl RowProtocol {
     }
 }
 
+/// The protocol a reproduced cell ran under, from its runs' configs (the first run's; the
+/// table's rows and columns separate runs whose protocol keys vary).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunProtocol {
+    /// `dataset.splits` as recorded (JSON text, e.g. `["train","test"]`; empty for datasets
+    /// without splits).
+    pub splits: Vec<String>,
+    /// `eval.split` (`train` for runs recorded before the key).
+    pub eval_split: String,
+    /// `dataset.image_size`.
+    pub image_size: i64,
+    /// The epoch rule of the cell: its runs' `eval.epoch` (`final` for runs recorded before
+    /// the key), or `best by label` when the report selects a best epoch.
+    pub epoch: String,
+}
+
+impl RowProtocol {
+    /// The protocol items in which `run` (on `dataset`) differs from this published row, or
+    /// which the source leaves unknown; empty when the two are the same protocol.
+    pub fn differences(&self, run: &RunProtocol, dataset: &str) -> Vec<String> {
+        let all: Vec<String> = crate::config::dataset::DATASET_PROTOCOLS
+            .iter()
+            .find(|(n, ..)| *n == dataset)
+            .map(|(_, _, s)| s.iter().map(|x| x.to_string()).collect())
+            .unwrap_or_default();
+        let trained = if run.splits == all {
+            "merged"
+        } else if run.splits == ["train"] {
+            "train split"
+        } else {
+            "other"
+        };
+        let evaluated = match run.eval_split.as_str() {
+            "train" => trained,
+            _ => "held-out split",
+        };
+        let epoch = match run.epoch.as_str() {
+            "final" => "final",
+            "best_by_label" | "best by label" => "best by label",
+            other => other,
+        };
+        let size = format!("{} px", run.image_size);
+        let mut out = Vec::new();
+        let mut item = |what: &str, published: &str, ours: &str| {
+            if published.starts_with(ours) {
+                // The same item.
+            } else if published.contains("unknown") {
+                out.push(format!("{what}: unknown in the source (ours {ours})"));
+            } else {
+                out.push(format!("{what}: published {published}, ours {ours}"));
+            }
+        };
+        item("trained on", self.trained_on, trained);
+        item("evaluated on", self.evaluated_on, evaluated);
+        item("image size", self.image_size, &size);
+        item("epoch", self.epoch, epoch);
+        out
+    }
+}
+
 /// CC's protocol (config::protocols::CC).
 pub const P_CC: RowProtocol = RowProtocol {
     trained_on: "merged",
@@ -278,6 +338,46 @@ mod tests {
         assert_eq!(lookup("dac", "stl10").unwrap().protocol, &P_CC_BASELINE);
         assert_eq!(anchor.protocol, &P_ANCHOR);
         assert_eq!(CC_ABLATIONS.len(), 12);
+    }
+
+    #[test]
+    fn differences_name_each_protocol_item() {
+        let cc_run = RunProtocol {
+            splits: vec!["train".into(), "test".into()],
+            eval_split: "train".into(),
+            image_size: 224,
+            epoch: "final".into(),
+        };
+        assert!(P_CC.differences(&cc_run, "cifar10").is_empty());
+        let fast = RunProtocol {
+            image_size: 32,
+            ..cc_run.clone()
+        };
+        assert_eq!(
+            P_CC.differences(&fast, "cifar10"),
+            ["image size: published 224 px, ours 32 px"]
+        );
+        // GCC: train split, scored on it, best epoch by label, 32 px.
+        let gcc_run = RunProtocol {
+            splits: vec!["train".into()],
+            eval_split: "train".into(),
+            image_size: 32,
+            epoch: "best_by_label".into(),
+        };
+        assert!(P_GCC.differences(&gcc_run, "cifar10").is_empty());
+        let d = P_GCC.differences(&cc_run, "cifar10");
+        assert_eq!(d.len(), 4, "{d:?}");
+        assert!(d[0].contains("published train split, ours merged"));
+        assert!(d[3].contains("published best by label, ours final"));
+        let held = RunProtocol {
+            eval_split: "heldout".into(),
+            ..gcc_run
+        };
+        assert!(P_GCC.differences(&held, "cifar10")[0].contains("evaluated on"));
+        // The baselines' sizes and epochs are not stated by CC: never silently equal.
+        let d = P_CC_BASELINE.differences(&cc_run, "cifar10");
+        assert_eq!(d.len(), 2, "{d:?}");
+        assert!(d.iter().all(|x| x.contains("unknown in the source")));
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Which epoch's scores a report shows (`final`, `best`, `best:<metric>`), and the options a
+//! Which epoch's scores a report shows (`reported`: each run's `eval.epoch`, the default;
+//! `final`; `best`, `best:<metric>`: chosen with the labels, marked †), and the options a
 //! report is built with (flags over the grid's `report:` section).
 
 use polars::prelude::*;
@@ -12,8 +13,11 @@ use crate::store::Store;
 /// Which epoch's scores a table shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum EpochSel {
-    /// The last evaluated epoch.
+    /// The epoch each run reports by its `eval.epoch` (`final` for runs recorded before the
+    /// key existed): cells of `best_by_label` runs carry †.
     #[default]
+    Reported,
+    /// The last evaluated epoch.
     Final,
     /// Each run's epoch with the best value of the named metric (`nmi`, `acc` or `ari`): all
     /// three scores at that epoch (the earliest one on ties).
@@ -35,12 +39,13 @@ impl EpochSel {
                 })
         };
         match s {
+            "reported" => Ok(EpochSel::Reported),
             "final" => Ok(EpochSel::Final),
             "best" => Ok(EpochSel::Best("nmi")),
             _ => match s.strip_prefix("best:") {
                 Some(m) => Ok(EpochSel::Best(metric(m)?)),
                 None => Err(Error::BadInput(format!(
-                    "epoch selection `{s}`: use `final`, `best` (best NMI) or `best:<nmi|acc|ari>`"
+                    "epoch selection `{s}`: use `reported` (each run's eval.epoch), `final`, `best` (best NMI) or `best:<nmi|acc|ari>`"
                 ))),
             },
         }
@@ -48,6 +53,7 @@ impl EpochSel {
 
     pub(super) fn prefix(self) -> &'static str {
         match self {
+            EpochSel::Reported => "reported",
             EpochSel::Final => "final",
             EpochSel::Best(_) => "best",
         }
@@ -71,18 +77,21 @@ pub(super) fn best_by(store: &Store, grid: &str, lf: LazyFrame, metric: &str) ->
         .iter()
         .map(|id| store.run_dir(grid, id).join(crate::store::EPOCHS_FILE))
         .collect();
-    let mut rows: Vec<(String, i64, [f64; 3])> = Vec::new();
+    let mut rows: Vec<(String, i64, [f64; 4])> = Vec::new();
     for ((id, path), df) in ids.iter().zip(&paths).zip(read_parquet_many(&paths)) {
         let columns = df.and_then(|df| {
             let get = |c: &str| -> Result<Vec<Option<f64>>> { Ok(df.column(c)?.f64()?.to_vec()) };
+            // Epoch tables written before majority-vote ACC existed lack its column.
+            let acc_majority = get("acc_majority").unwrap_or_else(|_| vec![None; df.height()]);
             Ok((
                 get("nmi")?,
                 get("acc")?,
                 get("ari")?,
+                acc_majority,
                 df.column("epoch")?.i64()?.to_vec(),
             ))
         });
-        let (nmi, acc, ari, epochs) = match columns {
+        let (nmi, acc, ari, acc_majority, epochs) = match columns {
             Ok(c) => c,
             Err(e) => {
                 super::skip_damaged(path, &e);
@@ -107,7 +116,7 @@ pub(super) fn best_by(store: &Store, grid: &str, lf: LazyFrame, metric: &str) ->
             rows.push((
                 id.clone(),
                 epochs[i].unwrap_or(0),
-                [f(&nmi), f(&acc), f(&ari)],
+                [f(&nmi), f(&acc), f(&ari), f(&acc_majority)],
             ));
         }
     }
@@ -134,14 +143,26 @@ pub(super) fn best_by(store: &Store, grid: &str, lf: LazyFrame, metric: &str) ->
                 "best_ari".into(),
                 rows.iter().map(|r| r.2[2]).collect::<Vec<_>>(),
             ),
+            Column::new(
+                "best_acc_majority".into(),
+                rows.iter()
+                    .map(|r| Some(r.2[3]).filter(|v| !v.is_nan()))
+                    .collect::<Vec<_>>(),
+            ),
         ],
     )?;
     let mut lf = lf;
     let schema = lf.collect_schema()?;
-    let replaced: Vec<&str> = ["best_epoch", "best_nmi", "best_acc", "best_ari"]
-        .into_iter()
-        .filter(|c| schema.get(c).is_some())
-        .collect();
+    let replaced: Vec<&str> = [
+        "best_epoch",
+        "best_nmi",
+        "best_acc",
+        "best_ari",
+        "best_acc_majority",
+    ]
+    .into_iter()
+    .filter(|c| schema.get(c).is_some())
+    .collect();
     Ok(lf
         .drop(cols(replaced))
         .inner_join(sel.lazy(), col("run_id"), col("run_id")))
@@ -172,7 +193,7 @@ impl ReportOptions {
         Ok(Self {
             epoch: match epoch.or(spec.epoch) {
                 Some(e) => EpochSel::parse(&e)?,
-                None => EpochSel::Final,
+                None => EpochSel::Reported,
             },
             baseline: grid.map(|g| g.baseline.clone()).unwrap_or_default(),
             rows: rows.or(spec.rows),

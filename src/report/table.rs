@@ -3,7 +3,48 @@
 use polars::prelude::*;
 
 use super::stats::welch;
-use super::METRICS;
+
+/// Majority-vote ACC, shown beside the three scores when a table holds an over-clustering run.
+pub const ACC_MAJORITY: (&str, &str) = ("acc_majority", "ACC-maj");
+
+use super::published::RunProtocol;
+
+/// Each group's protocol from the aggregated `proto_*` columns of a summary frame.
+fn protocols_of(df: &DataFrame) -> Vec<Option<RunProtocol>> {
+    let text = |c: &str| -> Vec<Option<String>> {
+        df.column(c)
+            .ok()
+            .and_then(|c| c.cast(&DataType::String).ok())
+            .map(|c| {
+                c.str()
+                    .map(|s| s.iter().map(|v| v.map(String::from)).collect())
+                    .unwrap_or_default()
+            })
+            .unwrap_or_else(|| vec![None; df.height()])
+    };
+    let (splits, split, size, epoch) = (
+        text("proto_splits"),
+        text("proto_eval_split"),
+        text("proto_image_size"),
+        text("proto_epoch"),
+    );
+    (0..df.height())
+        .map(|i| {
+            let image_size = size.get(i)?.as_ref()?.parse().ok()?;
+            Some(RunProtocol {
+                splits: splits
+                    .get(i)
+                    .cloned()
+                    .flatten()
+                    .and_then(|s| serde_json::from_str(&s).ok())
+                    .unwrap_or_default(),
+                eval_split: split.get(i).cloned().flatten().unwrap_or("train".into()),
+                image_size,
+                epoch: epoch.get(i).cloned().flatten().unwrap_or("final".into()),
+            })
+        })
+        .collect()
+}
 use crate::error::Result;
 
 /// Per-row values of one float column.
@@ -35,14 +76,24 @@ pub struct Table {
     pub grid: String,
     pub row_keys: Vec<String>,
     pub rows: Vec<Vec<String>>,
-    /// Column groups (dataset labels), each with the three metrics.
+    /// Column groups (dataset labels), each with the metrics.
     pub groups: Vec<String>,
-    /// `cells[row][group * METRICS.len() + metric]`.
+    /// The metrics of each group: [`crate::report::METRICS`], and [`ACC_MAJORITY`] when a run over-clusters.
+    pub metrics: Vec<(&'static str, &'static str)>,
+    /// `cells[row][group * metrics.len() + metric]`.
     pub cells: Vec<Vec<Option<Stat>>>,
     /// Run ids behind each (row, group).
     pub run_ids: Vec<Vec<Vec<String>>>,
     /// Which epoch's scores the cells hold.
     pub epoch: super::EpochSel,
+    /// Per (row, group): whether a run's reported epoch was chosen with the labels
+    /// (`eval.epoch: best_by_label`, or a report's `best…` selection): such cells carry †.
+    pub by_label: Vec<Vec<bool>>,
+    /// The `eval.epoch` rules of the runs shown (`final` for runs recorded before it).
+    pub rules: Vec<String>,
+    /// Per (row, group): the protocol its runs ran under (`None` when the result rows do not
+    /// say), which decides whether a published number is shown beside it.
+    pub protocols: Vec<Vec<Option<RunProtocol>>>,
 }
 
 fn strings(df: &DataFrame, name: &str) -> Result<Vec<String>> {
@@ -69,6 +120,7 @@ impl Table {
         df: &DataFrame,
         row_keys: &[String],
         col_keys: &[String],
+        metrics: &[(&'static str, &'static str)],
     ) -> Result<Self> {
         let row_vals: Vec<Vec<String>> = row_keys
             .iter()
@@ -85,11 +137,20 @@ impl Table {
             row_keys: row_keys.to_vec(),
             rows: Vec::new(),
             groups: Vec::new(),
+            metrics: metrics.to_vec(),
             cells: Vec::new(),
             run_ids: Vec::new(),
             epoch: super::EpochSel::Final,
+            by_label: Vec::new(),
+            rules: Vec::new(),
+            protocols: Vec::new(),
         };
-        let metric_vals: Vec<(Column, Column, Vec<Vec<f64>>)> = METRICS
+        let protocols = protocols_of(df);
+        let by_label: Vec<bool> = match df.column("by_label") {
+            Ok(c) => c.bool()?.iter().map(|v| v.unwrap_or(false)).collect(),
+            Err(_) => vec![false; df.height()],
+        };
+        let metric_vals: Vec<(Column, Column, Vec<Vec<f64>>)> = metrics
             .iter()
             .map(|(m, _)| {
                 let lists = df.column(&format!("{m}_values"))?.list()?.clone();
@@ -144,16 +205,26 @@ impl Table {
                     t.groups.len() - 1
                 }
             };
-            let width = t.groups.len() * METRICS.len();
+            let width = t.groups.len() * metrics.len();
             for c in t.cells.iter_mut() {
                 c.resize(width, None);
             }
             for r_ids in t.run_ids.iter_mut() {
                 r_ids.resize(t.groups.len(), Vec::new());
             }
+            t.by_label.resize(t.rows.len(), Vec::new());
+            for b in t.by_label.iter_mut() {
+                b.resize(t.groups.len(), false);
+            }
+            t.by_label[r][g] = by_label[i];
+            t.protocols.resize(t.rows.len(), Vec::new());
+            for p in t.protocols.iter_mut() {
+                p.resize(t.groups.len(), None);
+            }
+            t.protocols[r][g] = protocols[i].clone();
             for (m, (means, stds, values)) in metric_vals.iter().enumerate() {
                 if let Some(mean) = means[i] {
-                    t.cells[r][g * METRICS.len() + m] = Some(Stat {
+                    t.cells[r][g * metrics.len() + m] = Some(Stat {
                         mean,
                         std: stds[i].filter(|s| s.is_finite()),
                         n: n[i].unwrap_or(0.0) as usize,
@@ -171,7 +242,7 @@ impl Table {
     /// Per column: the best row, the runner-up, and whether the best beats the runner-up
     /// significantly (Welch's t-test, p < 0.05).
     pub fn ranking(&self) -> Vec<Ranking> {
-        let width = self.groups.len() * METRICS.len();
+        let width = self.groups.len() * self.metrics.len();
         (0..width)
             .map(|c| {
                 let mut order: Vec<(usize, &Stat)> = self
@@ -206,7 +277,7 @@ impl Table {
     fn header(&self) -> Vec<String> {
         let mut header = self.row_keys.clone();
         for g in &self.groups {
-            for (_, m) in METRICS {
+            for (_, m) in &self.metrics {
                 header.push(format!("{g} {m}"));
             }
         }
@@ -239,6 +310,9 @@ impl Table {
                     None => "–".into(),
                     Some(s) => {
                         let mut txt = s.render();
+                        if self.chosen_by_label(r, c) {
+                            txt.push_str(" †");
+                        }
                         if s.n < max_n {
                             txt.push_str(" ‡");
                             any_few = true;
@@ -257,12 +331,7 @@ impl Table {
             }
             out.push_str(&format!("| {} |\n", cells.join(" | ")));
         }
-        let which = match self.epoch {
-            super::EpochSel::Final => "Final-epoch scores".to_string(),
-            super::EpochSel::Best(m) => {
-                format!("Scores at each run's best-{} epoch", m.to_uppercase())
-            }
-        };
+        let which = self.epoch_caption();
         out.push_str(&format!("\n{which}, mean ± sample std over seeds (number of runs). Best mean per column in bold, second underlined.\n"));
         if any_sig {
             out.push_str("\n\\* the best is significantly better than the runner-up (Welch's t-test over seeds, p < 0.05); a bold value without \\* is not.\n");
@@ -274,10 +343,54 @@ impl Table {
                 "\n‡ fewer runs than the {max_n} of the fullest cell (missing or failed seeds).\n"
             ));
         }
+        if let Some(note) = self.by_label_note() {
+            out.push_str(&format!("\n{note}\n"));
+        }
+        if self.metrics.contains(&ACC_MAJORITY) {
+            out.push_str("\nACC-maj: majority-vote accuracy (each cluster counts as its most frequent class; the over-clustering score). ACC stays the Hungarian one-to-one matching, under which clusters beyond the class count are errors.\n");
+        }
         for note in self.method_notes() {
             out.push_str(&format!("\n{note}\n"));
         }
         out
+    }
+
+    /// Whether cell column `c` of row `r` holds scores at an epoch chosen with the labels.
+    pub fn chosen_by_label(&self, r: usize, c: usize) -> bool {
+        let g = c / self.metrics.len().max(1);
+        matches!(self.epoch, super::EpochSel::Best(_))
+            || self
+                .by_label
+                .get(r)
+                .and_then(|b| b.get(g))
+                .copied()
+                .unwrap_or(false)
+    }
+
+    /// Which epoch's scores the cells hold, in words.
+    fn epoch_caption(&self) -> String {
+        match self.epoch {
+            super::EpochSel::Final => "Final-epoch scores".to_string(),
+            super::EpochSel::Best(m) => {
+                format!("Scores at each run's best-{} epoch", m.to_uppercase())
+            }
+            super::EpochSel::Reported if self.rules.iter().all(|r| r == "final") => {
+                "Final-epoch scores".to_string()
+            }
+            super::EpochSel::Reported => format!(
+                "Scores at the epoch each run reports by its `eval.epoch` ({})",
+                self.rules.join(", ")
+            ),
+        }
+    }
+
+    /// The footnote of the † cells, when there are any.
+    fn by_label_note(&self) -> Option<String> {
+        let any = (0..self.rows.len())
+            .any(|r| (0..self.cells[r].len()).any(|c| self.chosen_by_label(r, c)));
+        any.then(|| {
+            "† epoch chosen with the labels (`eval.epoch: best_by_label`, or the report's `--epoch best…`), as GCC reports: not a label-free protocol, and optimistic against final-epoch or `lowest_loss` numbers.".to_string()
+        })
     }
 
     /// The provenance notes of the methods in the table's `method.name` column (e.g. "our
@@ -314,31 +427,31 @@ impl Table {
         out.push_str(&format!(
             "\\begin{{tabular}}{{{}{}}}\n\\toprule\n",
             "l".repeat(k),
-            "r".repeat(self.groups.len() * METRICS.len())
+            "r".repeat(self.groups.len() * self.metrics.len())
         ));
         let mut h1: Vec<String> = vec![String::new(); k];
         for g in &self.groups {
             h1.push(format!(
                 "\\multicolumn{{{}}}{{c}}{{{}}}",
-                METRICS.len(),
+                self.metrics.len(),
                 esc(g)
             ));
         }
         out.push_str(&format!("{} \\\\\n", h1.join(" & ")));
         let mut rule = String::new();
         for gi in 0..self.groups.len() {
-            let a = k + gi * METRICS.len() + 1;
+            let a = k + gi * self.metrics.len() + 1;
             rule.push_str(&format!(
                 "\\cmidrule(lr){{{}-{}}}",
                 a,
-                a + METRICS.len() - 1
+                a + self.metrics.len() - 1
             ));
         }
         out.push_str(&rule);
         out.push('\n');
         let mut h2: Vec<String> = self.row_keys.iter().map(|s| esc(s)).collect();
         for _ in &self.groups {
-            h2.extend(METRICS.iter().map(|(_, m)| m.to_string()));
+            h2.extend(self.metrics.iter().map(|(_, m)| m.to_string()));
         }
         out.push_str(&format!("{} \\\\\n\\midrule\n", h2.join(" & ")));
         for (r, row) in self.rows.iter().enumerate() {
@@ -351,6 +464,9 @@ impl Table {
                             Some(sd) => format!("{:.3} $\\pm$ {:.3}", s.mean, sd),
                             None => format!("{:.3}", s.mean),
                         };
+                        if self.chosen_by_label(r, c) {
+                            v.push_str("$^\\dagger$");
+                        }
                         if s.n < max_n {
                             v.push_str("$^\\ddagger$");
                         }
@@ -386,11 +502,11 @@ impl Table {
             .map(|k| q(k))
             .collect::<Vec<_>>()
             .join(",");
-        out.push_str(",dataset,metric,mean,std,n,run_ids\n");
+        out.push_str(",dataset,metric,mean,std,n,run_ids,chosen_by_label\n");
         for (r, row) in self.rows.iter().enumerate() {
             for (g, group) in self.groups.iter().enumerate() {
-                for (m, (name, _)) in METRICS.iter().enumerate() {
-                    if let Some(s) = &self.cells[r][g * METRICS.len() + m] {
+                for (m, (name, _)) in self.metrics.iter().enumerate() {
+                    if let Some(s) = &self.cells[r][g * self.metrics.len() + m] {
                         let mut line: Vec<String> = row.iter().map(|x| q(x)).collect();
                         line.push(q(group));
                         line.push(name.to_string());
@@ -398,6 +514,10 @@ impl Table {
                         line.push(s.std.map(|x| x.to_string()).unwrap_or_default());
                         line.push(s.n.to_string());
                         line.push(self.run_ids[r][g].join(" "));
+                        line.push(
+                            self.chosen_by_label(r, g * self.metrics.len() + m)
+                                .to_string(),
+                        );
                         out.push_str(&line.join(","));
                         out.push('\n');
                     }
@@ -483,23 +603,54 @@ impl Table {
         Some(out)
     }
 
-    /// Published numbers beside ours, for every (method, dataset) the built-in table knows.
+    /// Published numbers beside ours, for every (method, dataset) the built-in table knows,
+    /// where our runs ran the published number's protocol; the others are listed with the
+    /// protocol items that differ (or that the source leaves unknown).
     pub fn published_markdown(&self) -> Option<String> {
         let mi = self.row_keys.iter().position(|k| k == "method.name")?;
         let mut lines = Vec::new();
+        let mut differ = Vec::new();
         for (r, row) in self.rows.iter().enumerate() {
             for (g, group) in self.groups.iter().enumerate() {
                 let dataset = group.split(' ').next().unwrap_or(group);
                 let Some(p) = super::published::lookup(&row[mi], dataset) else {
                     continue;
                 };
-                for (m, (name, label)) in METRICS.iter().enumerate() {
+                let run = self
+                    .protocols
+                    .get(r)
+                    .and_then(|x| x.get(g))
+                    .cloned()
+                    .flatten();
+                let diffs = match run {
+                    Some(mut run) => {
+                        if matches!(self.epoch, super::EpochSel::Best(_)) {
+                            run.epoch = "best by label".into();
+                        } else if self.epoch == super::EpochSel::Final {
+                            run.epoch = "final".into();
+                        }
+                        p.protocol.differences(&run, dataset)
+                    }
+                    None => vec!["our runs' protocol is not recorded in their results".into()],
+                };
+                if !diffs.is_empty() {
+                    differ.push(format!(
+                        "| {} | {group} | {} | {} |",
+                        row.join(" "),
+                        p.source,
+                        diffs.join("; ")
+                    ));
+                    continue;
+                }
+                for (m, (name, label)) in self.metrics.iter().enumerate() {
                     let published = match *name {
                         "nmi" => p.nmi,
                         "acc" => p.acc,
-                        _ => p.ari,
+                        "ari" => p.ari,
+                        _ => None,
                     };
-                    let (Some(pv), Some(ours)) = (published, &self.cells[r][g * METRICS.len() + m])
+                    let (Some(pv), Some(ours)) =
+                        (published, &self.cells[r][g * self.metrics.len() + m])
                     else {
                         continue;
                     };
@@ -514,13 +665,25 @@ impl Table {
                 }
             }
         }
-        if lines.is_empty() {
+        if lines.is_empty() && differ.is_empty() {
             return None;
         }
-        Some(format!(
-            "### Published vs reproduced\n\n| row | dataset | metric | published | ours | gap | source | published protocol |\n|---|---|---|---:|---:|---:|---|---|\n{}\n\nGap = our mean − the published value. The last column is the protocol the published number was measured under (`merged`: the dataset's train+test, or train for the ImageNet subsets and Tiny-ImageNet; `best by label`: the epoch chosen with the labels). Compare only with runs of the same protocol: the `<dataset>` grids run CC's and the anchor code's protocols, the `-fast` grids do not (docs/methods.md).\n",
-            lines.join("\n")
-        ))
+        let mut out = String::from("### Published vs reproduced\n\n");
+        if lines.is_empty() {
+            out.push_str("No row of this table ran the protocol of a published number.\n");
+        } else {
+            out.push_str(&format!(
+                "| row | dataset | metric | published | ours | gap | source | protocol (published = ours) |\n|---|---|---|---:|---:|---:|---|---|\n{}\n\nGap = our mean − the published value, shown only where our runs ran the published number's protocol (images trained and scored on, image size, epoch rule; `merged`: the dataset's train+test, or train for the ImageNet subsets and Tiny-ImageNet; `best by label`: the epoch chosen with the labels).\n",
+                lines.join("\n")
+            ));
+        }
+        if !differ.is_empty() {
+            out.push_str(&format!(
+                "\nNot compared: our runs differ from the published protocol (the `<dataset>` grids run CC's and the anchor code's protocols, the `-fast` grids do not; docs/methods.md).\n\n| row | dataset | source | differs in |\n|---|---|---|---|\n{}\n",
+                differ.join("\n")
+            ));
+        }
+        Some(out)
     }
 }
 
@@ -554,6 +717,7 @@ mod tests {
             row_keys: vec!["method.name".into()],
             rows: vec![vec!["cc".into()], vec!["kmeans".into()]],
             groups: vec!["synthetic".into()],
+            metrics: crate::report::METRICS.to_vec(),
             cells: vec![
                 vec![
                     stat(&[0.90, 0.91, 0.92]),
@@ -571,6 +735,9 @@ mod tests {
                 vec![vec!["d".into(), "e".into(), "f".into()]],
             ],
             epoch: crate::report::EpochSel::Final,
+            by_label: vec![vec![false], vec![false]],
+            rules: vec!["final".into()],
+            protocols: vec![vec![None], vec![None]],
         }
     }
 
@@ -606,12 +773,64 @@ mod tests {
             "{a}"
         );
         t.groups = vec!["cifar10".into()];
+        let cc_protocol = crate::report::published::RunProtocol {
+            splits: vec!["train".into(), "test".into()],
+            eval_split: "train".into(),
+            image_size: 224,
+            epoch: "final".into(),
+        };
+        t.protocols = vec![
+            vec![Some(cc_protocol.clone())],
+            vec![Some(cc_protocol.clone())],
+        ];
         let p = t.published_markdown().unwrap();
         // CC paper Table 2: CIFAR-10 NMI .705 → our 0.910 is +0.205.
         assert!(
             p.contains("| cc | cifar10 | NMI | 0.705 | 0.910 ± 0.010 (3) | +0.205 | CC paper"),
             "{p}"
         );
+        // k-means' published number has no stated size or epoch: listed, not compared.
+        assert!(!p.contains("| kmeans | cifar10 | NMI"), "{p}");
+        assert!(
+            p.contains("| kmeans | cifar10 | CC paper (Li et al., AAAI 2021) Table 2 | image size: unknown in the source (ours 224 px)"),
+            "{p}"
+        );
+        // A 32 px run of CC is not compared with CC's 224 px number, and says why.
+        t.protocols[0][0] = Some(crate::report::published::RunProtocol {
+            image_size: 32,
+            ..cc_protocol
+        });
+        let p = t.published_markdown().unwrap();
+        assert!(p.contains("No row of this table ran the protocol"), "{p}");
+        assert!(
+            p.contains("| cc | cifar10 | CC paper (Li et al., AAAI 2021) Table 2 | image size: published 224 px, ours 32 px |"),
+            "{p}"
+        );
+    }
+
+    #[test]
+    fn epochs_chosen_by_label_are_marked_in_every_format() {
+        let mut t = table();
+        t.epoch = crate::report::EpochSel::Reported;
+        t.rules = vec!["best_by_label".into(), "final".into()];
+        t.by_label[0][0] = true;
+        let md = t.markdown();
+        assert!(md.contains("0.910 ± 0.010 (3) †"), "{md}");
+        assert!(!md.contains("0.110 ± 0.010 (3) †"), "{md}");
+        assert!(md.contains("† epoch chosen with the labels"), "{md}");
+        assert!(md.contains("`eval.epoch` (best_by_label, final)"), "{md}");
+        assert!(t.latex().contains("0.910 $\\pm$ 0.010$^\\dagger$"));
+        assert!(t
+            .csv()
+            .contains("cc,synthetic,nmi,0.91,0.010000000000000009,3,a b c,true"));
+        assert!(t
+            .csv()
+            .contains("kmeans,synthetic,nmi,0.11,0.009999999999999995,3,d e f,false"));
+        // A report-level best-epoch selection marks every cell.
+        t.epoch = crate::report::EpochSel::Best("nmi");
+        assert!(t.markdown().contains("0.110 ± 0.010 (3) †"));
+        // Final-epoch tables carry no mark and no footnote.
+        assert!(!table().markdown().contains('†'));
     }
 
     #[test]

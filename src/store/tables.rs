@@ -67,6 +67,10 @@ pub fn epochs_frame(run_id: &str, rows: &[EpochRow]) -> Result<DataFrame> {
     cols.push(Column::new("acc".into(), metric(|s| s.acc)));
     cols.push(Column::new("ari".into(), metric(|s| s.ari)));
     cols.push(Column::new(
+        "acc_majority".into(),
+        metric(|s| s.acc_majority),
+    ));
+    cols.push(Column::new(
         "cluster_entropy".into(),
         rows.iter().map(|r| r.cluster_entropy).collect::<Vec<_>>(),
     ));
@@ -398,6 +402,7 @@ mod tests {
                     nmi: 0.5,
                     acc: 0.6,
                     ari: 0.4,
+                    acc_majority: 0.7,
                 }),
                 cluster_entropy: Some(2.0),
                 seconds: 1.0,

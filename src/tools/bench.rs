@@ -143,6 +143,7 @@ pub fn report(
                         nmi: s,
                         acc: s + 0.05,
                         ari: s - 0.05,
+                        acc_majority: s + 0.05,
                     }),
                     cluster_entropy: Some(2.0),
                     seconds: e as f64,
@@ -154,6 +155,7 @@ pub fn report(
             nmi: 0.0,
             acc: 0.0,
             ari: 0.0,
+            acc_majority: 0.0,
         });
         let mut row = vec![
             ("run_id".to_string(), Value::Str(Some(id.clone()))),

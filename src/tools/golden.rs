@@ -14,12 +14,12 @@ use std::path::{Path, PathBuf};
 
 use crate::config::run::{Regularizer, Similarity};
 use crate::error::{Error, Result};
-use crate::eval::{accuracy, adjusted_rand_index, normalized_mutual_info};
+use crate::eval::{accuracy, accuracy_majority, adjusted_rand_index, normalized_mutual_info};
 use crate::methods::losses::{cluster_contrastive, entropy_term, instance_nt_xent, scalar};
 use crate::methods::{anchor, cdc, drc};
 
 /// Every supported (method, term) pair, for the error message of an unsupported one.
-pub const SUPPORTED: &str = "metric/nmi|acc|ari, cc/instance|cluster_contrastive|entropy|total, \
+pub const SUPPORTED: &str = "metric/nmi|acc|ari|acc_majority, cc/instance|cluster_contrastive|entropy|total, \
 anchor/student_t|cluster|anchor|total, drc/assignment_feature|assignment_probability|regularizer|total, \
 cdc/sinkhorn|weighted_negative_infonce|contrastive|equipartition|total";
 
@@ -135,6 +135,10 @@ impl Case {
                 &self.labels("y_pred")?,
             )),
             ("metric", "acc") => num(accuracy(&self.labels("y_true")?, &self.labels("y_pred")?)),
+            ("metric", "acc_majority") => num(accuracy_majority(
+                &self.labels("y_true")?,
+                &self.labels("y_pred")?,
+            )),
             ("metric", "ari") => num(adjusted_rand_index(
                 &self.labels("y_true")?,
                 &self.labels("y_pred")?,

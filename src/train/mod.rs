@@ -2,13 +2,15 @@
 
 pub mod checkpoint;
 pub mod optim;
+mod pixels;
+mod unlabeled;
 
 use candle_core::{Device, Tensor};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use crate::config::run::EvalProtocol;
+use crate::config::run::{EvalEpoch, EvalProtocol};
 use crate::config::RunConfig;
 use crate::data::augment::Augmenter;
 use crate::data::loader::{self, HostBatch};
@@ -29,6 +31,14 @@ pub struct Outcome {
     pub num_params: usize,
     /// The final model's cluster per sample and a 2-D PCA view of the features it clustered.
     pub assignment: Option<Assignment>,
+    /// Which epoch the run reports (`eval.epoch`), see [`Outcome::reported_scores`].
+    pub rule: EvalEpoch,
+    /// Unlabelled images passed through the instance term by this process (`dataset.unlabeled`:
+    /// CC's first phase of each epoch; 0 without it).
+    pub unlabeled_images: usize,
+    /// The labels of the images scored when they are not the training images
+    /// (`eval.split: heldout`), in the order of `assignment`.
+    pub heldout_labels: Option<Vec<i64>>,
 }
 
 /// Where every sample ended up: its cluster, its confidence in it and 2-D views of the
@@ -67,6 +77,32 @@ impl Outcome {
             .iter()
             .rev()
             .find_map(|r| r.scores.map(|s| (r.epoch, s)))
+    }
+
+    /// The epoch the run reports by its `eval.epoch` rule: the last evaluated one (`final`),
+    /// the evaluated one with the lowest mean `total` loss (`lowest_loss`, the earliest on
+    /// ties; label-free) or the best NMI (`best_by_label`).
+    pub fn reported_scores(&self) -> Option<(usize, Scores)> {
+        match self.rule {
+            EvalEpoch::Final => self.final_scores(),
+            EvalEpoch::BestByLabel => self.best_scores(),
+            EvalEpoch::LowestLoss => {
+                let total = |r: &EpochRow| {
+                    r.losses
+                        .iter()
+                        .find(|(k, _)| k == "total")
+                        .map_or(f64::INFINITY, |(_, v)| *v)
+                };
+                self.epochs
+                    .iter()
+                    .filter(|r| r.scores.is_some())
+                    .fold(None, |acc: Option<&EpochRow>, r| match acc {
+                        Some(b) if total(b) <= total(r) => acc,
+                        _ => Some(r),
+                    })
+                    .and_then(|r| r.scores.map(|s| (r.epoch, s)))
+            }
+        }
     }
 
     /// The epoch with the highest NMI.
@@ -122,7 +158,7 @@ pub fn run(
     observer: &mut dyn Observer,
 ) -> Result<Outcome> {
     if cfg.method.name == "kmeans" {
-        return run_kmeans(cfg, ds, observer);
+        return pixels::run_kmeans(cfg, ds, observer);
     }
     let start = Instant::now();
     // Evaluation passes run under the run's precision too.
@@ -137,6 +173,16 @@ pub fn run(
             ds.name
         )));
     }
+    // The images scored (`eval.split`) and the unlabelled images of the first phase.
+    let heldout = match cfg.eval.split {
+        crate::config::run::EvalSplit::Train => None,
+        crate::config::run::EvalSplit::Heldout => Some(crate::data::load_heldout(cfg)?),
+    };
+    let eval_ds = heldout.as_ref().unwrap_or(ds);
+    let unlabeled = unlabeled::Phase::new(cfg)?;
+    // Phase one of an epoch: the unlabelled images through the instance term (drop-last).
+    let u_steps = unlabeled.as_ref().map_or(0, |u| u.steps(b));
+    let mut unlabeled_images = 0;
     let steps = ds.len() / b;
     let (resumed, skipped) = match ctx.dir {
         Some(dir) => checkpoint::resume(dir, device, |meta, tensors| {
@@ -185,9 +231,43 @@ pub fn run(
             &mut stream_at(cfg.seed, "data_order", &[epoch as u64]),
             ds.len(),
         );
+        let u_order = unlabeled.as_ref().map(|u| u.order(cfg.seed, epoch));
         if pos.step == 0 {
             sums.clear();
         }
+        // Phase one: the unlabelled images through the instance term, in series.
+        if let (Some(u), Some(u_order)) = (&unlabeled, &u_order) {
+            for at in pos.step..u_steps {
+                let idx = &u_order[at * b..(at + 1) * b];
+                let v = u.step(&mut trainer, &aug, idx, (cfg.seed, epoch, at), device)?;
+                unlabeled_images += b;
+                accumulate(&mut sums, &[(UNLABELED_TERM.to_string(), v)]);
+                if ctx.interrupt.load(Ordering::SeqCst) {
+                    let at = checkpoint::Position {
+                        epoch,
+                        step: at + 1,
+                    };
+                    if let Some(dir) = ctx.dir {
+                        save_checkpoint(
+                            dir,
+                            cfg,
+                            &trainer,
+                            at.clone(),
+                            rows,
+                            sums,
+                            clock(&start),
+                            best.as_ref().map(|b| &b.1),
+                        )?;
+                    }
+                    return Err(Error::Interrupted(format!(
+                        "interrupted at epoch {epoch}, unlabelled step {}",
+                        at.step
+                    )));
+                }
+            }
+        }
+        // Phase two (the only one without unlabelled images): the training images through
+        // every term, their views prepared ahead while the steps run.
         let kinds = trainer.method.views();
         let prepare = |step: usize| -> Vec<HostBatch> {
             let idx = &order[step * b..(step + 1) * b];
@@ -200,8 +280,8 @@ pub fn run(
         };
         // The steps' loss values stay on the device until the epoch ends (or the run is
         // interrupted): one read per epoch, not one per step.
-        let mut pending: Vec<StepLosses> = Vec::with_capacity(steps - pos.step);
-        let first = pos.step;
+        let first = pos.step.saturating_sub(u_steps);
+        let mut pending: Vec<StepLosses> = Vec::with_capacity(steps - first);
         prefetched(first..steps, cfg.train.prefetch, prepare, |step, host| {
             let views = (host.iter())
                 .map(|h| h.to_device(device))
@@ -217,7 +297,7 @@ pub fn run(
                 add_losses(&mut sums, std::mem::take(&mut pending), epoch, first)?;
                 let at = checkpoint::Position {
                     epoch,
-                    step: step + 1,
+                    step: u_steps + step + 1,
                 };
                 if let Some(dir) = ctx.dir {
                     save_checkpoint(
@@ -241,13 +321,16 @@ pub fn run(
         add_losses(&mut sums, pending, epoch, first)?;
         let losses = sums
             .iter()
-            .map(|(k, v)| (k.clone(), v / steps.max(1) as f64))
+            .map(|(k, v)| {
+                let n = if k == UNLABELED_TERM { u_steps } else { steps };
+                (k.clone(), v / n.max(1) as f64)
+            })
             .collect();
         let evaluate = epoch % cfg.train.eval_every == 0 || epoch == cfg.train.epochs;
         let (scores, cluster_entropy) = if evaluate {
             let (pred, features, dim) = predict_with_features(
                 cfg,
-                ds,
+                eval_ds,
                 &aug,
                 &trainer.backbone,
                 trainer.method.as_ref(),
@@ -255,7 +338,7 @@ pub fn run(
                 epoch,
             )?;
             let scored = (
-                Some(Scores::compute(&ds.labels, &pred)),
+                Some(Scores::compute(&eval_ds.labels, &pred)),
                 Some(cluster_size_entropy(&pred)),
             );
             if epoch == cfg.train.epochs {
@@ -305,7 +388,7 @@ pub fn run(
         Some(e) => e,
         None => predict_with_features(
             cfg,
-            ds,
+            eval_ds,
             &aug,
             &trainer.backbone,
             trainer.method.as_ref(),
@@ -319,7 +402,24 @@ pub fn run(
         protocol: protocol(cfg, trainer.method.as_ref()),
         num_params: trainer.params.count(),
         assignment: Some(Assignment::from_features(clusters, &features, n, dim)),
+        rule: cfg.eval.epoch,
+        unlabeled_images,
+        heldout_labels: heldout.map(|h| h.labels),
     })
+}
+
+/// The loss column of the unlabelled phase (`dataset.unlabeled`): the weighted instance term,
+/// averaged over that phase's steps.
+pub const UNLABELED_TERM: &str = "unlabeled_instance";
+
+/// Adds a step's named values to the epoch's sums (by name, in order of first appearance).
+fn accumulate(sums: &mut Vec<(String, f64)>, values: &[(String, f64)]) {
+    for (k, v) in values {
+        match sums.iter_mut().find(|(s, _)| s == k) {
+            Some(acc) => acc.1 += v,
+            None => sums.push((k.clone(), *v)),
+        }
+    }
 }
 
 /// Writes a checkpoint of the trainer at `position`.
@@ -405,10 +505,6 @@ fn add_losses(
     let table = Tensor::stack(&values, 0)?
         .to_dtype(candle_core::DType::F64)?
         .to_vec2::<f64>()?;
-    if sums.is_empty() {
-        sums.push(("total".into(), 0.0));
-        sums.extend(names.iter().map(|n| (n.to_string(), 0.0)));
-    }
     for (i, row) in table.iter().enumerate() {
         for (k, name) in names.iter().enumerate() {
             let v = row[k + 1];
@@ -419,10 +515,12 @@ fn add_losses(
                 )));
             }
         }
-        sums[0].1 += row[0];
-        for (k, w) in weights.iter().enumerate() {
-            sums[k + 1].1 += w * row[k + 1];
+        let mut values = Vec::with_capacity(names.len() + 1);
+        values.push(("total".to_string(), row[0]));
+        for (k, (name, w)) in names.iter().zip(&weights).enumerate() {
+            values.push((name.to_string(), w * row[k + 1]));
         }
+        accumulate(sums, &values);
     }
     Ok(())
 }
@@ -567,6 +665,7 @@ fn protocol(cfg: &RunConfig, method: &dyn Method) -> String {
     match cfg.method.eval {
         EvalProtocol::Argmax => method.protocol().into(),
         EvalProtocol::KmeansFeatures => "k-means on backbone features".into(),
+        EvalProtocol::KmeansInstance => "k-means on the instance-head output".into(),
     }
 }
 
@@ -597,8 +696,9 @@ fn init_method(
         .init(&feats, &mut stream(cfg.seed, "kmeans_init"))
 }
 
-/// Cluster ids and backbone features (row-major, `dim` per sample) of the whole dataset, by the
-/// configured protocol (`epoch` keys the k-means stream of `kmeans_features`).
+/// Cluster ids and the features they came from (row-major, `dim` per sample: the backbone's,
+/// or the instance head's for `kmeans_instance`) of the whole dataset, by the configured
+/// protocol (`epoch` keys the k-means stream of the k-means protocols).
 fn predict_with_features(
     cfg: &RunConfig,
     ds: &Dataset,
@@ -616,9 +716,17 @@ fn predict_with_features(
     while start < ds.len() {
         let end = (start + cfg.train.eval_batch_size).min(ds.len());
         let x = loader::test_batch(ds, aug, start, end, device)?;
-        let h = backbone.forward(&x, false)?;
+        let mut h = backbone.forward(&x, false)?;
         if own {
             ids.extend(method.predict(&h)?);
+        }
+        if cfg.method.eval == EvalProtocol::KmeansInstance {
+            h = method.instance_embedding(&h)?.ok_or_else(|| {
+                Error::BadInput(format!(
+                    "method.eval: kmeans_instance needs an instance head; method `{}` has none",
+                    cfg.method.name
+                ))
+            })?;
         }
         dim = h.dim(1)?;
         feats.extend(h.flatten_all()?.to_vec1::<f32>()?);
@@ -629,7 +737,7 @@ fn predict_with_features(
             &feats,
             ds.len(),
             dim,
-            ds.num_classes,
+            cfg.num_clusters(),
             cfg.method.kmeans_restarts,
             cfg.method.kmeans_iterations,
             &mut stream_at(cfg.seed, "kmeans_eval", &[epoch as u64]),
@@ -637,38 +745,4 @@ fn predict_with_features(
         .labels;
     }
     Ok((ids, feats, dim))
-}
-
-/// The raw-pixel k-means baseline: one "epoch" 0 row with its scores.
-fn run_kmeans(cfg: &RunConfig, ds: &Dataset, observer: &mut dyn Observer) -> Result<Outcome> {
-    let start = Instant::now();
-    let x = ds.pixels_f32();
-    let r = kmeans(
-        &x,
-        ds.len(),
-        ds.image_len(),
-        ds.num_classes,
-        cfg.method.kmeans_restarts,
-        cfg.method.kmeans_iterations,
-        &mut stream(cfg.seed, "kmeans"),
-    )?;
-    let row = EpochRow {
-        epoch: 0,
-        losses: vec![("inertia".into(), r.inertia)],
-        scores: Some(Scores::compute(&ds.labels, &r.labels)),
-        cluster_entropy: Some(cluster_size_entropy(&r.labels)),
-        seconds: start.elapsed().as_secs_f64(),
-    };
-    observer.epoch_done(&row, 0);
-    Ok(Outcome {
-        epochs: vec![row],
-        protocol: "k-means on raw pixels".into(),
-        num_params: 0,
-        assignment: Some(Assignment::from_features(
-            r.labels,
-            &x,
-            ds.len(),
-            ds.image_len(),
-        )),
-    })
 }

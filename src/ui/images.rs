@@ -20,7 +20,8 @@ pub struct DatasetMemo(Mutex<Option<(String, Arc<Dataset>)>>);
 
 impl DatasetMemo {
     fn get(&self, cfg: &RunConfig) -> Result<Arc<Dataset>, Refusal> {
-        let key = serde_json::to_string(&cfg.dataset).map_err(|e| (500, e.to_string()))?;
+        let key = serde_json::to_string(&(&cfg.dataset, &cfg.eval.split))
+            .map_err(|e| (500, e.to_string()))?;
         let mut memo = self.0.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((k, d)) = memo.as_ref() {
             if *k == key {
@@ -28,7 +29,7 @@ impl DatasetMemo {
             }
         }
         let d = Arc::new(
-            crate::data::load(&cfg.dataset)
+            crate::data::load_scored(cfg)
                 .map_err(|e| (404, format!("the run's dataset is not readable here: {e}")))?,
         );
         *memo = Some((key, d.clone()));

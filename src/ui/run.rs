@@ -133,7 +133,12 @@ pub fn log_epochs(text: &str) -> Vec<EpochRow> {
             continue;
         };
         let scores = match (field("nmi"), field("acc"), field("ari")) {
-            (Some(nmi), Some(acc), Some(ari)) => Some(crate::eval::Scores { nmi, acc, ari }),
+            (Some(nmi), Some(acc), Some(ari)) => Some(crate::eval::Scores {
+                nmi,
+                acc,
+                ari,
+                acc_majority: field("acc_majority").unwrap_or(f64::NAN),
+            }),
             _ => None,
         };
         rows.retain(|r| r.epoch != epoch as usize);

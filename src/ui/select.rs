@@ -6,7 +6,7 @@ use serde_json::{json, Value as Json};
 use std::collections::BTreeMap;
 
 use super::paths::{name, Refusal};
-use crate::report::{self, ReportOptions, METRICS};
+use crate::report::{self, ReportOptions};
 use crate::store::Store;
 
 /// Parses `grid/run,grid/run,...` into run ids by grid (each name checked).
@@ -61,7 +61,7 @@ pub fn tables(store: &Store, runs: &BTreeMap<String, Vec<String>>) -> Result<Jso
             "row_keys": t.row_keys,
             "rows": t.rows,
             "groups": t.groups,
-            "metrics": METRICS.iter().map(|(_, h)| *h).collect::<Vec<_>>(),
+            "metrics": t.metrics.iter().map(|(_, h)| *h).collect::<Vec<_>>(),
             "cells": cells,
             "runs": t.run_ids,
             "markdown": t.markdown(),

@@ -21,6 +21,7 @@ import sklearn
 from scipy.optimize import linear_sum_assignment
 from scipy.special import logsumexp
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+from sklearn.metrics.cluster import contingency_matrix
 
 OUT_DIR = os.path.dirname(os.path.abspath(__file__))
 
@@ -51,6 +52,31 @@ def hungarian_acc(y_true, y_pred):
     rows, cols = linear_sum_assignment(w, maximize=True)
     matched = int(w[rows, cols].sum())
     return matched / len(y_true)
+
+
+def hungarian_acc_rect(y_true, y_pred):
+    """Hungarian accuracy on scikit-learn's rectangular contingency table
+    (classes x clusters, no padding): SciPy's linear_sum_assignment handles
+    K != classes, matching min(classes, K) pairs."""
+    c = contingency_matrix(y_true, y_pred)
+    rows, cols = linear_sum_assignment(c, maximize=True)
+    return int(c[rows, cols].sum()) / len(y_true)
+
+
+def majority_acc(y_true, y_pred):
+    """Majority-vote accuracy: each cluster (column of scikit-learn's
+    contingency table) labelled with its most frequent class."""
+    c = contingency_matrix(y_true, y_pred)
+    return int(c.max(axis=0).sum()) / len(y_true)
+
+
+def majority_acc_plain(y_true, y_pred):
+    """The same by a loop over clusters (cross-check)."""
+    hits = 0
+    for k in set(y_pred):
+        members = [t for t, p in zip(y_true, y_pred) if p == k]
+        hits += max(members.count(t) for t in set(members))
+    return hits / len(y_true)
 
 
 def _contingency(y_true, y_pred):
@@ -168,6 +194,24 @@ def metric_scenarios():
     assert set(np.unique(y_pred).tolist()) == {3, 7, 42}
     sc.append(("noncontig", y_true, y_pred))
 
+    # (h) over-clustering: 10 classes, 50 clusters (each class mostly split over
+    # its own 5 clusters), n=500, 10% noise: Hungarian matches 10 clusters only.
+    rng = np.random.RandomState(1008)
+    y_true = rng.randint(0, 10, size=500)
+    y_pred = y_true * 5 + rng.randint(0, 5, size=500)
+    noise = rng.rand(500) < 0.1
+    y_pred[noise] = rng.randint(0, 50, size=noise.sum())
+    assert len(np.unique(y_pred)) == 50
+    sc.append(("over-k50", y_true, y_pred))
+
+    # (i) over-clustering 3x: 4 classes, 12 clusters, clusters shared by two
+    # classes (majority vote has to pick), n=120.
+    rng = np.random.RandomState(1009)
+    y_true = rng.randint(0, 4, size=120)
+    y_pred = (y_true * 3 + rng.randint(0, 4, size=120)) % 12
+    assert len(np.unique(y_pred)) == 12
+    sc.append(("over-k12-shared", y_true, y_pred))
+
     return sc
 
 
@@ -179,6 +223,10 @@ def metric_cases():
         nmi = float(normalized_mutual_info_score(y_true, y_pred))
         ari = float(adjusted_rand_score(y_true, y_pred))
         acc = float(hungarian_acc(y_true, y_pred))
+        acc_majority = float(majority_acc(y_true, y_pred))
+        assert abs(acc - hungarian_acc_rect(y_true, y_pred)) < 1e-12, (scen, acc)
+        assert abs(acc_majority - majority_acc_plain(y_true, y_pred)) < 1e-12
+        assert acc_majority >= acc - 1e-12, (scen, acc, acc_majority)
         # independent cross-checks
         assert abs(nmi - nmi_plain(y_true, y_pred)) < 1e-12, (scen, nmi)
         assert abs(ari - ari_plain(y_true, y_pred)) < 1e-12, (scen, ari)
@@ -189,7 +237,8 @@ def metric_cases():
             assert acc == 0.7, acc
         if scen == "one-cluster":
             assert nmi == 0.0 and ari == 0.0
-        for term, val in (("nmi", nmi), ("acc", acc), ("ari", ari)):
+        for term, val in (("nmi", nmi), ("acc", acc), ("ari", ari),
+                          ("acc_majority", acc_majority)):
             cases.append({
                 "name": f"metric-{term}-{scen}",
                 "method": "metric",

@@ -1,0 +1,82 @@
+//! The raw-pixel k-means baseline (`method.name: kmeans`): no network, one "epoch" 0 row.
+
+use std::time::Instant;
+
+use super::{Assignment, Observer, Outcome};
+use crate::config::run::EvalSplit;
+use crate::config::RunConfig;
+use crate::data::Dataset;
+use crate::error::Result;
+use crate::eval::{cluster_size_entropy, Scores};
+use crate::methods::kmeans::kmeans;
+use crate::rng::stream;
+use crate::store::tables::EpochRow;
+
+/// The raw-pixel k-means baseline: one "epoch" 0 row with its scores. Under `eval.split:
+/// heldout` the centres fitted on the training images assign the held-out images (nearest
+/// centre), and those are scored.
+pub(super) fn run_kmeans(
+    cfg: &RunConfig,
+    ds: &Dataset,
+    observer: &mut dyn Observer,
+) -> Result<Outcome> {
+    let start = Instant::now();
+    let x = ds.pixels_f32();
+    let d = ds.image_len();
+    let r = kmeans(
+        &x,
+        ds.len(),
+        d,
+        cfg.num_clusters(),
+        cfg.method.kmeans_restarts,
+        cfg.method.kmeans_iterations,
+        &mut stream(cfg.seed, "kmeans"),
+    )?;
+    let heldout = match cfg.eval.split {
+        EvalSplit::Train => None,
+        EvalSplit::Heldout => Some(crate::data::load_heldout(cfg)?),
+    };
+    let (labels, pixels, clusters) = match &heldout {
+        None => (&ds.labels, x, r.labels),
+        Some(h) => {
+            let hx = h.pixels_f32();
+            let nearest = hx
+                .chunks_exact(d)
+                .map(|p| {
+                    let dist = |c: &[f32]| -> f64 {
+                        p.iter().zip(c).map(|(a, b)| ((a - b) as f64).powi(2)).sum()
+                    };
+                    (r.centres.chunks_exact(d).enumerate())
+                        .fold((0usize, f64::INFINITY), |(bi, bd), (i, c)| {
+                            let v = dist(c);
+                            if v < bd {
+                                (i, v)
+                            } else {
+                                (bi, bd)
+                            }
+                        })
+                        .0 as i64
+                })
+                .collect();
+            (&h.labels, hx, nearest)
+        }
+    };
+    let row = EpochRow {
+        epoch: 0,
+        losses: vec![("inertia".into(), r.inertia)],
+        scores: Some(Scores::compute(labels, &clusters)),
+        cluster_entropy: Some(cluster_size_entropy(&clusters)),
+        seconds: start.elapsed().as_secs_f64(),
+    };
+    observer.epoch_done(&row, 0);
+    let n = clusters.len();
+    Ok(Outcome {
+        epochs: vec![row],
+        protocol: "k-means on raw pixels".into(),
+        num_params: 0,
+        rule: cfg.eval.epoch,
+        unlabeled_images: 0,
+        heldout_labels: heldout.as_ref().map(|h| h.labels.clone()),
+        assignment: Some(Assignment::from_features(clusters, &pixels, n, d)),
+    })
+}
