@@ -31,6 +31,26 @@ pub struct Provenance {
     pub command: Vec<String>,
     pub started_at: String,
     pub finished_at: Option<String>,
+    /// The pretrained weights the backbone started from (`model.init`), when not random.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_weights: Option<InitWeights>,
+    /// The run whose final weights this run started from (a `from:` stage).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_run: Option<SourceRun>,
+}
+
+/// The run a stage started from.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SourceRun {
+    pub grid: String,
+    pub run_id: String,
+}
+
+/// A weights file a run started from: where it was read, and what it was.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct InitWeights {
+    pub path: String,
+    pub sha256: String,
 }
 
 /// The git state of the repository containing `dir`: (commit, dirty, diff). Changes under
@@ -132,6 +152,8 @@ impl Provenance {
             command: std::env::args().collect(),
             started_at: now(),
             finished_at: None,
+            init_weights: None,
+            source_run: None,
         }
     }
 }

@@ -94,7 +94,7 @@ fn bad_values_and_overrides() {
         &[],
         &[
             "invalid value for `method.name`",
-            "one of cc, anchor, drc, cdc, kmeans",
+            "one of cc, anchor, drc, cdc, selflabel, kmeans",
         ],
     );
     expect_bad(

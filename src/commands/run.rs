@@ -30,7 +30,14 @@ pub fn run(g: &GlobalArgs, store: &Store, a: RunArgs) -> Result<i32> {
             cell.label()
         )));
     }
-    clusterlab::data::check_run_data(&cell.config)?;
+    clusterlab::launch::check_inputs(&cell.config)?;
+    if let Some(why) = clusterlab::launch::stages::waiting_for(store, cell) {
+        return Err(Error::BadInput(format!(
+            "{} ({}) cannot start: {why}",
+            cell.run_id,
+            cell.label()
+        )));
+    }
     if is_completed(&store.run_dir(&grid.name, &cell.run_id)) {
         eprintln!("{} ({}) already completed", cell.run_id, cell.label());
         return Ok(exit::OK);

@@ -16,7 +16,7 @@ use super::say as w;
 use crate::cli::{GlobalArgs, SlurmArgs, SlurmResourceArgs};
 
 pub fn run(g: &GlobalArgs, store: &Store, a: SlurmArgs, out: &mut dyn Write) -> Result<i32> {
-    let (grid, cells) = launch::resolve(Some(&a.grid), &a.overrides.sets)?;
+    let (upstream, grid, cells) = launch::resolve_pipeline(Some(&a.grid), &a.overrides.sets)?;
     let req = SlurmRequest {
         print: a.print,
         report: a.report,
@@ -24,10 +24,29 @@ pub fn run(g: &GlobalArgs, store: &Store, a: SlurmArgs, out: &mut dyn Write) -> 
         resources: &a.resources,
         sets: &a.overrides.sets,
     };
-    slurm(store, &g.reports_dir, &grid, &cells, &req, out)
+    // Stages first (`from:`): each stage's array waits on its sources' arrays (afterok).
+    let mut after: Vec<String> = Vec::new();
+    for stage in &upstream {
+        let stage_req = SlurmRequest { sets: &[], ..req };
+        let job = slurm(
+            store,
+            &g.reports_dir,
+            &stage.grid,
+            &stage.cells,
+            &stage_req,
+            &after,
+            out,
+        )?;
+        if let Some(job) = job {
+            after = vec![job];
+        }
+    }
+    slurm(store, &g.reports_dir, &grid, &cells, &req, &after, out)?;
+    Ok(0)
 }
 
 /// What `clusterlab slurm` needs from the command line.
+#[derive(Clone, Copy)]
 struct SlurmRequest<'a> {
     pub print: bool,
     pub report: bool,
@@ -36,20 +55,23 @@ struct SlurmRequest<'a> {
     pub sets: &'a [String],
 }
 
-/// Writes the manifest and array script of the pending cells and submits them.
+/// Writes the manifest and array script of the pending cells and submits them, after the
+/// array jobs `after` (a stage's sources). Returns the array job's id (a placeholder with
+/// `--print`), or `None` when nothing was pending.
 fn slurm(
     store: &Store,
     reports_dir: &Path,
     grid: &clusterlab::config::Grid,
     cells: &[Cell],
     req: &SlurmRequest,
+    after: &[String],
     out: &mut dyn Write,
-) -> Result<i32> {
+) -> Result<Option<String>> {
     let settings = SlurmSettings::resolve(grid.slurm.as_ref(), &req.resources.to_spec())?;
     if !req.print {
         slurm::require_sbatch()?;
         for c in cells {
-            clusterlab::data::check_run_data(&c.config)?;
+            clusterlab::launch::check_inputs(&c.config)?;
         }
         if store.root.exists() {
             store.check_grid_dir(&grid.name)?;
@@ -65,7 +87,7 @@ fn slurm(
                 grid.name
             ),
         )?;
-        return Ok(0);
+        return Ok(None);
     }
     let manifest = Manifest::new(store, reports_dir, grid, cells.len(), &pending, req.sets)?;
     let exe = std::env::current_exe().map_err(|e| Error::io("current executable", e))?;
@@ -73,7 +95,7 @@ fn slurm(
         exe: exe.canonicalize().unwrap_or(exe),
         workdir: std::env::current_dir().map_err(|e| Error::io("current directory", e))?,
     };
-    let script = slurm::render_script(&manifest, &settings, &paths);
+    let script = slurm::render_stage_script(&manifest, &settings, &paths, after);
     if req.print {
         w(out, &script)?;
         if req.report {
@@ -82,7 +104,7 @@ fn slurm(
                 slurm::render_report_script(&manifest, &settings, &paths, "<ARRAY_JOB_ID>"),
             )?;
         }
-        return Ok(0);
+        return Ok(Some(format!("<ARRAY_JOB_ID_OF_{}>", grid.name)));
     }
     if let Some(prev) = Submission::read(store, &grid.name)? {
         if let Some(q) = slurm::queue_states(&prev.job_id, None) {
@@ -138,7 +160,7 @@ fn slurm(
             req_grid_hint(grid, &manifest)
         ),
     )?;
-    Ok(0)
+    Ok(Some(job_id))
 }
 
 fn req_grid_hint(grid: &clusterlab::config::Grid, m: &Manifest) -> String {

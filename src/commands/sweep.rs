@@ -15,7 +15,7 @@ use super::{print_report, say, select_device};
 use crate::cli::{GlobalArgs, SweepArgs};
 
 pub fn run(g: &GlobalArgs, store: &Store, a: SweepArgs, out: &mut dyn Write) -> Result<i32> {
-    let (grid, cells) = launch::resolve(a.grid.as_deref(), &a.overrides.sets)?;
+    let (upstream, grid, cells) = launch::resolve_pipeline(a.grid.as_deref(), &a.overrides.sets)?;
     if a.show_config {
         clusterlab::launch::sweep::show_configs(&cells, out)?;
         return Ok(exit::OK);
@@ -24,11 +24,13 @@ pub fn run(g: &GlobalArgs, store: &Store, a: SweepArgs, out: &mut dyn Write) -> 
         d.parse::<DeviceRequest>()?;
     }
     if !a.dry_run {
-        for c in &cells {
-            clusterlab::data::check_run_data(&c.config)?;
+        for c in upstream.iter().flat_map(|s| s.cells.iter()).chain(&cells) {
+            launch::check_inputs(&c.config)?;
         }
         if store.root.exists() {
-            store.check_grid_dir(&grid.name)?;
+            for name in upstream.iter().map(|s| &s.grid.name).chain([&grid.name]) {
+                store.check_grid_dir(name)?;
+            }
         }
     }
     let force = match a.force.as_deref() {
@@ -74,10 +76,50 @@ pub fn run(g: &GlobalArgs, store: &Store, a: SweepArgs, out: &mut dyn Write) -> 
     if !a.dry_run {
         launch::record_cli_sweep(store, &grid, &cells, &a.overrides.sets)?;
     }
-    let summary = launch::sweep(store, &grid, &cells, &opts, out)?;
+    // Upstream stages first (`from:`), each with the source cells this grid needs: the
+    // farthest first, with their own worker command and report, no --force or --set.
+    let mut upstream_failed = Vec::new();
+    let mut upstream_interrupted = 0;
+    for stage in &upstream {
+        say(
+            out,
+            format!(
+                "stage {} ({}): the {} source run(s) of grid {}",
+                stage.grid.name,
+                stage.grid.source,
+                stage.cells.len(),
+                grid.name
+            ),
+        )?;
+        let stage_opts = SweepOptions {
+            force: None,
+            recompute: Vec::new(),
+            worker: opts.worker.as_ref().map(|w| WorkerCommand {
+                exe: w.exe.clone(),
+                args: worker_args(g, Some(&stage.grid.source.to_string()), &[]),
+                devices: w.devices.clone(),
+            }),
+            ..opts.clone()
+        };
+        let s = launch::sweep(store, &stage.grid, &stage.cells, &stage_opts, out)?;
+        if !a.dry_run {
+            let ropts = ReportOptions::resolve(Some(&stage.grid), None, None, None)?;
+            if let Err(e) = print_report(store, &g.reports_dir, &stage.grid.name, &ropts, out) {
+                eprintln!(
+                    "error: report of stage {} not written: {e}",
+                    stage.grid.name
+                );
+            }
+        }
+        upstream_failed.extend(s.failed);
+        upstream_interrupted += s.interrupted;
+    }
+    let mut summary = launch::sweep(store, &grid, &cells, &opts, out)?;
     if a.dry_run {
         return Ok(exit::OK);
     }
+    summary.failed.extend(upstream_failed);
+    summary.interrupted += upstream_interrupted;
     let ropts = ReportOptions::resolve(Some(&grid), None, None, None)?;
     // A report that cannot be written (a full disk) must not hide how the runs ended.
     let reported = print_report(store, &g.reports_dir, &grid.name, &ropts, out);
@@ -87,15 +129,26 @@ pub fn run(g: &GlobalArgs, store: &Store, a: SweepArgs, out: &mut dyn Write) -> 
     say(
         out,
         format!(
-            "{} cells: {} ran, {} skipped, {} failed, {} interrupted, {} run by another process",
+            "{} cells: {} ran, {} skipped, {} failed, {} interrupted, {} run by another process{}",
             cells.len(),
             summary.ran,
             summary.skipped,
             summary.failed.len(),
             summary.interrupted,
-            summary.busy
+            summary.busy,
+            if summary.waiting.is_empty() {
+                String::new()
+            } else {
+                format!(", {} waiting for their source stage", summary.waiting.len())
+            }
         ),
     )?;
+    if !summary.waiting.is_empty() {
+        eprintln!("not started, waiting for their source stage:");
+        for (id, label, why) in &summary.waiting {
+            eprintln!("  {id} ({label}): {why}");
+        }
+    }
     if !summary.failed.is_empty() {
         eprintln!("failed runs:");
         for (id, label, err) in &summary.failed {

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 
 /// How a run is evaluated (method-independent; `method.eval` says how clusters are read out).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EvalConfig {
     /// `train`: score the images trained on (CC's protocol, the default). `heldout`: score
@@ -23,7 +23,34 @@ pub struct EvalConfig {
     /// with the lowest mean training loss, chosen without labels) or `best_by_label` (the
     /// best NMI against the labels, as GCC keeps; every table marks it with †).
     pub epoch: EvalEpoch,
+    /// Probes on the final backbone features, each scored by its test accuracy
+    /// (`probe_<name>_acc` in the results): `knn` (cosine k-NN vote) and/or `linear`
+    /// (multinomial logistic regression), scikit-learn's definitions (`eval::probes`).
+    pub probes: Vec<String>,
+    /// k of the k-NN probe.
+    pub knn_k: usize,
+    /// Share of the evaluated images the probes are tested on (the rest trains them), drawn
+    /// from the run's `probe_split` stream.
+    pub probe_test_fraction: f64,
+    /// Inverse L2 strength C of the linear probe (scikit-learn's `LogisticRegression(C=…)`).
+    pub linear_c: f64,
 }
+
+impl Default for EvalConfig {
+    fn default() -> Self {
+        Self {
+            split: EvalSplit::default(),
+            epoch: EvalEpoch::default(),
+            probes: Vec::new(),
+            knn_k: 20,
+            probe_test_fraction: 0.2,
+            linear_c: 1.0,
+        }
+    }
+}
+
+/// Probes `eval.probes` may name.
+pub const PROBES: &[&str] = &["knn", "linear"];
 
 /// Which images are scored (`eval.split`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]

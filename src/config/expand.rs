@@ -45,10 +45,12 @@ impl Grid {
 
         let mut cells: Vec<Cell> = Vec::new();
         for assignment in assignments {
-            let config = layers::resolve_with(&self.base, &assignment, overrides, self.protocol)
-                .map_err(|e| self.located(e, &assignment))?;
+            let mut config =
+                layers::resolve_with(&self.base, &assignment, overrides, self.protocol)
+                    .map_err(|e| self.located(e, &assignment))?;
             check(&config)
                 .and_then(|()| config.validate())
+                .and_then(|()| config.resolve_init())
                 .map_err(|e| self.locate_validation(e, &assignment))?;
             let flat: Vec<(String, Value)> = layers::flatten(&serde_json::to_value(&config)?);
             if self.exclude.iter().any(|ex| matches(&flat, ex)) {

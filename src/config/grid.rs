@@ -36,6 +36,7 @@ const GRID_KEYS: &[&str] = &[
     "protocol",
     "slurm",
     "k8s",
+    "from",
 ];
 
 /// A grid's `report:` section: how `clusterlab report` lays out its table (flags override).
@@ -98,6 +99,8 @@ pub struct Grid {
     pub slurm: Option<SlurmSpec>,
     /// The `k8s:` section (settings of `clusterlab k8s`), when present.
     pub k8s: Option<K8sSpec>,
+    /// The `from:` section: the grid whose runs' final weights this grid's runs start from.
+    pub from: Option<super::stages::FromSpec>,
 }
 
 /// One expanded cell: its position, its axis values and its resolved config.
@@ -473,6 +476,27 @@ impl Grid {
         };
         let slurm = launcher::parse_slurm(text, &source.to_string(), top.get("slurm"))?;
         let k8s = launcher::parse_k8s(text, &source.to_string(), top.get("k8s"))?;
+        let from = match top.get("from") {
+            None | Some(Value::Null) => None,
+            Some(v) => {
+                let (l, c) = locate_top("from");
+                let spec: super::stages::FromSpec =
+                    serde_json::from_value(v.clone()).map_err(|e| {
+                        at(
+                            l,
+                            c,
+                            format!(
+                                "`from`: {e}; it takes `grid` (the source grid's name or path), \
+                                 `match` (keys the source run shares, default [seed]) and `where` \
+                                 (fixed values of the source run)"
+                            ),
+                        )
+                    })?;
+                spec.check_keys()
+                    .map_err(|msg| at(l, c, format!("`from`: {msg}")))?;
+                Some(spec)
+            }
+        };
         Ok(Self {
             name,
             description,
@@ -488,6 +512,7 @@ impl Grid {
             protocol,
             slurm,
             k8s,
+            from,
         })
     }
 }

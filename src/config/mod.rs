@@ -11,7 +11,9 @@ pub mod presets;
 pub mod protocols;
 pub mod run;
 pub mod run_id;
+pub mod stages;
 mod validate;
+pub mod weights;
 
 pub use grid::{Cell, Grid, GridSource};
 pub use run::RunConfig;

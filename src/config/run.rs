@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 pub use super::dataset::{DatasetConfig, DATASETS, DATASET_PROTOCOLS};
-pub use super::eval::{EvalConfig, EvalEpoch, EvalSplit};
+pub use super::eval::{EvalConfig, EvalEpoch, EvalSplit, PROBES};
 
 /// The full configuration of one training run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -20,8 +20,13 @@ pub struct RunConfig {
     pub optimizer: OptimizerConfig,
     pub train: TrainConfig,
     pub augment: AugmentConfig,
-    /// Which images are scored and which epoch is reported (`config::eval`).
+    /// Which images are scored, which epoch is reported, and the probes on frozen features
+    /// (`config::eval`).
     pub eval: EvalConfig,
+    /// `<grid>/<run id>` of the run whose final weights this run starts from (backbone and
+    /// every head of the same name and shape), or empty. Set from the grid's `from:` section
+    /// when the grid is expanded (`launch::stages`), so the source is part of the run id.
+    pub from: String,
 }
 
 impl RunConfig {
@@ -79,6 +84,29 @@ pub struct MethodConfig {
     pub drc: DrcConfig,
     /// Knobs of CDC (our re-implementation from the paper's description).
     pub cdc: CdcConfig,
+    /// Knobs of self-labelling (SCAN's step 3; a pipeline stage).
+    pub selflabel: SelflabelConfig,
+}
+
+/// Self-labelling (`method.name: selflabel`, `methods::selflabel`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SelflabelConfig {
+    /// A sample is pseudo-labelled when its largest cluster probability on the clean view
+    /// exceeds this (SCAN: 0.99).
+    pub threshold: f64,
+    /// Weigh each pseudo-class by the inverse of its share of the confident samples (SCAN's
+    /// `apply_class_balancing`, on in its configs).
+    pub class_balance: bool,
+}
+
+impl Default for SelflabelConfig {
+    fn default() -> Self {
+        Self {
+            threshold: 0.99,
+            class_balance: true,
+        }
+    }
 }
 
 /// How a trained model's clusters are read out for evaluation.
@@ -205,6 +233,7 @@ impl Default for MethodConfig {
             anchor: AnchorConfig::default(),
             drc: DrcConfig::default(),
             cdc: CdcConfig::default(),
+            selflabel: SelflabelConfig::default(),
         }
     }
 }
@@ -221,6 +250,19 @@ pub struct ModelConfig {
     /// ResNet stem: `cifar` (conv 3×3/1, no max-pool; for 32 px) or `imagenet` (torchvision's
     /// conv 7×7/2 + max-pool 3×3/2; for 224 px, as CC). Ignored by `cnn`.
     pub stem: String,
+    /// Initial backbone weights: `random` (the seeded init) or the path of a weights file —
+    /// safetensors, or a PyTorch checkpoint (`.pth`/`.pt`, read without PyTorch) — from
+    /// torchvision, MoCo v2, SimCLR, SCAN or clusterlab itself: a key prefix such as
+    /// `module.encoder_q.` is detected, `fc`/head keys are dropped (`nn::pretrained`). A
+    /// relative path is relative to the directory clusterlab runs in.
+    pub init: String,
+    /// SHA-256 of the `model.init` file, filled in when the grid is expanded (a value given
+    /// here must match the file). The run id hashes it instead of the path, so the same
+    /// weights under another path are the same run, and changed weights are a new one.
+    pub init_sha256: String,
+    /// Keep the backbone fixed (no gradient, BatchNorm on its running statistics) and train
+    /// only the method's heads: feature-space methods on a pretrained backbone.
+    pub freeze_backbone: bool,
 }
 
 impl Default for ModelConfig {
@@ -229,6 +271,9 @@ impl Default for ModelConfig {
             backbone: "cnn".into(),
             widths: vec![32, 64, 128, 256],
             stem: "cifar".into(),
+            init: INIT_RANDOM.into(),
+            init_sha256: String::new(),
+            freeze_backbone: false,
         }
     }
 }
@@ -374,6 +419,9 @@ impl Default for AugmentConfig {
 
 /// Backbones known to this build (`model.backbone`).
 pub const BACKBONES: &[&str] = &["cnn", "resnet18", "resnet34"];
+
+/// `model.init` for the seeded initialisation (no weights file).
+pub const INIT_RANDOM: &str = "random";
 
 /// ResNet stems (`model.stem`).
 pub const STEMS: &[&str] = &["cifar", "imagenet"];

@@ -27,6 +27,16 @@ pub const NOT_IDENTITY: &[(&str, &str)] = &[
 /// method reads the key; the value is compared as JSON text for non-strings (`false`).
 pub const ADDED_KEYS: &[(&[&str], &str, &str)] = &[
     (&["method", "drc", "regularizer_views"], "drc", "both"),
+    (&["model", "init"], "*", super::run::INIT_RANDOM),
+    (&["model", "init_sha256"], "*", ""),
+    (&["model", "freeze_backbone"], "*", "false"),
+    (&["from"], "*", ""),
+    // A new method's section: out of every other method's identity.
+    (&["method", "selflabel"], "selflabel", ""),
+    (&["eval", "probes"], "*", "[]"),
+    (&["eval", "knn_k"], "*", "20"),
+    (&["eval", "probe_test_fraction"], "*", "0.2"),
+    (&["eval", "linear_c"], "*", "1.0"),
     (&["eval", "split"], "*", "train"),
     (&["eval", "epoch"], "*", "final"),
     (&["train", "precision"], "*", "f32"),
@@ -54,7 +64,7 @@ pub fn canonical_json(config: &RunConfig) -> String {
             let unused = *method != "*" && config.method.name != *method;
             let at_default = obj.get(*last).is_some_and(|v| match v {
                 Value::String(s) => s == before,
-                other => other.to_string().as_str() == *before,
+                other => serde_json::from_str::<Value>(before).is_ok_and(|b| b == *other),
             });
             if unused || at_default {
                 obj.remove(*last);
@@ -76,6 +86,12 @@ pub fn canonical_json(config: &RunConfig) -> String {
             if let Some(m) = root.get_mut("method").and_then(|v| v.as_object_mut()) {
                 m.remove("num_clusters");
             }
+        }
+    }
+    // Pretrained weights are identified by their content, not by where the file lies.
+    if !config.model.init_sha256.is_empty() {
+        if let Some(model) = value.get_mut("model").and_then(|v| v.as_object_mut()) {
+            model.remove("init");
         }
     }
     let mut out = String::new();
@@ -118,4 +134,46 @@ pub fn run_id(config: &RunConfig) -> String {
     let digest = Sha256::digest(canonical_json(config).as_bytes());
     let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
     hex[..ID_LEN].to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The pipeline keys (issue 20) are out of the identity at their defaults, in it otherwise;
+    /// the weights are identified by their digest, not their path.
+    #[test]
+    fn pipeline_keys_enter_the_id_only_when_used() {
+        let base = RunConfig::default();
+        let json = canonical_json(&base);
+        for key in ["\"init\"", "init_sha256", "freeze_backbone", "\"from\""] {
+            assert!(!json.contains(key), "{key} in {json}");
+        }
+        let v: Value = serde_json::from_str(&json).unwrap();
+        assert!(v.get("eval").is_none(), "the eval section in {json}");
+        let id = run_id(&base);
+        let mut frozen = base.clone();
+        frozen.model.freeze_backbone = true;
+        let mut staged = base.clone();
+        staged.from = "pre/0123456789abcdef".into();
+        let mut other = staged.clone();
+        other.from = "pre/fedcba9876543210".into();
+        let mut probed = base.clone();
+        probed.eval.probes = vec!["knn".into()];
+        let ids = [
+            run_id(&frozen),
+            run_id(&staged),
+            run_id(&other),
+            run_id(&probed),
+        ];
+        assert!(ids.iter().all(|i| *i != id) && ids[1] != ids[2]);
+        let mut a = base.clone();
+        a.model.init = "a/w.pth".into();
+        a.model.init_sha256 = "ab".repeat(32);
+        let mut b = a.clone();
+        b.model.init = "elsewhere/w.pth".into();
+        assert_eq!(run_id(&a), run_id(&b));
+        b.model.init_sha256 = "cd".repeat(32);
+        assert_ne!(run_id(&a), run_id(&b));
+    }
 }

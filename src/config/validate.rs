@@ -32,6 +32,13 @@ impl RunConfig {
                 return bad(key, format!("{t}"), "a number > 0");
             }
         }
+        if !(m.selflabel.threshold > 0.0 && m.selflabel.threshold < 1.0) {
+            return bad(
+                "method.selflabel.threshold",
+                format!("{}", m.selflabel.threshold),
+                "a probability in (0, 1) (SCAN: 0.99)",
+            );
+        }
         if m.cdc.sinkhorn_iterations == 0 {
             return bad("method.cdc.sinkhorn_iterations", "0".into(), "at least 1");
         }
@@ -116,6 +123,50 @@ impl RunConfig {
                     self.dataset.image_size.ilog2(),
                     self.dataset.image_size
                 ),
+            );
+        }
+        let e = &self.eval;
+        for (i, p) in e.probes.iter().enumerate() {
+            if !super::run::PROBES.contains(&p.as_str()) || e.probes[..i].contains(p) {
+                return bad(
+                    "eval.probes",
+                    format!("{:?}", e.probes),
+                    "a list of distinct probes out of knn, linear",
+                );
+            }
+        }
+        if !e.probes.is_empty() && self.method.name == "kmeans" {
+            return bad(
+                "eval.probes",
+                format!("{:?}", e.probes),
+                "[] for `kmeans` (it has no learned features to probe)",
+            );
+        }
+        if e.knn_k == 0 {
+            return bad("eval.knn_k", "0".into(), "at least 1");
+        }
+        if !(e.probe_test_fraction > 0.0 && e.probe_test_fraction < 1.0) {
+            return bad(
+                "eval.probe_test_fraction",
+                format!("{}", e.probe_test_fraction),
+                "a fraction in (0, 1)",
+            );
+        }
+        if !(e.linear_c.is_finite() && e.linear_c > 0.0) {
+            return bad("eval.linear_c", format!("{}", e.linear_c), "a number > 0");
+        }
+        if self.method.name == "kmeans" && self.model.init != super::run::INIT_RANDOM {
+            return bad(
+                "model.init",
+                format!("{:?}", self.model.init),
+                "random for `kmeans` (it clusters raw pixels; it has no backbone)",
+            );
+        }
+        if self.method.name == "kmeans" && self.model.freeze_backbone {
+            return bad(
+                "model.freeze_backbone",
+                "true".into(),
+                "false for `kmeans` (it clusters raw pixels; it has no backbone)",
             );
         }
         if self.optimizer.name != "adam" {

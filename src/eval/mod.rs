@@ -7,6 +7,7 @@ pub mod embed;
 pub mod hungarian;
 pub mod metrics;
 pub mod pca;
+pub mod probes;
 
 pub use metrics::{
     accuracy, accuracy_majority, adjusted_rand_index, cluster_size_entropy, normalized_mutual_info,

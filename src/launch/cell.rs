@@ -198,6 +198,17 @@ fn attempt(
         .into(),
     );
     prov.precision = Some(cell.config.train.precision.as_str().into());
+    let model = &cell.config.model;
+    prov.source_run = super::stages::source_of(cell).map(|(g, id)| crate::provenance::SourceRun {
+        grid: g.to_string(),
+        run_id: id.to_string(),
+    });
+    if model.init != crate::config::run::INIT_RANDOM {
+        prov.init_weights = Some(crate::provenance::InitWeights {
+            path: model.init.clone(),
+            sha256: model.init_sha256.clone(),
+        });
+    }
     write_atomic(
         &dir.join(store::PROVENANCE_FILE),
         &serde_json::to_vec_pretty(&prov)?,
@@ -231,9 +242,11 @@ fn attempt(
             }
             observer.epoch_done(row, total);
         };
+        let source = super::stages::source_dir(store, cell);
         let ctx = train::Context {
             dir: Some(&dir),
             interrupt: super::signals::flag(),
+            source: source.as_deref(),
         };
         train::run(&cell.config, &ds, &device, ctx, &mut hb)
     }));
@@ -528,6 +541,12 @@ pub fn result_row(
             Value::I64(Some(o.unlabeled_images as i64)),
         ),
         ("train_seconds".into(), f64v(last.seconds)),
+    ]);
+    // Only runs that probed have these columns: other results keep their schema.
+    for (probe, acc) in &o.probes {
+        row.push((format!("probe_{probe}_acc"), f64v(*acc)));
+    }
+    row.extend([
         ("num_params".into(), Value::I64(Some(o.num_params as i64))),
         ("git_commit".into(), Value::Str(prov.git_commit.clone())),
         ("git_dirty".into(), Value::Bool(prov.git_dirty)),

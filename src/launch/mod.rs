@@ -8,6 +8,7 @@ pub mod manifest;
 pub mod reproduce;
 pub mod signals;
 pub mod slurm;
+pub mod stages;
 pub mod status;
 pub mod sweep;
 pub mod verify;
@@ -26,6 +27,16 @@ use crate::error::{Error, Result};
 /// A `--set KEY=A,B,C` (a comma outside brackets and quotes) sweeps KEY over A, B and C as
 /// one more axis of the grid (`Grid::add_cli_axes`), Hydra's multirun grammar.
 pub fn resolve(grid: Option<&str>, sets: &[String]) -> Result<(Grid, Vec<Cell>)> {
+    resolve_pipeline(grid, sets).map(|(_, g, c)| (g, c))
+}
+
+/// [`resolve`], with the grid's `from:` linked (`stages::link`): the upstream stages (the
+/// farthest first, each with the cells needed), then the grid and its cells, whose `from`
+/// keys and run ids name their source runs.
+pub fn resolve_pipeline(
+    grid: Option<&str>,
+    sets: &[String],
+) -> Result<(Vec<stages::Stage>, Grid, Vec<Cell>)> {
     let mut grid = Grid::find(grid)?;
     let mut sweeps = Vec::new();
     let mut plain = Vec::new();
@@ -37,8 +48,21 @@ pub fn resolve(grid: Option<&str>, sets: &[String]) -> Result<(Grid, Vec<Cell>)>
     }
     grid.add_cli_axes(sweeps)?;
     let overrides = Overrides::from_env_and_sets(&plain).map_err(Error::Config)?;
-    let cells = crate::methods::expand(&grid, &overrides)?;
-    Ok((grid, cells))
+    let mut cells = crate::methods::expand(&grid, &overrides)?;
+    let upstream = stages::link(&grid, &mut cells)?;
+    Ok((upstream, grid, cells))
+}
+
+/// Checks the files a run reads before anything is written: its dataset
+/// (`data::check_run_data`: the dataset and any held-out split) and, when `model.init` names one, that the weights file fits the
+/// backbone (`train::check_init`).
+pub fn check_inputs(cfg: &crate::config::RunConfig) -> Result<()> {
+    crate::data::check_run_data(cfg)?;
+    if cfg.model.init != crate::config::run::INIT_RANDOM {
+        let ds = crate::data::load(&cfg.dataset)?;
+        crate::train::check_init(cfg, ds.channels)?;
+    }
+    Ok(())
 }
 
 /// The record of a sweep's command-line axes: `runs/<grid>/.cli-sweep.json`.

@@ -240,6 +240,33 @@ exit "$rc"
     out
 }
 
+/// The array script of a pipeline stage (a grid with `from:`): [`render_script`] plus a
+/// dependency on the array jobs of its source stages (`afterok`: every source task succeeded;
+/// a failed one makes the dependency unsatisfiable and Slurm cancels this array instead of
+/// leaving it pending). No dependency line when `after` is empty (the sources were completed).
+pub fn render_stage_script(
+    m: &Manifest,
+    settings: &SlurmSettings,
+    paths: &ScriptPaths,
+    after: &[String],
+) -> String {
+    let script = render_script(m, settings, paths);
+    if after.is_empty() {
+        return script;
+    }
+    let dep = format!(
+        "#SBATCH --dependency=afterok:{}\n#SBATCH --kill-on-invalid-dep=yes\n",
+        after.join(":")
+    );
+    match script.find("#SBATCH --array=") {
+        Some(at) => {
+            let end = at + script[at..].find('\n').map_or(0, |n| n + 1);
+            format!("{}{dep}{}", &script[..end], &script[end..])
+        }
+        None => script,
+    }
+}
+
 /// The gather job: `clusterlab report GRID` once every array task has ended (`afterany`).
 pub fn render_report_script(
     m: &Manifest,
@@ -460,6 +487,18 @@ mod tests {
             &paths(),
             "4242"
         ));
+    }
+
+    #[test]
+    fn stage_script_snapshot() {
+        let s = SlurmSettings::resolve(None, &SlurmSpec::default()).unwrap();
+        let after = ["4242".to_string(), "4243".to_string()];
+        let text = render_stage_script(&manifest(), &s, &paths(), &after);
+        assert_eq!(
+            render_stage_script(&manifest(), &s, &paths(), &[]),
+            render_script(&manifest(), &s, &paths())
+        );
+        insta::assert_snapshot!(text);
     }
 
     #[test]

@@ -67,6 +67,9 @@ pub struct SweepSummary {
     pub interrupted: usize,
     /// Cells another process was running.
     pub busy: usize,
+    /// (run id, cell label, why) of each cell not started because its source run (a `from:`
+    /// stage) is not completed.
+    pub waiting: Vec<(String, String, String)>,
 }
 
 /// The state a run is really in: a `running` status nobody holds the lock of is interrupted; a
@@ -233,6 +236,10 @@ pub fn sweep(
                 ));
             }
             Plan::Run | Plan::Resume => {
+                if let Some(why) = super::stages::waiting_for(store, c) {
+                    summary.waiting.push((c.run_id.clone(), c.label(), why));
+                    continue;
+                }
                 if plan(state, &c.run_id, opts) == Plan::Run && state != RunState::Pending {
                     clear_run(store, &grid.name, &c.run_id)?;
                 }

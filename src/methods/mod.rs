@@ -12,6 +12,7 @@ pub mod cdc;
 pub mod drc;
 pub mod kmeans;
 pub mod losses;
+pub mod selflabel;
 
 use candle_core::Tensor;
 
@@ -98,6 +99,7 @@ pub const REGISTRY: &[&Spec] = &[
     &anchor::SPEC,
     &drc::SPEC,
     &cdc::SPEC,
+    &selflabel::SPEC,
     &kmeans::SPEC,
 ];
 

@@ -68,6 +68,7 @@ mod tests {
                 backbone: backbone.into(),
                 widths: vec![8, 16],
                 stem: stem.into(),
+                ..ModelConfig::default()
             };
             let mut p = Params::new(stream(1, "init"), dev.clone());
             let net = Backbone::new(&mut p, &cfg, 3).unwrap();
@@ -118,6 +119,7 @@ mod tests {
                 backbone: backbone.into(),
                 widths: vec![16, 32],
                 stem: stem.into(),
+                ..ModelConfig::default()
             };
             let mut p = Params::new(stream(3, "init"), dev.clone());
             let net = Backbone::new(&mut p, &cfg, 3).unwrap();

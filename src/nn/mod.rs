@@ -12,6 +12,7 @@ pub mod heads;
 pub mod layers;
 pub mod params;
 pub mod pool;
+pub mod pretrained;
 pub mod residual;
 pub mod resnet;
 pub mod winograd;

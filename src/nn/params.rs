@@ -112,6 +112,17 @@ impl Params {
         Ok(())
     }
 
+    /// Every parameter and buffer whose name starts with `prefix`, by name (the variables
+    /// themselves: setting one sets the model's tensor).
+    pub fn entries_under(&self, prefix: &str) -> Vec<(String, Var)> {
+        self.vars
+            .iter()
+            .chain(self.buffers.iter())
+            .filter(|(k, _)| k.starts_with(prefix))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
     /// Every tensor (parameters and buffers) by name, e.g. for safetensors.
     pub fn state_dict(&self) -> BTreeMap<String, Tensor> {
         self.vars

@@ -165,7 +165,7 @@ pub(crate) mod tests {
     use serde_json::Value;
     use std::collections::HashMap;
 
-    fn fixture(name: &str) -> Value {
+    pub(crate) fn fixture(name: &str) -> Value {
         let path = format!(
             "{}/tests/fixtures/resnet/{name}",
             env!("CARGO_MANIFEST_DIR")
@@ -228,7 +228,7 @@ pub(crate) mod tests {
     }
 
     /// The generator's `hash_uniform`: splitmix64 of (FNV-1a(name) ^ i·golden) → [-1, 1).
-    fn hash_uniform(name: &str, n: usize) -> Vec<f32> {
+    pub(crate) fn hash_uniform(name: &str, n: usize) -> Vec<f32> {
         let mut salt: u64 = 0xCBF29CE484222325;
         for b in name.bytes() {
             salt ^= b as u64;
@@ -247,7 +247,7 @@ pub(crate) mod tests {
     }
 
     /// The generator's `fill_value`.
-    fn fill_value(name: &str, shape: &[usize]) -> Vec<f32> {
+    pub(crate) fn fill_value(name: &str, shape: &[usize]) -> Vec<f32> {
         let u = hash_uniform(name, shape.iter().product());
         u.into_iter()
             .map(|u| {

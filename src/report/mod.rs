@@ -201,7 +201,8 @@ pub fn varying_columns(lf: &LazyFrame, schema: &Schema) -> Result<Vec<String>> {
             .u64()?
             .get(0)
             .unwrap_or(0);
-        if n > 1 && c != "seed" {
+        // `from` names the source run of a stage: it varies with the seed, as the seed does.
+        if n > 1 && c != "seed" && c != "from" {
             varying.push(c.clone());
         }
     }
@@ -442,22 +443,162 @@ pub fn write_report(
         md.push('\n');
         md.push_str(&p);
     }
+    md.push_str(&probes_section(rows.clone())?);
     let dir = reports_root.join(grid);
     crate::store::create_dir(&dir)?;
     crate::store::write_atomic(&dir.join("table.md"), md.as_bytes())?;
     crate::store::write_atomic(&dir.join("table.tex"), table.latex().as_bytes())?;
     crate::store::write_atomic(&dir.join("table.csv"), table.csv().as_bytes())?;
     let figs = figures::write_all(store, &table, &dir)?;
+    let chain = stages(store, rows.clone())?;
+
     let commits = commits(rows)?;
-    crate::store::write_atomic(
-        &dir.join("index.md"),
-        index(&table, &md, &figs, &commits).as_bytes(),
-    )?;
+    let mut front = index(&table, &md, &figs, &commits);
+    front.push_str(&chain);
+    crate::store::write_atomic(&dir.join("index.md"), front.as_bytes())?;
     tracing::debug!(
         "report {grid}: written in {:.3} s",
         t.elapsed().as_secs_f64()
     );
     Ok(Some((md, dir.join("table.md"))))
+}
+
+/// The probes' section of table.md and index.md (`eval.probes`): each probed run's test
+/// accuracies beside its clustering scores. Empty when no run probed.
+fn probes_section(mut rows: LazyFrame) -> Result<String> {
+    let schema = rows.collect_schema()?;
+    let probes: Vec<String> = crate::config::run::PROBES
+        .iter()
+        .map(|p| format!("probe_{p}_acc"))
+        .filter(|c| schema.get(c).is_some())
+        .collect();
+    if probes.is_empty() {
+        return Ok(String::new());
+    }
+    let mut cols = vec![
+        col("run_id"),
+        col("method.name"),
+        col("seed").cast(DataType::String),
+        col("final_nmi"),
+        col("final_acc"),
+        col("final_ari"),
+    ];
+    cols.extend(probes.iter().map(|c| col(c.as_str())));
+    let df = rows
+        .select(cols)
+        .sort(["method.name", "seed"], Default::default())
+        .collect()?;
+    let text = |c: &str| -> Result<Vec<String>> {
+        Ok(df
+            .column(c)?
+            .str()?
+            .iter()
+            .map(|v| v.unwrap_or("").to_string())
+            .collect())
+    };
+    let num = |c: &str| -> Result<Vec<Option<f64>>> { Ok(df.column(c)?.f64()?.iter().collect()) };
+    let (ids, methods, seeds) = (text("run_id")?, text("method.name")?, text("seed")?);
+    let mut values = vec![num("final_nmi")?, num("final_acc")?, num("final_ari")?];
+    for c in &probes {
+        values.push(num(c)?);
+    }
+    let names: Vec<String> = crate::config::run::PROBES
+        .iter()
+        .filter(|p| probes.contains(&format!("probe_{p}_acc")))
+        .map(|p| format!("{p} acc"))
+        .collect();
+    let mut out = format!(
+        "\n### Probes (frozen final features; test accuracy, `eval.probes`)\n\n| run | method | seed | NMI | ACC | ARI | {} |\n|---|---|---|---:|---:|---:|{}\n",
+        names.join(" | "),
+        "---:|".repeat(names.len())
+    );
+    for i in 0..ids.len() {
+        if values[3..].iter().all(|v| v[i].is_none()) {
+            continue;
+        }
+        let cells: Vec<String> = values
+            .iter()
+            .map(|v| v[i].map_or("–".into(), |x| format!("{x:.3}")))
+            .collect();
+        out.push_str(&format!(
+            "| {} | {} | {} | {} |\n",
+            ids[i],
+            methods[i],
+            seeds[i],
+            cells.join(" | ")
+        ));
+    }
+    Ok(out)
+}
+
+/// The `## Stages` section of index.md for a grid whose runs started from other runs (`from:`):
+/// each run beside its source run, with a link to the source grid's report and both final
+/// NMIs. Empty for a grid without stages.
+fn stages(store: &Store, mut rows: LazyFrame) -> Result<String> {
+    if rows.collect_schema()?.get("from").is_none() {
+        return Ok(String::new());
+    }
+    let df = rows
+        .select([
+            col("run_id"),
+            col("seed").cast(DataType::String),
+            col("method.name"),
+            col("from"),
+            col("final_nmi"),
+        ])
+        .sort(["from"], Default::default())
+        .collect()?;
+    let text = |c: &str| -> Result<Vec<String>> {
+        Ok(df
+            .column(c)?
+            .str()?
+            .iter()
+            .map(|v| v.unwrap_or("").to_string())
+            .collect())
+    };
+    let (ids, seeds, methods, froms) = (
+        text("run_id")?,
+        text("seed")?,
+        text("method.name")?,
+        text("from")?,
+    );
+    let nmi: Vec<Option<f64>> = df.column("final_nmi")?.f64()?.iter().collect();
+    let fmt = |v: Option<f64>| v.map_or("–".to_string(), |v| format!("{v:.3}"));
+    let mut out = String::new();
+    for (i, from) in froms.iter().enumerate() {
+        let Some((g, src)) = from.split_once('/') else {
+            continue;
+        };
+        if out.is_empty() {
+            out.push_str(
+                "\n## Stages\n\nEach run started from the final weights of its source run \
+                 (`from:`).\n\n| run | seed | method | NMI | source run | source grid | source \
+                 method | source NMI |\n|---|---|---|---:|---|---|---|---:|\n",
+            );
+        }
+        let result = store.run_dir(g, src).join(crate::store::RESULT_FILE);
+        let (src_method, src_nmi) = match crate::store::tables::read_parquet(&result) {
+            Ok(r) => (
+                r.column("method.name")
+                    .ok()
+                    .and_then(|c| c.str().ok().and_then(|s| s.get(0).map(String::from)))
+                    .unwrap_or_default(),
+                r.column("final_nmi")
+                    .ok()
+                    .and_then(|c| c.f64().ok().and_then(|s| s.get(0))),
+            ),
+            Err(_) => ("(no result)".to_string(), None),
+        };
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {src} | [{g}](../{g}/index.md) | {src_method} | {} |\n",
+            ids[i],
+            seeds[i],
+            methods[i],
+            fmt(nmi[i]),
+            fmt(src_nmi)
+        ));
+    }
+    Ok(out)
 }
 
 /// Each run's recorded commit (its first 10 characters) from its result row; runs without one

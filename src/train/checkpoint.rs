@@ -254,6 +254,34 @@ pub fn set_aside(json: &Path) -> std::io::Result<()> {
     sync_dir(json.parent().unwrap_or(Path::new(".")))
 }
 
+/// The tensors of a finished run's newest checkpoint that passes [`check`] (its final
+/// weights, for a run that starts from it), with the checkpoint's path. Nothing is set aside:
+/// the run belongs to someone else.
+pub fn final_tensors(
+    run_dir: &Path,
+    device: &Device,
+) -> Result<(PathBuf, HashMap<String, Tensor>)> {
+    let mut why = Vec::new();
+    for (_, json) in list(run_dir).into_iter().rev() {
+        match check(&json) {
+            Ok((_, bytes)) => {
+                let tensors = candle_core::safetensors::load_buffer(&bytes, device)?;
+                return Ok((json.with_extension("safetensors"), tensors));
+            }
+            Err(u) => why.push(u.to_string()),
+        }
+    }
+    Err(crate::Error::BadInput(format!(
+        "{}: no usable checkpoint to start from{}",
+        run_dir.display(),
+        if why.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", why.join("; "))
+        }
+    )))
+}
+
 /// Restores the newest usable checkpoint: the newest that passes [`check`], whose tensors load
 /// on `device` and that `restore` accepts (the trainer taking its tensors). Each checkpoint
 /// skipped is warned about with its path and the reason, and set aside when damaged. Returns

@@ -18,7 +18,7 @@ use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::eval::{cluster_size_entropy, Scores};
 use crate::methods::{self, kmeans::kmeans, Method, View};
-use crate::nn::{Backbone, Params};
+use crate::nn::{pretrained, Backbone, Params};
 use crate::rng::{permutation, stream, stream_at};
 use crate::store::tables::EpochRow;
 use optim::Adam;
@@ -31,6 +31,8 @@ pub struct Outcome {
     pub num_params: usize,
     /// The final model's cluster per sample and a 2-D PCA view of the features it clustered.
     pub assignment: Option<Assignment>,
+    /// `(probe, test accuracy)` of each `eval.probes` on the final backbone features.
+    pub probes: Vec<(String, f64)>,
     /// Which epoch the run reports (`eval.epoch`), see [`Outcome::reported_scores`].
     pub rule: EvalEpoch,
     /// Unlabelled images passed through the instance term by this process (`dataset.unlabeled`:
@@ -136,6 +138,9 @@ pub struct Context<'a> {
     /// Checked after every step: when set, the run checkpoints and returns
     /// [`Error::Interrupted`].
     pub interrupt: &'a AtomicBool,
+    /// The source run's directory when the run starts from another run's final weights
+    /// (`from`); required then.
+    pub source: Option<&'a Path>,
 }
 
 impl Context<'_> {
@@ -145,6 +150,7 @@ impl Context<'_> {
         Context {
             dir: None,
             interrupt: &NEVER,
+            source: None,
         }
     }
 }
@@ -211,6 +217,22 @@ pub fn run(
             (meta.position, meta.rows, meta.sums, meta.seconds)
         }
         None => {
+            if !cfg.from.is_empty() {
+                let src = ctx.source.ok_or_else(|| {
+                    Error::BadInput(format!(
+                        "run starts from {} (`from`), but no run store was given to find it in",
+                        cfg.from
+                    ))
+                })?;
+                let (path, tensors) = checkpoint::final_tensors(src, device)?;
+                let (loaded, own) = trainer.load_source(&tensors)?;
+                tracing::info!(
+                    "started from {} ({}): {loaded} tensors taken, {own} of this method's own \
+                     kept their seeded init",
+                    cfg.from,
+                    path.display()
+                );
+            }
             if trainer.method.needs_init() {
                 init_method(cfg, ds, &aug, &mut trainer, device)?;
             }
@@ -397,11 +419,24 @@ pub fn run(
         )?,
     };
     let n = clusters.len();
+    let probes = if cfg.eval.probes.is_empty() {
+        Vec::new()
+    } else {
+        let settings = crate::eval::probes::ProbeSettings {
+            probes: &cfg.eval.probes,
+            knn_k: cfg.eval.knn_k,
+            test_fraction: cfg.eval.probe_test_fraction,
+            linear_c: cfg.eval.linear_c,
+        };
+        let order = permutation(&mut stream(cfg.seed, "probe_split"), n);
+        crate::eval::probes::run(&settings, &features, &eval_ds.labels, dim, &order)
+    };
     Ok(Outcome {
         epochs: rows,
         protocol: protocol(cfg, trainer.method.as_ref()),
         num_params: trainer.params.count(),
         assignment: Some(Assignment::from_features(clusters, &features, n, dim)),
+        probes,
         rule: cfg.eval.epoch,
         unlabeled_images,
         heldout_labels: heldout.map(|h| h.labels),
@@ -525,6 +560,37 @@ fn add_losses(
     Ok(())
 }
 
+/// Checks, before anything is written, that the `model.init` weights file fits the configured
+/// backbone on `channels`-channel images: the keys and shapes a run would load (on the CPU,
+/// once per distinct model config in this process). Nothing to do for `random`.
+pub fn check_init(cfg: &RunConfig, channels: usize) -> Result<()> {
+    use std::collections::HashSet;
+    use std::sync::Mutex;
+    static CHECKED: Mutex<Option<HashSet<String>>> = Mutex::new(None);
+    if cfg.model.init == crate::config::run::INIT_RANDOM {
+        return Ok(());
+    }
+    let key = format!("{}/{channels}", serde_json::to_string(&cfg.model)?);
+    let seen = |k: &str| {
+        CHECKED
+            .lock()
+            .map(|s| s.as_ref().is_some_and(|s| s.contains(k)))
+            .unwrap_or(false)
+    };
+    if seen(&key) {
+        return Ok(());
+    }
+    let mut params = Params::new(stream(cfg.seed, "init"), Device::Cpu);
+    Backbone::new(&mut params, &cfg.model, channels)?;
+    let path = Path::new(&cfg.model.init);
+    pretrained::load_file(&params, path, &cfg.model.init_sha256)
+        .map_err(|e| Error::BadInput(format!("`model.init`: {e}")))?;
+    if let Ok(mut s) = CHECKED.lock() {
+        s.get_or_insert_with(HashSet::new).insert(key);
+    }
+    Ok(())
+}
+
 /// One step's loss values, still on the device: `total` (weighted) then each term
 /// (unweighted), as one 1-D tensor; read by [`add_losses`] or [`StepLosses::read`].
 pub struct StepLosses {
@@ -558,15 +624,37 @@ pub struct Trainer {
     pub opt: Adam,
     weights: Vec<(String, f64)>,
     precision: crate::config::run::Precision,
+    /// `model.freeze_backbone`: the backbone runs on its running statistics, without gradient.
+    frozen: bool,
 }
 
 impl Trainer {
-    /// Builds the network from the run's `init` stream.
+    /// Builds the network from the run's `init` stream, then sets the backbone from the
+    /// `model.init` weights file, if any (the heads keep their seeded init). A frozen
+    /// backbone's parameters are left out of the optimiser.
     pub fn new(cfg: &RunConfig, channels: usize, device: &Device) -> Result<Self> {
         let mut params = Params::new(stream(cfg.seed, "init"), device.clone());
         let backbone = Backbone::new(&mut params, &cfg.model, channels)?;
         let method = methods::build(cfg, &mut params, backbone.out_dim())?;
-        let opt = Adam::new(params.trainable(), cfg.optimizer.clone())?;
+        if cfg.model.init != crate::config::run::INIT_RANDOM {
+            let path = std::path::Path::new(&cfg.model.init);
+            let loaded = pretrained::load_file(&params, path, &cfg.model.init_sha256)?;
+            tracing::info!(
+                "backbone weights from {} (prefix {:?}): {} tensors loaded, {} of the file's \
+                 dropped",
+                cfg.model.init,
+                loaded.prefix,
+                loaded.loaded,
+                loaded.dropped
+            );
+        }
+        let frozen = cfg.model.freeze_backbone;
+        let trainable = params
+            .trainable()
+            .into_iter()
+            .filter(|(k, _)| !(frozen && k.starts_with(pretrained::BACKBONE_PREFIX)))
+            .collect();
+        let opt = Adam::new(trainable, cfg.optimizer.clone())?;
         let terms = methods::spec(&cfg.method.name)
             .map(|s| {
                 s.terms
@@ -582,7 +670,18 @@ impl Trainer {
             opt,
             weights: terms,
             precision: cfg.train.precision,
+            frozen,
         })
+    }
+
+    /// Backbone features of a batch in training: batch statistics and gradient, or, when the
+    /// backbone is frozen, running statistics and no gradient.
+    pub fn train_features(&self, x: &Tensor) -> Result<Tensor> {
+        if self.frozen {
+            Ok(self.backbone.forward(x, false)?.detach())
+        } else {
+            self.backbone.forward(x, true)
+        }
     }
 
     /// Parameters, buffers and optimiser moments by name, for a checkpoint.
@@ -591,6 +690,37 @@ impl Trainer {
             self.params.state_dict().into_iter().collect();
         m.extend(self.opt.state());
         m
+    }
+
+    /// Starts from another run's final tensors (a pipeline stage): every backbone tensor must
+    /// be there with its shape; any other parameter or buffer (a head) is taken when the
+    /// source has one of the same name and shape, else keeps its seeded init. Returns (taken,
+    /// kept). The optimiser starts fresh.
+    pub fn load_source(
+        &mut self,
+        source: &std::collections::HashMap<String, Tensor>,
+    ) -> Result<(usize, usize)> {
+        let backbone: std::collections::BTreeMap<String, Tensor> = source
+            .iter()
+            .filter(|(k, _)| k.starts_with(pretrained::BACKBONE_PREFIX))
+            .map(|(k, t)| (k.clone(), t.clone()))
+            .collect();
+        let got = pretrained::load_backbone(&self.params, &backbone, "the source run")?;
+        let mut taken = got.loaded;
+        let mut kept = 0;
+        for (name, var) in self.params.entries_under("") {
+            if name.starts_with(pretrained::BACKBONE_PREFIX) {
+                continue;
+            }
+            match source.get(&name) {
+                Some(t) if t.dims() == var.dims() => {
+                    var.set(&t.to_device(var.device())?)?;
+                    taken += 1;
+                }
+                _ => kept += 1,
+            }
+        }
+        Ok((taken, kept))
     }
 
     /// Restores a checkpoint's tensors and the optimiser's step count.
@@ -623,7 +753,7 @@ impl Trainer {
         let _precision = crate::nn::PrecisionScope::set(self.precision);
         let feats = views
             .iter()
-            .map(|x| self.backbone.forward(x, true))
+            .map(|x| self.train_features(x))
             .collect::<Result<Vec<Tensor>>>()?;
         let terms = self.method.losses(&feats)?;
         let mut total: Option<Tensor> = None;
@@ -687,7 +817,7 @@ fn init_method(
     while start < n {
         let end = (start + per).min(n);
         let x = loader::test_batch(ds, aug, start, end, device)?;
-        feats.push(trainer.backbone.forward(&x, true)?.detach());
+        feats.push(trainer.train_features(&x)?.detach());
         start = end;
     }
     let feats = Tensor::cat(&feats, 0)?;

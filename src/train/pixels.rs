@@ -74,6 +74,7 @@ pub(super) fn run_kmeans(
         epochs: vec![row],
         protocol: "k-means on raw pixels".into(),
         num_params: 0,
+        probes: Vec::new(),
         rule: cfg.eval.epoch,
         unlabeled_images: 0,
         heldout_labels: heldout.as_ref().map(|h| h.labels.clone()),

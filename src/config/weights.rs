@@ -1,0 +1,145 @@
+//! `model.init`: a pretrained weights file named in the config, resolved to its SHA-256 when a
+//! grid is expanded (before anything is written), so the run id hashes what the weights are,
+//! not where they lie. Reading the tensors is `nn::pretrained`'s job.
+
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::SystemTime;
+
+use super::run::{RunConfig, INIT_RANDOM};
+use crate::error::{Error, Result};
+
+/// File extensions `model.init` accepts, and the format each one is read as.
+pub const WEIGHT_EXTENSIONS: &[&str] = &["safetensors", "pth", "pt"];
+
+/// Hashes already computed in this process, by (path, size, mtime): a grid of many cells on
+/// the same weights reads the file once.
+static HASHES: Mutex<Option<HashMap<FileStamp, String>>> = Mutex::new(None);
+
+/// A file as last seen: path, size, modification time.
+type FileStamp = (PathBuf, u64, Option<SystemTime>);
+
+/// The SHA-256 (lowercase hex) of a file's bytes.
+pub fn file_sha256(path: &Path) -> Result<String> {
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    let key = (path.to_path_buf(), meta.len(), meta.modified().ok());
+    if let Some(h) = HASHES
+        .lock()
+        .ok()
+        .and_then(|m| m.as_ref().and_then(|m| m.get(&key).cloned()))
+    {
+        return Ok(h);
+    }
+    let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf).map_err(|e| Error::io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    let hex: String = hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    if let Ok(mut m) = HASHES.lock() {
+        m.get_or_insert_with(HashMap::new).insert(key, hex.clone());
+    }
+    Ok(hex)
+}
+
+impl RunConfig {
+    /// Fills `model.init_sha256` from the `model.init` file (nothing to do for `random`). A
+    /// missing or unreadable file, an unknown extension, or a recorded digest that the file no
+    /// longer has is a config error naming the key, the path and what to do.
+    pub fn resolve_init(&mut self) -> Result<()> {
+        let m = &mut self.model;
+        if m.init == INIT_RANDOM {
+            if !m.init_sha256.is_empty() {
+                return Err(Error::Config(format!(
+                    "invalid value for `model.init_sha256`: {:?}; expected it unset when \
+                     `model.init` is `random` (it is the digest of a weights file)",
+                    m.init_sha256
+                )));
+            }
+            return Ok(());
+        }
+        let path = Path::new(&m.init);
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        if !WEIGHT_EXTENSIONS.contains(&ext.as_str()) {
+            return Err(Error::Config(format!(
+                "invalid value for `model.init`: {:?}; expected `random` or the path of a \
+                 weights file ending in .{}",
+                m.init,
+                WEIGHT_EXTENSIONS.join(", .")
+            )));
+        }
+        if !path.is_file() {
+            return Err(Error::Config(format!(
+                "invalid value for `model.init`: {:?}; no such file (a relative path is \
+                 relative to the directory clusterlab runs in: {})",
+                m.init,
+                std::env::current_dir()
+                    .map(|d| d.display().to_string())
+                    .unwrap_or_default()
+            )));
+        }
+        let sha = file_sha256(path).map_err(|e| {
+            Error::Config(format!("invalid value for `model.init`: {:?}: {e}", m.init))
+        })?;
+        if !m.init_sha256.is_empty() && m.init_sha256 != sha {
+            return Err(Error::Config(format!(
+                "invalid value for `model.init_sha256`: {:?}; the file {:?} has SHA-256 {sha} \
+                 (the weights changed since they were recorded: remove the key, or point \
+                 `model.init` at the recorded file)",
+                m.init_sha256, m.init
+            )));
+        }
+        m.init_sha256 = sha;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digest_is_sha256_and_a_changed_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.safetensors");
+        std::fs::write(&path, b"abc").unwrap();
+        // printf abc | sha256sum
+        let abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+        assert_eq!(file_sha256(&path).unwrap(), abc);
+        let mut cfg = RunConfig::default();
+        cfg.resolve_init().unwrap();
+        assert!(cfg.model.init_sha256.is_empty());
+        cfg.model.init = path.to_string_lossy().into_owned();
+        cfg.resolve_init().unwrap();
+        assert_eq!(cfg.model.init_sha256, abc);
+        cfg.model.init_sha256 = "00".repeat(32);
+        let e = cfg.resolve_init().unwrap_err().to_string();
+        assert!(e.contains("model.init_sha256") && e.contains(abc), "{e}");
+        cfg.model.init_sha256.clear();
+        cfg.model.init = dir.path().join("absent.pth").to_string_lossy().into_owned();
+        let e = cfg.resolve_init().unwrap_err().to_string();
+        assert!(
+            e.contains("model.init") && e.contains("no such file"),
+            "{e}"
+        );
+        cfg.model.init = "weights.bin".into();
+        let e = cfg.resolve_init().unwrap_err().to_string();
+        assert!(e.contains(".safetensors, .pth, .pt"), "{e}");
+    }
+}
