@@ -119,3 +119,18 @@ quality-compare GRID="quality-digits" SEEDS="0,1,2" *ARGS:
     cargo build --release -q
     CLUSTERLAB=target/release/clusterlab PYTHON="$VENV/bin/python" \
       "$VENV/bin/python" bench/quality/compare.py {{GRID}} {{SEEDS}} {{ARGS}}
+
+# bf16 autocast vs f32 on the CPU: the smoke grid's CC runs for SEEDS under both precisions, in a
+# temporary store; prints each epoch's mean loss and NMI per precision with their relative
+# difference, and the final NMI per seed and mean ± std (docs/benchmarks.md, "Mixed precision").
+bench-precision SEEDS="0,1,2":
+    #!/usr/bin/env bash
+    set -euo pipefail
+    cargo build --release -q
+    B=target/release/clusterlab; D=$(mktemp -d); trap 'rm -rf "$D"' EXIT
+    $B --runs-dir "$D/runs" --reports-dir "$D/reports" sweep experiments/smoke.yaml \
+      --set method.name=cc --set seed={{SEEDS}} --set train.precision=f32,bf16 >/dev/null
+    per() { echo "SELECT e.epoch, AVG(e.loss_total) AS loss, AVG(e.nmi) AS nmi FROM epochs e JOIN runs r ON e.run_id = r.run_id WHERE r.\"train.precision\" = '$1' GROUP BY 1"; }
+    POLARS_FMT_MAX_ROWS=100 $B --runs-dir "$D/runs" sql "SELECT a.epoch, a.loss AS f32_loss, b.loss AS bf16_loss, ABS(b.loss - a.loss) / a.loss AS rel_diff, a.nmi AS f32_nmi, b.nmi AS bf16_nmi FROM ($(per f32)) a JOIN ($(per bf16)) b ON a.epoch = b.epoch ORDER BY 1"
+    $B --runs-dir "$D/runs" sql 'SELECT "train.precision", seed, final_nmi FROM runs ORDER BY 1, 2'
+    $B --runs-dir "$D/runs" sql 'SELECT "train.precision", COUNT(*) AS runs, AVG(final_nmi) AS nmi, STDDEV(final_nmi) AS nmi_std FROM runs GROUP BY 1'

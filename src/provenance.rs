@@ -21,6 +21,13 @@ pub struct Provenance {
     /// GPU name, when the run used one.
     pub gpu: Option<String>,
     pub device: String,
+    /// The kernels and arithmetic the run trained with: `native` or `portable` (our CPU
+    /// kernels, or the device-generic path) and `train.precision` (`f32`, `tf32`, `bf16`).
+    /// Absent in runs recorded before they were kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernels: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub precision: Option<String>,
     pub command: Vec<String>,
     pub started_at: String,
     pub finished_at: Option<String>,
@@ -140,6 +147,8 @@ impl Provenance {
             threads: rayon::current_num_threads(),
             gpu: None,
             device: device.to_string(),
+            kernels: None,
+            precision: None,
             command: std::env::args().collect(),
             started_at: now(),
             finished_at: None,

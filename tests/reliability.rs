@@ -354,7 +354,7 @@ fn devices_are_assigned_per_worker_slot() {
 }
 
 #[test]
-fn results_do_not_depend_on_the_thread_count_or_the_simd_path() {
+fn results_do_not_depend_on_the_thread_count_the_simd_path_or_the_prefetch_depth() {
     // The CPU kernels split work by shape (chunks of images, lanes of sums), never by thread
     // count: one thread and three threads must give the same bits. Widths 16-32 put the
     // second conv on the Winograd path (≥ 16 channels on both sides). Our loops' SIMD width
@@ -377,4 +377,16 @@ fn results_do_not_depend_on_the_thread_count_or_the_simd_path() {
     assert_same(&one, &three);
     let (_c, plain) = snap(&[("RAYON_NUM_THREADS", "3"), ("CLUSTERLAB_NO_SIMD", "1")]);
     assert_same(&three, &plain);
+    // Batches prepared ahead on a background thread (`train.prefetch`, 2 by default), in
+    // series (0) or further ahead: the same bits, whatever the thread count.
+    let (_d, serial) = snap(&[
+        ("RAYON_NUM_THREADS", "3"),
+        ("CLUSTERLAB_TRAIN__PREFETCH", "0"),
+    ]);
+    assert_same(&three, &serial);
+    let (_e, deep) = snap(&[
+        ("RAYON_NUM_THREADS", "1"),
+        ("CLUSTERLAB_TRAIN__PREFETCH", "5"),
+    ]);
+    assert_same(&one, &deep);
 }

@@ -327,6 +327,34 @@ pub struct TrainConfig {
     pub checkpoint_every: usize,
     /// Checkpoints kept besides the best one. Not part of the run id.
     pub keep_checkpoints: usize,
+    /// Arithmetic of the convolutions and linear layers: `f32`; `tf32` (f32 operands,
+    /// TensorFloat-32 products in the GPU's matrix multiplies; the same as `f32` on the CPU);
+    /// `bf16` (autocast: bf16 operands and products with f32 accumulation, f32 master weights,
+    /// f32 BatchNorm statistics and loss math; emulated on the CPU by rounding the operands).
+    pub precision: Precision,
+    /// Batches prepared ahead on a background thread while the step runs (0: prepared in
+    /// series). Changes speed only, never the bits: not part of the run id.
+    pub prefetch: usize,
+}
+
+/// `train.precision`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    #[default]
+    F32,
+    Tf32,
+    Bf16,
+}
+
+impl Precision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Precision::F32 => "f32",
+            Precision::Tf32 => "tf32",
+            Precision::Bf16 => "bf16",
+        }
+    }
 }
 
 impl Default for TrainConfig {
@@ -338,6 +366,8 @@ impl Default for TrainConfig {
             eval_batch_size: 500,
             checkpoint_every: 1,
             keep_checkpoints: 2,
+            precision: Precision::F32,
+            prefetch: 2,
         }
     }
 }

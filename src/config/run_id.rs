@@ -14,8 +14,11 @@ use super::RunConfig;
 const ID_LEN: usize = 16;
 
 /// Keys that change how a run is kept, not what it computes: left out of the identity.
-pub const NOT_IDENTITY: &[(&str, &str)] =
-    &[("train", "checkpoint_every"), ("train", "keep_checkpoints")];
+pub const NOT_IDENTITY: &[(&str, &str)] = &[
+    ("train", "checkpoint_every"),
+    ("train", "keep_checkpoints"),
+    ("train", "prefetch"),
+];
 
 /// Keys added after runs were recorded: (path, the method that reads it, the value that
 /// computes what runs did before the key existed). A key is left out of the identity when it
@@ -37,6 +40,7 @@ pub const ADDED_KEYS: &[(&[&str], &str, &str)] = &[
     (&["eval", "split"], "*", "train"),
     (&["eval", "epoch"], "*", "final"),
     (&["model", "weight_init"], "*", "kaiming_fan_out"),
+    (&["train", "precision"], "*", "f32"),
 ];
 
 /// Sections added after runs were recorded: left out of the identity while every key of them

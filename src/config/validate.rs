@@ -233,6 +233,13 @@ impl RunConfig {
                 "at least 1",
             );
         }
+        if self.train.prefetch > 16 {
+            return bad(
+                "train.prefetch",
+                self.train.prefetch.to_string(),
+                "at most 16 batches ahead (each holds a batch of every view)",
+            );
+        }
         let a = &self.augment;
         for (key, p) in [
             ("augment.flip_p", a.flip_p),

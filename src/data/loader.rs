@@ -1,15 +1,93 @@
-//! Batches of augmented views as tensors, built in parallel with rayon.
+//! Batches of views, prepared on the host as u8 pixels with rayon and made f32 on the device.
 //!
 //! Each sample's view draws from its own RNG stream keyed by (epoch, sample index, view), so the
-//! bits do not depend on the thread count or on where a resumed run restarts.
+//! bits do not depend on the thread count, on how far ahead batches are prepared, or on where
+//! a resumed run restarts. A view is computed in f32 (torchvision's semantics, `augment`) and
+//! stored as u8 (round(255·v), what torchvision's PIL pipeline hands to `ToTensor`): a batch
+//! travels to the device at a quarter of the f32 size and becomes f32 there.
 
-use candle_core::{Device, Tensor};
+use candle_core::{DType, Device, Tensor};
 use rayon::prelude::*;
 
 use super::augment::{Augmenter, Scratch};
 use super::Dataset;
 use crate::error::Result;
 use crate::rng::stream_at;
+
+/// A batch of views on the host: u8 pixels, (B, C, S, S).
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostBatch {
+    pub pixels: Vec<u8>,
+    pub shape: (usize, usize, usize, usize),
+}
+
+impl HostBatch {
+    /// The batch on `device`: uploaded as u8, then f32 in [0, 1] (= u8 / 255) there.
+    pub fn to_device(&self, device: &Device) -> Result<Tensor> {
+        let t = Tensor::from_slice(&self.pixels, self.shape, device)?;
+        Ok(t.to_dtype(DType::F32)?.affine(1.0 / 255.0, 0.0)?)
+    }
+}
+
+/// Fills a u8 batch of `n` views: `view(k, scratch, out)` writes sample k's f32 view.
+fn build(
+    n: usize,
+    channels: usize,
+    size: usize,
+    view: impl Fn(usize, &mut Scratch, &mut [f32]) + Sync,
+) -> HostBatch {
+    let per = channels * size * size;
+    let mut pixels = vec![0u8; n * per];
+    pixels.par_chunks_mut(per).enumerate().for_each_init(
+        || (Scratch::default(), vec![0f32; per]),
+        |(scratch, f), (k, out)| {
+            view(k, scratch, f);
+            for (q, v) in out.iter_mut().zip(f.iter()) {
+                *q = (v * 255.0).round().clamp(0.0, 255.0) as u8;
+            }
+        },
+    );
+    HostBatch {
+        pixels,
+        shape: (n, channels, size, size),
+    }
+}
+
+/// Random training views of `indices` (view number `view`), on the host.
+pub fn train_views(
+    ds: &Dataset,
+    aug: &Augmenter,
+    indices: &[usize],
+    seed: u64,
+    epoch: usize,
+    view: usize,
+) -> HostBatch {
+    train_views_from(ds, aug, indices, (seed, "augment"), epoch, view)
+}
+
+/// [`train_views`] drawing from the named stream `(seed, name)`.
+pub fn train_views_from(
+    ds: &Dataset,
+    aug: &Augmenter,
+    indices: &[usize],
+    (seed, name): (u64, &str),
+    epoch: usize,
+    view: usize,
+) -> HostBatch {
+    build(indices.len(), ds.channels, aug.size, |k, scratch, out| {
+        let idx = indices[k];
+        let mut rng = stream_at(seed, name, &[epoch as u64, idx as u64, view as u64]);
+        aug.train_view(ds.view(idx), &mut rng, scratch, out);
+    })
+}
+
+/// Test views (resize only, no randomness) of `indices`, on the host: the anchor method's
+/// clean view during training.
+pub fn clean_views(ds: &Dataset, aug: &Augmenter, indices: &[usize]) -> HostBatch {
+    build(indices.len(), ds.channels, aug.size, |k, scratch, out| {
+        aug.test_view(ds.view(indices[k]), scratch, out)
+    })
+}
 
 /// A batch of random training views of `indices` (view number `view`), shape (B, C, S, S).
 pub fn train_batch(
@@ -30,24 +108,12 @@ pub fn train_batch_from(
     ds: &Dataset,
     aug: &Augmenter,
     indices: &[usize],
-    (seed, name): (u64, &str),
+    stream: (u64, &str),
     epoch: usize,
     view: usize,
     device: &Device,
 ) -> Result<Tensor> {
-    let per = ds.channels * aug.size * aug.size;
-    let mut buf = vec![0f32; indices.len() * per];
-    buf.par_chunks_mut(per)
-        .zip(indices.par_iter())
-        .for_each_init(Scratch::default, |scratch, (out, &idx)| {
-            let mut rng = stream_at(seed, name, &[epoch as u64, idx as u64, view as u64]);
-            aug.train_view(ds.view(idx), &mut rng, scratch, out);
-        });
-    Ok(Tensor::from_vec(
-        buf,
-        (indices.len(), ds.channels, aug.size, aug.size),
-        device,
-    )?)
+    train_views_from(ds, aug, indices, stream, epoch, view).to_device(device)
 }
 
 /// A batch of test views (resize only) of images `start..end`.
@@ -58,38 +124,18 @@ pub fn test_batch(
     end: usize,
     device: &Device,
 ) -> Result<Tensor> {
-    let per = ds.channels * aug.size * aug.size;
-    let mut buf = vec![0f32; (end - start) * per];
-    buf.par_chunks_mut(per)
-        .enumerate()
-        .for_each_init(Scratch::default, |scratch, (k, out)| {
-            aug.test_view(ds.view(start + k), scratch, out);
-        });
-    Ok(Tensor::from_vec(
-        buf,
-        (end - start, ds.channels, aug.size, aug.size),
-        device,
-    )?)
+    build(end - start, ds.channels, aug.size, |k, scratch, out| {
+        aug.test_view(ds.view(start + k), scratch, out)
+    })
+    .to_device(device)
 }
 
-/// A batch of test views (resize only, no randomness) of `indices`: the anchor method's clean
-/// view during training.
+/// A batch of test views (resize only, no randomness) of `indices`.
 pub fn clean_batch(
     ds: &Dataset,
     aug: &Augmenter,
     indices: &[usize],
     device: &Device,
 ) -> Result<Tensor> {
-    let per = ds.channels * aug.size * aug.size;
-    let mut buf = vec![0f32; indices.len() * per];
-    buf.par_chunks_mut(per)
-        .zip(indices.par_iter())
-        .for_each_init(Scratch::default, |scratch, (out, &idx)| {
-            aug.test_view(ds.view(idx), scratch, out);
-        });
-    Ok(Tensor::from_vec(
-        buf,
-        (indices.len(), ds.channels, aug.size, aug.size),
-        device,
-    )?)
+    clean_views(ds, aug, indices).to_device(device)
 }

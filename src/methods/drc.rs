@@ -121,9 +121,8 @@ pub fn cross_view_info_nce(a: &Tensor, b: &Tensor, tau: f64, sim: Similarity) ->
     };
     let s = (a.matmul(&b.t()?)? / tau)?;
     let lse = super::losses::logsumexp_keepdim(&s, 1)?.squeeze(1)?;
-    let ids: Vec<u32> = (0..m as u32).collect();
     let pos = s
-        .gather(&Tensor::from_vec(ids, (m, 1), s.device())?, 1)?
+        .gather(&super::losses::diagonal_index(m, s.device())?, 1)?
         .squeeze(1)?;
     Ok((lse - pos)?.mean_all()?)
 }

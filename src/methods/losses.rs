@@ -1,6 +1,7 @@
 //! Contrastive loss functions shared by the methods: pure functions of tensors, shape-checked.
 
-use candle_core::{DType, Tensor, D};
+use candle_core::{DType, Device, Tensor, D};
+use std::cell::RefCell;
 
 use crate::error::{Error, Result};
 
@@ -22,20 +23,70 @@ fn check_pair(a: &Tensor, b: &Tensor, what: &str) -> Result<(usize, usize)> {
 /// by τ): row r's positive is r ± M, its negatives are all rows but itself.
 /// ℓ_r = −s[r, partner] + log Σ_{c≠r} exp s[r, c]; returns the mean over the 2M rows.
 fn masked_nt_xent(s: &Tensor, m: usize) -> Result<Tensor> {
-    let n2 = 2 * m;
-    let device = s.device();
-    // −1e9 on the diagonal: exp underflows to exactly 0 in f32.
-    let diag: Vec<f32> = (0..n2 * n2)
-        .map(|i| if i / n2 == i % n2 { -1e9 } else { 0.0 })
-        .collect();
-    let masked =
-        s.broadcast_add(&Tensor::from_vec(diag, (n2, n2), device)?.to_dtype(s.dtype())?)?;
+    let (diag, idx) = nt_xent_masks(2 * m, s.dtype(), s.device())?;
+    let masked = s.broadcast_add(&diag)?;
     let lse = logsumexp_keepdim(&masked, 1)?.squeeze(1)?;
-    // Positives: the partner of row r is (r + M) mod 2M.
-    let partner: Vec<u32> = (0..n2).map(|r| ((r + m) % n2) as u32).collect();
-    let idx = Tensor::from_vec(partner, (n2, 1), device)?;
     let pos = s.gather(&idx, 1)?.squeeze(1)?;
     Ok((lse - pos)?.mean_all()?)
+}
+
+/// The constant tensors of a 2M × 2M NT-Xent: −1e9 on the diagonal (exp underflows to exactly
+/// 0 in f32), and each row's positive, the partner (r + M) mod 2M, as gather indices.
+fn nt_xent_masks(n2: usize, dtype: DType, device: &Device) -> Result<(Tensor, Tensor)> {
+    let diag = constant("nt_xent_diagonal", n2, dtype, device, || {
+        let v: Vec<f32> = (0..n2 * n2)
+            .map(|i| if i / n2 == i % n2 { -1e9 } else { 0.0 })
+            .collect();
+        Tensor::from_vec(v, (n2, n2), device)?.to_dtype(dtype)
+    })?;
+    let idx = constant("nt_xent_partner", n2, DType::U32, device, || {
+        let v: Vec<u32> = (0..n2).map(|r| ((r + n2 / 2) % n2) as u32).collect();
+        Tensor::from_vec(v, (n2, 1), device)
+    })?;
+    Ok((diag, idx))
+}
+
+/// The gather indices 0..m as an m × 1 column (row r's positive is column r).
+pub(crate) fn diagonal_index(m: usize, device: &Device) -> Result<Tensor> {
+    constant("diagonal_index", m, DType::U32, device, || {
+        Tensor::from_vec((0..m as u32).collect(), (m, 1), device)
+    })
+}
+
+/// A constant tensor of the losses (a mask, gather indices), built once per (name, size,
+/// dtype, device) on each thread and reused by every step: no host-to-device copy per step.
+fn constant(
+    name: &'static str,
+    n: usize,
+    dtype: DType,
+    device: &Device,
+    build: impl FnOnce() -> candle_core::Result<Tensor>,
+) -> Result<Tensor> {
+    type Entry = (&'static str, usize, DType, Device, Tensor);
+    thread_local! {
+        static CACHE: RefCell<Vec<Entry>> = const { RefCell::new(Vec::new()) };
+    }
+    let hit = CACHE.with(|c| {
+        c.borrow()
+            .iter()
+            .find(|(k, m, d, dev, _)| {
+                *k == name && *m == n && *d == dtype && dev.same_device(device)
+            })
+            .map(|e| e.4.clone())
+    });
+    if let Some(t) = hit {
+        return Ok(t);
+    }
+    let t = build()?;
+    CACHE.with(|c| {
+        let mut c = c.borrow_mut();
+        // A run uses a few sizes (batch, clusters, views): a short list suffices.
+        if c.len() >= 16 {
+            c.remove(0);
+        }
+        c.push((name, n, dtype, device.clone(), t.clone()));
+    });
+    Ok(t)
 }
 
 /// CC's instance loss: NT-Xent over the 2N×2N dot-product matrix of L2-normalised projections,

@@ -30,10 +30,23 @@ impl Conv2d {
         })
     }
 
+    /// The convolution under the thread's precision ([`super::autocast`]); off our CPU
+    /// kernels, in batch slices that keep every launch (im2col columns included) within
+    /// [`super::launch_limit`].
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let w = self.weight.as_tensor();
+        super::autocast(x, self.weight.as_tensor(), |x, w| self.conv(x, w))
+    }
+
+    fn conv(&self, x: &Tensor, w: &Tensor) -> Result<Tensor> {
         if !super::native(x) {
-            return Ok(x.conv2d(w, self.padding, self.stride, 1, 1)?);
+            let (_, c, h, wd) = x.dims4()?;
+            let (cout, _, k, _) = w.dims4()?;
+            let ho = (h + 2 * self.padding - k) / self.stride + 1;
+            let wo = (wd + 2 * self.padding - k) / self.stride + 1;
+            let per_sample = (c * h * wd).max(cout * ho * wo).max(ho * wo * c * k * k);
+            return super::split_batch(x, per_sample, |x| {
+                Ok(x.conv2d(w, self.padding, self.stride, 1, 1)?)
+            });
         }
         let (n, c, h, wd) = x.dims4()?;
         let (cout, _, k, _) = w.dims4()?;
@@ -181,9 +194,10 @@ impl Linear {
         })
     }
 
+    /// x·Wᵀ + b under the thread's precision ([`super::autocast`]; the bias is added in f32).
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(x.matmul(&self.weight.as_tensor().t()?)?
-            .broadcast_add(self.bias.as_tensor())?)
+        let y = super::autocast(x, self.weight.as_tensor(), |x, w| Ok(x.matmul(&w.t()?)?))?;
+        Ok(y.broadcast_add(self.bias.as_tensor())?)
     }
 }
 

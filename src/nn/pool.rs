@@ -166,6 +166,15 @@ pub fn max_pool_portable(
             "max-pool {k}×{k}/{stride} with padding {pad} does not fit a {h}×{w} input"
         )));
     }
+    let c = x.dim(1)?;
+    super::split_batch(x, c * (h + 2 * pad) * (w + 2 * pad), |x| {
+        pool_portable(x, k, stride, pad)
+    })
+}
+
+/// [`max_pool_portable`] on one slice of the batch.
+fn pool_portable(x: &Tensor, k: usize, stride: usize, pad: usize) -> crate::error::Result<Tensor> {
+    let (_, _, h, w) = x.dims4()?;
     let (oh, ow) = (
         (h + 2 * pad - k) / stride + 1,
         (w + 2 * pad - k) / stride + 1,

@@ -55,10 +55,16 @@ pub fn train(
         trainer.step(&views)?;
     }
     let t = Instant::now();
+    let mut last = None;
     for _ in 0..steps {
-        trainer.step(&views)?;
+        // As the training loop: the loss values stay on the device during the steps.
+        last = Some(trainer.step_deferred(&views)?);
     }
-    // A GPU queues work: wait for the last optimiser step before stopping the clock.
+    // A GPU queues work: wait for the last optimiser step (and read its losses, which checks
+    // them) before stopping the clock.
+    if let Some(l) = last {
+        l.read()?;
+    }
     device.synchronize()?;
     let secs = t.elapsed().as_secs_f64();
     Ok(json!({
@@ -72,6 +78,7 @@ pub fn train(
             "method": cfg.method.name, "backbone": cfg.model.backbone, "stem": cfg.model.stem,
             "widths": cfg.model.widths,
             "batch": b, "image_size": s, "views": trainer.method.num_views(),
+            "precision": cfg.train.precision.as_str(),
             "params": trainer.params.count(),
         },
     }))

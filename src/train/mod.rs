@@ -13,10 +13,11 @@ use std::time::Instant;
 use crate::config::run::{EvalEpoch, EvalProtocol};
 use crate::config::RunConfig;
 use crate::data::augment::Augmenter;
-use crate::data::{loader, Dataset};
+use crate::data::loader::{self, HostBatch};
+use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::eval::{cluster_size_entropy, Scores};
-use crate::methods::{self, kmeans::kmeans, losses::scalar, Method, View};
+use crate::methods::{self, kmeans::kmeans, Method, View};
 use crate::nn::{pretrained, Backbone, Params};
 use crate::rng::{permutation, stream, stream_at};
 use crate::store::tables::EpochRow;
@@ -166,6 +167,8 @@ pub fn run(
         return pixels::run_kmeans(cfg, ds, observer);
     }
     let start = Instant::now();
+    // Evaluation passes run under the run's precision too.
+    let _precision = crate::nn::PrecisionScope::set(cfg.train.precision);
     let mut trainer = Trainer::new(cfg, ds.channels, device)?;
     let aug = Augmenter::new(cfg.augment.clone(), cfg.dataset.image_size);
     let b = cfg.train.batch_size;
@@ -254,59 +257,69 @@ pub fn run(
         if pos.step == 0 {
             sums.clear();
         }
-        for at in pos.step..u_steps + steps {
-            if let (Some(u), Some(u_order)) = (&unlabeled, &u_order) {
-                if at < u_steps {
-                    let idx = &u_order[at * b..(at + 1) * b];
-                    let v = u.step(&mut trainer, &aug, idx, (cfg.seed, epoch, at), device)?;
-                    unlabeled_images += b;
-                    accumulate(&mut sums, &[(UNLABELED_TERM.to_string(), v)]);
-                    if ctx.interrupt.load(Ordering::SeqCst) {
-                        let at = checkpoint::Position {
-                            epoch,
-                            step: at + 1,
-                        };
-                        if let Some(dir) = ctx.dir {
-                            save_checkpoint(
-                                dir,
-                                cfg,
-                                &trainer,
-                                at.clone(),
-                                rows,
-                                sums,
-                                clock(&start),
-                                best.as_ref().map(|b| &b.1),
-                            )?;
-                        }
-                        return Err(Error::Interrupted(format!(
-                            "interrupted at epoch {epoch}, unlabelled step {}",
-                            at.step
-                        )));
+        // Phase one: the unlabelled images through the instance term, in series.
+        if let (Some(u), Some(u_order)) = (&unlabeled, &u_order) {
+            for at in pos.step..u_steps {
+                let idx = &u_order[at * b..(at + 1) * b];
+                let v = u.step(&mut trainer, &aug, idx, (cfg.seed, epoch, at), device)?;
+                unlabeled_images += b;
+                accumulate(&mut sums, &[(UNLABELED_TERM.to_string(), v)]);
+                if ctx.interrupt.load(Ordering::SeqCst) {
+                    let at = checkpoint::Position {
+                        epoch,
+                        step: at + 1,
+                    };
+                    if let Some(dir) = ctx.dir {
+                        save_checkpoint(
+                            dir,
+                            cfg,
+                            &trainer,
+                            at.clone(),
+                            rows,
+                            sums,
+                            clock(&start),
+                            best.as_ref().map(|b| &b.1),
+                        )?;
                     }
-                    continue;
+                    return Err(Error::Interrupted(format!(
+                        "interrupted at epoch {epoch}, unlabelled step {}",
+                        at.step
+                    )));
                 }
             }
-            let step = at - u_steps;
+        }
+        // Phase two (the only one without unlabelled images): the training images through
+        // every term, their views prepared ahead while the steps run.
+        let kinds = trainer.method.views();
+        let prepare = |step: usize| -> Vec<HostBatch> {
             let idx = &order[step * b..(step + 1) * b];
-            let views = (trainer.method.views().iter().enumerate())
+            (kinds.iter().enumerate())
                 .map(|(v, kind)| match kind {
-                    View::Augmented => {
-                        loader::train_batch(ds, &aug, idx, cfg.seed, epoch, v, device)
-                    }
-                    View::Clean => loader::clean_batch(ds, &aug, idx, device),
+                    View::Augmented => loader::train_views(ds, &aug, idx, cfg.seed, epoch, v),
+                    View::Clean => loader::clean_views(ds, &aug, idx),
                 })
+                .collect()
+        };
+        // The steps' loss values stay on the device until the epoch ends (or the run is
+        // interrupted): one read per epoch, not one per step.
+        let first = pos.step.saturating_sub(u_steps);
+        let mut pending: Vec<StepLosses> = Vec::with_capacity(steps - first);
+        prefetched(first..steps, cfg.train.prefetch, prepare, |step, host| {
+            let views = (host.iter())
+                .map(|h| h.to_device(device))
                 .collect::<Result<Vec<Tensor>>>()?;
-            let values = trainer.step(&views).map_err(|e| match e {
+            let losses = trainer.step_deferred(&views).map_err(|e| match e {
                 Error::RunFailed(m) => {
                     Error::RunFailed(format!("{m} at epoch {epoch}, step {}", step + 1))
                 }
                 other => other,
             })?;
-            accumulate(&mut sums, &values);
+            pending.push(losses);
             if ctx.interrupt.load(Ordering::SeqCst) {
+                add_losses(&mut sums, std::mem::take(&mut pending), epoch, first)?;
                 let at = checkpoint::Position {
                     epoch,
-                    step: at + 1,
+                    step: u_steps + step + 1,
                 };
                 if let Some(dir) = ctx.dir {
                     save_checkpoint(
@@ -314,8 +327,8 @@ pub fn run(
                         cfg,
                         &trainer,
                         at.clone(),
-                        rows,
-                        sums,
+                        rows.clone(),
+                        sums.clone(),
                         clock(&start),
                         best.as_ref().map(|b| &b.1),
                     )?;
@@ -325,7 +338,9 @@ pub fn run(
                     step + 1
                 )));
             }
-        }
+            Ok(())
+        })?;
+        add_losses(&mut sums, pending, epoch, first)?;
         let losses = sums
             .iter()
             .map(|(k, v)| {
@@ -472,6 +487,79 @@ fn save_checkpoint(
     Ok(())
 }
 
+/// Runs `consume(step, batch)` for every step in order, each batch made by `prepare(step)`;
+/// with `depth` > 0 a background thread prepares up to `depth` batches ahead while `consume`
+/// runs (augmentation overlaps the training step). The batches are the same whatever the
+/// depth: `prepare` depends on the step only. An error from `consume` stops the producer.
+fn prefetched<B: Send>(
+    steps: std::ops::Range<usize>,
+    depth: usize,
+    prepare: impl Fn(usize) -> B + Sync,
+    mut consume: impl FnMut(usize, B) -> Result<()>,
+) -> Result<()> {
+    if depth == 0 {
+        for step in steps {
+            consume(step, prepare(step))?;
+        }
+        return Ok(());
+    }
+    std::thread::scope(|scope| {
+        // One batch in the making plus `depth − 1` waiting: `depth` ahead of the step.
+        let (tx, rx) = std::sync::mpsc::sync_channel(depth - 1);
+        let prepare = &prepare;
+        let ahead = steps.clone();
+        scope.spawn(move || {
+            for step in ahead {
+                if tx.send((step, prepare(step))).is_err() {
+                    break; // the consumer stopped
+                }
+            }
+        });
+        for (step, batch) in rx {
+            consume(step, batch)?;
+        }
+        Ok(())
+    })
+}
+
+/// Adds the loss values of `pending` (steps `first`, `first + 1`, … of `epoch`), read from the
+/// device at once, to the epoch's running `sums` (`total`, then each weighted term). A
+/// non-finite term fails the run naming the term, the epoch and the first step where it was.
+fn add_losses(
+    sums: &mut Vec<(String, f64)>,
+    pending: Vec<StepLosses>,
+    epoch: usize,
+    first: usize,
+) -> Result<()> {
+    let Some(head) = pending.first() else {
+        return Ok(());
+    };
+    let names = head.names.clone();
+    let weights = head.weights.clone();
+    let values = (pending.iter().map(|p| p.values.clone())).collect::<Vec<Tensor>>();
+    let table = Tensor::stack(&values, 0)?
+        .to_dtype(candle_core::DType::F64)?
+        .to_vec2::<f64>()?;
+    for (i, row) in table.iter().enumerate() {
+        for (k, name) in names.iter().enumerate() {
+            let v = row[k + 1];
+            if !v.is_finite() {
+                return Err(Error::RunFailed(format!(
+                    "non-finite loss: term `{name}` = {v} at epoch {epoch}, step {}",
+                    first + i + 1
+                )));
+            }
+        }
+        let mut values = Vec::with_capacity(names.len() + 1);
+        values.push(("total".to_string(), row[0]));
+        for (k, (name, w)) in names.iter().zip(&weights).enumerate() {
+            values.push((name.to_string(), w * row[k + 1]));
+        }
+        accumulate(sums, &values);
+    }
+    Ok(())
+}
+
 /// Checks, before anything is written, that the `model.init` weights file fits the configured
 /// backbone on `channels`-channel images: the keys and shapes a run would load (on the CPU,
 /// once per distinct model config in this process). Nothing to do for `random`.
@@ -503,6 +591,31 @@ pub fn check_init(cfg: &RunConfig, channels: usize) -> Result<()> {
     Ok(())
 }
 
+/// One step's loss values, still on the device: `total` (weighted) then each term
+/// (unweighted), as one 1-D tensor; read by [`add_losses`] or [`StepLosses::read`].
+pub struct StepLosses {
+    pub names: Vec<&'static str>,
+    pub weights: Vec<f64>,
+    pub values: Tensor,
+}
+
+impl StepLosses {
+    /// `total` and each weighted term, read now (a host sync).
+    pub fn read(&self) -> Result<Vec<(String, f64)>> {
+        let mut sums = Vec::new();
+        add_losses(&mut sums, vec![self.clone_values()], 0, 0)?;
+        Ok(sums)
+    }
+
+    fn clone_values(&self) -> Self {
+        Self {
+            names: self.names.clone(),
+            weights: self.weights.clone(),
+            values: self.values.clone(),
+        }
+    }
+}
+
 /// A model (backbone + method heads) and its optimiser: one training step at a time.
 pub struct Trainer {
     pub params: Params,
@@ -510,6 +623,7 @@ pub struct Trainer {
     pub method: Box<dyn Method>,
     pub opt: Adam,
     weights: Vec<(String, f64)>,
+    precision: crate::config::run::Precision,
     /// `model.freeze_backbone`: the backbone runs on its running statistics, without gradient.
     frozen: bool,
 }
@@ -555,6 +669,7 @@ impl Trainer {
             method,
             opt,
             weights: terms,
+            precision: cfg.train.precision,
             frozen,
         })
     }
@@ -626,24 +741,30 @@ impl Trainer {
     }
 
     /// One optimisation step on a batch of views; returns `total` and each weighted term.
-    /// A non-finite term fails the step with the term's name.
+    /// A non-finite term fails the step with the term's name. Reads the values at once: the
+    /// training loop uses [`Trainer::step_deferred`].
     pub fn step(&mut self, views: &[Tensor]) -> Result<Vec<(String, f64)>> {
+        self.step_deferred(views)?.read()
+    }
+
+    /// One optimisation step on a batch of views, under the run's precision; the loss values
+    /// stay on the device (no host sync).
+    pub fn step_deferred(&mut self, views: &[Tensor]) -> Result<StepLosses> {
+        let _precision = crate::nn::PrecisionScope::set(self.precision);
         let feats = views
             .iter()
             .map(|x| self.train_features(x))
             .collect::<Result<Vec<Tensor>>>()?;
         let terms = self.method.losses(&feats)?;
         let mut total: Option<Tensor> = None;
+        let mut names = Vec::with_capacity(terms.len());
+        let mut weights = Vec::with_capacity(terms.len());
         let mut values = Vec::with_capacity(terms.len() + 1);
         for (name, t) in &terms {
             let w = self.weight(name);
-            let v = scalar(t)?;
-            if !v.is_finite() {
-                return Err(Error::RunFailed(format!(
-                    "non-finite loss: term `{name}` = {v}"
-                )));
-            }
-            values.push((name.to_string(), w * v));
+            names.push(*name);
+            weights.push(w);
+            values.push(t.detach());
             if w != 0.0 {
                 let wt = (t * w)?;
                 total = Some(match total {
@@ -657,10 +778,15 @@ impl Trainer {
                 "every loss term has weight 0: nothing to train".into(),
             ));
         };
-        values.insert(0, ("total".into(), scalar(&total)?));
+        values.insert(0, total.detach());
+        let values = Tensor::stack(&values, 0)?;
         let grads = total.backward()?;
         self.opt.step(&grads)?;
-        Ok(values)
+        Ok(StepLosses {
+            names,
+            weights,
+            values,
+        })
     }
 }
 
