@@ -87,6 +87,18 @@ pub enum Command {
     Reproduce(ReproduceArgs),
     /// Show how two runs differ: resolved config keys and provenance (commit, host, ...).
     Diff(DiffArgs),
+    /// Cluster new images with a finished run: its final weights, its test transform and its
+    /// own cluster head (runs evaluated by `method.eval: argmax`).
+    ///
+    /// IMAGES are PNG/JPEG files or folders (read recursively, in path order); each image is
+    /// decoded to RGB and resized to the run's `dataset.image_size` as the image-folder
+    /// datasets are (grayscale when the run trained on one channel). Writes one Parquet row per
+    /// image: path, cluster, confidence (cosine to its cluster's mean feature direction),
+    /// PCA and t-SNE coordinates of the features; `--sheets DIR` adds a contact sheet per
+    /// cluster (its most and least confident images).
+    ///
+    /// Example: clusterlab predict 3f2a9c0d1e2b4a5f photos/ --out photos.parquet --sheets sheets/
+    Predict(PredictArgs),
     /// List a grid's completed runs: run id, the config keys that vary, final metrics.
     ///
     /// `--where` filters (repeatable, all must hold): KEY=VALUE, KEY!=VALUE, KEY>VALUE,
@@ -239,6 +251,22 @@ pub struct ReproduceArgs {
 pub struct DiffArgs {
     pub run_a: String,
     pub run_b: String,
+}
+
+// Arguments of `predict` (its help text is the doc comment of `Command::…`).
+#[derive(Debug, Args)]
+pub struct PredictArgs {
+    /// Run id of a completed run (any grid of the store).
+    pub run: String,
+    /// Image files and folders.
+    #[arg(required = true, num_args = 1..)]
+    pub images: Vec<std::path::PathBuf>,
+    /// Parquet file to write (atomically).
+    #[arg(long, default_value = "predictions.parquet")]
+    pub out: std::path::PathBuf,
+    /// Folder for one contact sheet PNG per cluster.
+    #[arg(long, value_name = "DIR")]
+    pub sheets: Option<std::path::PathBuf>,
 }
 
 // Arguments of `runs` (its help text is the doc comment of `Command::…`).

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{clusterlab, run_dirs, stderr, stdout};
+use common::{clusterlab, run_dirs, stderr, stdout, TINY};
 use std::path::Path;
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/pretrained");
@@ -406,4 +406,98 @@ fn probes_are_recorded_and_reported() {
     let o = clusterlab(dir, &["sweep", "pre.yaml", "--set", "eval.probes=[svm]"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("eval.probes"), "{}", stderr(&o));
+}
+
+/// `clusterlab predict` on PNGs of a run's own images (written here from the synthetic
+/// generator, the run's dataset) gives the clusters the run assigned them; a folder argument
+/// reads them in path order; contact sheets are written per cluster; a run that is not there
+/// or a non-image file is exit 2 naming it.
+#[test]
+fn predict_on_pngs_of_a_runs_images_gives_its_own_clusters() {
+    use clusterlab::config::RunConfig;
+    use clusterlab::store::tables::read_parquet;
+    let dir = tempfile::tempdir().unwrap();
+    let grid = TINY.replace("method.name: [cc, kmeans]", "method.name: [cc]");
+    std::fs::write(dir.path().join("g.yaml"), grid).unwrap();
+    let out = clusterlab(dir.path(), &["sweep", "g.yaml", "--set", "seed=0"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let run = run_dirs(dir.path(), "tiny").pop().unwrap();
+    let id = run.file_name().unwrap().to_string_lossy().into_owned();
+    let cfg = RunConfig::read(&run.join("config.yaml")).unwrap();
+    let ds = clusterlab::data::synthetic::generate(&cfg.dataset);
+    assert_eq!(ds.height, cfg.dataset.image_size);
+    // 40 images, named so that path order is index order.
+    let imgs = dir.path().join("imgs");
+    std::fs::create_dir(&imgs).unwrap();
+    let picked: Vec<usize> = (0..40).map(|k| k * 5).collect();
+    for &i in &picked {
+        let (h, w) = (ds.height as u32, ds.width as u32);
+        image::RgbImage::from_raw(w, h, ds.image(i).to_vec())
+            .unwrap()
+            .save(imgs.join(format!("img-{i:04}.png")))
+            .unwrap();
+    }
+    let out = clusterlab(
+        dir.path(),
+        &[
+            "predict",
+            &id,
+            "imgs",
+            "--out",
+            "p.parquet",
+            "--sheets",
+            "sheets",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("40 images"), "{}", stdout(&out));
+    let pred = read_parquet(&dir.path().join("p.parquet")).unwrap();
+    let own = read_parquet(&run.join("assignments.parquet")).unwrap();
+    let own: Vec<i64> = own
+        .column("cluster")
+        .unwrap()
+        .i64()
+        .unwrap()
+        .into_no_null_iter()
+        .collect();
+    let got: Vec<i64> = pred
+        .column("cluster")
+        .unwrap()
+        .i64()
+        .unwrap()
+        .into_no_null_iter()
+        .collect();
+    let want: Vec<i64> = picked.iter().map(|&i| own[i]).collect();
+    assert_eq!(got, want, "predicted vs the run's own clusters");
+    let paths: Vec<String> = pred
+        .column("path")
+        .unwrap()
+        .str()
+        .unwrap()
+        .iter()
+        .map(|s| s.unwrap().to_string())
+        .collect();
+    assert!(paths[0].ends_with("img-0000.png") && paths[39].ends_with("img-0195.png"));
+    for c in ["confidence", "pc1", "pc2", "tsne1", "tsne2"] {
+        assert!(pred.column(c).is_ok(), "column {c}");
+    }
+    let mut distinct = want.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    let sheets = std::fs::read_dir(dir.path().join("sheets"))
+        .unwrap()
+        .count();
+    assert_eq!(sheets, distinct.len(), "one sheet per cluster");
+    // Bad input: exit 2, naming what is wrong.
+    std::fs::write(dir.path().join("notes.txt"), "x").unwrap();
+    let bad = clusterlab(dir.path(), &["predict", &id, "notes.txt"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(stderr(&bad).contains("notes.txt"), "{}", stderr(&bad));
+    let missing = clusterlab(dir.path(), &["predict", "0123456789abcdef", "imgs"]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(
+        stderr(&missing).contains("no run 0123456789abcdef"),
+        "{}",
+        stderr(&missing)
+    );
 }

@@ -8,6 +8,7 @@ mod data;
 mod diff;
 mod golden;
 mod k8s;
+mod predict;
 mod query;
 mod report;
 mod reproduce;
@@ -43,6 +44,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::Verify(a) => verify::run(&store, a, out),
         Command::Reproduce(a) => reproduce::run(&store, a, out),
         Command::Diff(a) => diff::run(&store, a, out),
+        Command::Predict(a) => predict::run(g, &store, a, out),
         Command::Report(a) => report::run(g, &store, a, out),
         Command::Bench(a) => bench::run(g, a.what, out),
         Command::Slurm(a) => slurm::run(g, &store, a, out),

@@ -3,6 +3,7 @@
 pub mod checkpoint;
 pub mod optim;
 mod pixels;
+pub mod predict;
 mod unlabeled;
 
 use candle_core::{Device, Tensor};

@@ -199,6 +199,58 @@ fn decode(item: &Item, size: usize) -> Result<Vec<u8>> {
     Ok(rgb.into_raw())
 }
 
+/// The image files named by `args` (files, or folders read recursively, in path order), for
+/// `clusterlab predict`: a file that is not a PNG/JPEG, a missing path or no image at all is
+/// an error naming it.
+pub fn list_images(args: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for a in args {
+        if a.is_dir() {
+            let before = out.len();
+            walk(a, &mut out)?;
+            if out.len() == before {
+                return Err(Error::BadInput(format!(
+                    "{}: no PNG or JPEG image in this folder",
+                    a.display()
+                )));
+            }
+        } else if a.is_file() {
+            if !is_image(&a.to_string_lossy())? {
+                return Err(Error::BadInput(format!(
+                    "{}: not a PNG or JPEG file (by its extension)",
+                    a.display()
+                )));
+            }
+            out.push(a.clone());
+        } else {
+            return Err(Error::BadInput(format!(
+                "{}: no such file or folder",
+                a.display()
+            )));
+        }
+    }
+    Ok(out)
+}
+
+/// `paths` decoded as an unlabelled dataset (labels −1) of RGB images resized to `size`
+/// square exactly as the image-folder datasets are, decoded in parallel.
+pub fn load_unlabelled(paths: &[PathBuf], size: usize) -> Result<Dataset> {
+    use rayon::prelude::*;
+    let images = paths
+        .par_iter()
+        .map(|p| decode(&Item::File(p.clone()), size))
+        .collect::<Result<Vec<Vec<u8>>>>()?;
+    Ok(Dataset {
+        name: "images".into(),
+        images: images.concat(),
+        labels: vec![-1; paths.len()],
+        height: size,
+        width: size,
+        channels: 3,
+        num_classes: 0,
+    })
+}
+
 /// Loads an image-folder dataset (`imagenet10`, `imagenet-dogs`, `tiny-imagenet`, `folder`).
 pub fn load(cfg: &DatasetConfig) -> Result<Dataset> {
     let spec = catalog::spec(&cfg.name).expect("an image-folder name");

@@ -1,0 +1,95 @@
+//! A finished run applied to new images (`clusterlab predict`): its final weights, its test
+//! transform, its own cluster head.
+
+use candle_core::Device;
+use std::path::Path;
+
+use super::{checkpoint, predict_with_features, Assignment, Trainer};
+use crate::config::run::EvalProtocol;
+use crate::config::RunConfig;
+use crate::data::augment::Augmenter;
+use crate::data::Dataset;
+use crate::error::{Error, Result};
+
+/// The cluster, confidence and 2-D maps of every image of `ds` under the final weights of the
+/// run in `run_dir` (configured by `cfg`), computed as the run computed its own assignments:
+/// the same test views (resize only), eval-mode BatchNorm, the method's argmax.
+pub fn predict(
+    cfg: &RunConfig,
+    run_dir: &Path,
+    ds: &Dataset,
+    device: &Device,
+) -> Result<Assignment> {
+    if cfg.method.eval != EvalProtocol::Argmax {
+        return Err(Error::BadInput(format!(
+            "run {}: its clusters came from k-means (method.eval: {:?}), whose centres are not \
+             kept; predict needs a run evaluated by its own cluster head (method.eval: argmax)",
+            run_dir.display(),
+            cfg.method.eval
+        )));
+    }
+    if cfg.method.name == "kmeans" {
+        return Err(Error::BadInput(
+            "predict needs a trained network; the raw-pixel k-means baseline has none".into(),
+        ));
+    }
+    let (path, tensors) = checkpoint::final_tensors(run_dir, device)?;
+    // The first convolution's input channels: 1 for a grayscale dataset (MNIST), else 3.
+    let channels = (tensors.iter())
+        .filter(|(k, t)| k.starts_with("backbone.") && t.rank() == 4)
+        .map(|(_, t)| t.dim(1))
+        .collect::<candle_core::Result<Vec<usize>>>()?
+        .into_iter()
+        .min()
+        .ok_or_else(|| {
+            Error::BadInput(format!(
+                "{}: no backbone convolution in the checkpoint",
+                path.display()
+            ))
+        })?;
+    let gray;
+    let ds = match (channels, ds.channels) {
+        (c, d) if c == d => ds,
+        (1, 3) => {
+            gray = to_gray(ds);
+            &gray
+        }
+        (c, d) => {
+            return Err(Error::BadInput(format!(
+                "the run was trained on {c}-channel images; these are {d}-channel"
+            )))
+        }
+    };
+    let _precision = crate::nn::PrecisionScope::set(cfg.train.precision);
+    let trainer = Trainer::new(cfg, ds.channels, device)?;
+    trainer.params.load_state(&tensors)?;
+    tracing::info!("predicting with {}", path.display());
+    let aug = Augmenter::new(cfg.augment.clone(), cfg.dataset.image_size);
+    let (clusters, feats, dim) = predict_with_features(
+        cfg,
+        ds,
+        &aug,
+        &trainer.backbone,
+        trainer.method.as_ref(),
+        device,
+        cfg.train.epochs,
+    )?;
+    let n = clusters.len();
+    Ok(Assignment::from_features(clusters, &feats, n, dim))
+}
+
+/// RGB images as grayscale, PIL's `convert("L")` (ITU-R 601-2 luma in 16-bit fixed point).
+fn to_gray(ds: &Dataset) -> Dataset {
+    let images = ds
+        .images
+        .chunks_exact(3)
+        .map(|p| {
+            ((19595 * p[0] as u32 + 38470 * p[1] as u32 + 7471 * p[2] as u32 + 0x8000) >> 16) as u8
+        })
+        .collect();
+    Dataset {
+        images,
+        channels: 1,
+        ..ds.clone()
+    }
+}
