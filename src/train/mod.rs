@@ -292,12 +292,22 @@ pub fn run(
         // Phase two (the only one without unlabelled images): the training images through
         // every term, their views prepared ahead while the steps run.
         let kinds = trainer.method.views();
-        let prepare = |step: usize| -> Vec<HostBatch> {
+        // On the CPU the f32 batch is made on the prefetch thread too; a GPU gets the u8
+        // batch uploaded on the step's thread (where its context is current).
+        let on_cpu = device.is_cpu();
+        let prepare = |step: usize| -> Result<Vec<Staged>> {
             let idx = &order[step * b..(step + 1) * b];
             (kinds.iter().enumerate())
-                .map(|(v, kind)| match kind {
-                    View::Augmented => loader::train_views(ds, &aug, idx, cfg.seed, epoch, v),
-                    View::Clean => loader::clean_views(ds, &aug, idx),
+                .map(|(v, kind)| {
+                    let host = match kind {
+                        View::Augmented => loader::train_views(ds, &aug, idx, cfg.seed, epoch, v),
+                        View::Clean => loader::clean_views(ds, &aug, idx),
+                    };
+                    Ok(if on_cpu {
+                        Staged::Ready(host.to_device(device)?)
+                    } else {
+                        Staged::Host(host)
+                    })
                 })
                 .collect()
         };
@@ -305,9 +315,12 @@ pub fn run(
         // interrupted): one read per epoch, not one per step.
         let first = pos.step.saturating_sub(u_steps);
         let mut pending: Vec<StepLosses> = Vec::with_capacity(steps - first);
-        prefetched(first..steps, cfg.train.prefetch, prepare, |step, host| {
-            let views = (host.iter())
-                .map(|h| h.to_device(device))
+        prefetched(first..steps, cfg.train.prefetch, prepare, |step, staged| {
+            let views = (staged?.into_iter())
+                .map(|s| match s {
+                    Staged::Ready(t) => Ok(t),
+                    Staged::Host(h) => h.to_device(device),
+                })
                 .collect::<Result<Vec<Tensor>>>()?;
             let losses = trainer.step_deferred(&views).map_err(|e| match e {
                 Error::RunFailed(m) => {
@@ -486,6 +499,13 @@ fn save_checkpoint(
         protect,
     )?;
     Ok(())
+}
+
+/// A view batch made ahead of its step: the tensor itself, or (off the CPU) its u8 pixels to
+/// upload.
+enum Staged {
+    Ready(Tensor),
+    Host(HostBatch),
 }
 
 /// Runs `consume(step, batch)` for every step in order, each batch made by `prepare(step)`;
