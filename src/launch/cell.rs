@@ -190,13 +190,7 @@ fn attempt(
     write_atomic(&dir.join(store::CONFIG_FILE), yaml.as_bytes())?;
     let device = cache.device.clone();
     let mut prov = Provenance::collect(&crate::device::name(&device), &store.outputs());
-    prov.kernels = Some(
-        match (device.is_cpu(), crate::nn::kernels()) {
-            (true, crate::nn::Kernels::Native) => "native",
-            _ => "portable",
-        }
-        .into(),
-    );
+    prov.kernels = Some(crate::nn::kernels().name(&device).into());
     prov.precision = Some(cell.config.train.precision.as_str().into());
     let model = &cell.config.model;
     prov.source_run = super::stages::source_of(cell).map(|(g, id)| crate::provenance::SourceRun {

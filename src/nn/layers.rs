@@ -44,7 +44,16 @@ impl Conv2d {
             let ho = (h + 2 * self.padding - k) / self.stride + 1;
             let wo = (wd + 2 * self.padding - k) / self.stride + 1;
             let per_sample = (c * h * wd).max(cout * ho * wo).max(ho * wo * c * k * k);
+            let device = super::device::applies(x, true);
             return super::split_batch(x, per_sample, |x| {
+                if device {
+                    return Ok(super::device::conv::conv2d(
+                        x,
+                        w,
+                        self.stride,
+                        self.padding,
+                    )?);
+                }
                 Ok(x.conv2d(w, self.padding, self.stride, 1, 1)?)
             });
         }
@@ -106,6 +115,19 @@ impl BatchNorm2d {
     /// BatchNorm, then ReLU when `relu`: the fused kernel on CPU in train mode, the composed
     /// ops of [`BatchNorm2d::forward`] otherwise (eval mode, other devices).
     pub fn apply(&self, x: &Tensor, train: bool, relu: bool) -> Result<Tensor> {
+        if train && super::device::applies(x, false) {
+            let (y, stats) = super::device::batchnorm::train(
+                x,
+                self.weight.as_tensor(),
+                self.bias.as_tensor(),
+                self.eps,
+                relu,
+            )?;
+            let c = self.weight.dim(0)?;
+            let n = (x.elem_count() / c) as f64;
+            self.update_running(&stats.narrow(0, 0, c)?, &stats.narrow(0, c, c)?, n)?;
+            return Ok(y);
+        }
         if !(train && super::native(x)) {
             let y = self.forward(x, train)?;
             return Ok(if relu { y.relu()? } else { y });
@@ -145,6 +167,19 @@ impl BatchNorm2d {
             beta: self.bias.as_tensor().to_vec1()?,
         };
         Ok(x.apply_op3(self.weight.as_tensor(), self.bias.as_tensor(), op)?)
+    }
+
+    /// running ← (1 − momentum)·running + momentum·batch, the variance made unbiased over
+    /// `count` values per channel (PyTorch's rule); `mean` and `var` are (C).
+    fn update_running(&self, mean: &Tensor, var: &Tensor, count: f64) -> Result<()> {
+        let m = self.momentum;
+        self.running_mean
+            .set(&((self.running_mean.as_tensor() * (1.0 - m))? + (mean * m)?)?)?;
+        self.running_var.set(
+            &((self.running_var.as_tensor() * (1.0 - m))?
+                + (var * (m * count / (count - 1.0).max(1.0)))?)?,
+        )?;
+        Ok(())
     }
 
     pub fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
@@ -210,6 +245,9 @@ pub fn l2_normalize(x: &Tensor) -> Result<Tensor> {
 /// 2×2 max-pooling, stride 2: the fused kernel on CPU, the portable max-pool elsewhere
 /// (candle 0.11's own `max_pool2d` backward scales the gradient by 1/4).
 pub fn max_pool2(x: &Tensor) -> Result<Tensor> {
+    if super::device::applies(x, false) {
+        return Ok(super::device::pool::max_pool(x, 2, 2, 0)?);
+    }
     if !super::native(x) {
         return super::pool::max_pool_portable(x, 2, 2, 0);
     }

@@ -7,6 +7,7 @@
 pub mod backbone;
 pub mod cnn;
 pub mod conv;
+pub mod device;
 pub mod fused;
 pub mod heads;
 pub mod layers;
@@ -24,13 +25,28 @@ pub use params::Params;
 use candle_core::{DType, Tensor};
 
 /// Which kernels a layer takes (`CLUSTERLAB_KERNELS`): `native`, the default, runs our CPU
-/// kernels on CPU f32 tensors; `portable` makes the CPU take the device-generic path every
-/// other device takes (candle's ops, and the portable ops of this module), so that path is
-/// proven against the native kernels on the CPU.
+/// kernels on CPU f32 tensors and our CUDA kernels ([`device`]) on CUDA tensors; `portable`
+/// takes the device-generic path (candle's ops, and the portable ops of this module) on every
+/// device, so that path is proven against the native kernels on the CPU; `emulated` runs the
+/// CPU build of our CUDA kernels on CPU tensors (a build with the `cuda-emu` feature), so
+/// that the GPU's kernels and op graph are proven on the CPU.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kernels {
     Native,
     Portable,
+    Emulated,
+}
+
+impl Kernels {
+    /// The name recorded in provenance for a run on `device`.
+    pub fn name(self, device: &candle_core::Device) -> &'static str {
+        match (self, device.is_cpu()) {
+            (Kernels::Native, true) => "native",
+            (Kernels::Native, false) => "device",
+            (Kernels::Portable, _) => "portable",
+            (Kernels::Emulated, _) => "emulated",
+        }
+    }
 }
 
 thread_local! {
@@ -48,9 +64,16 @@ pub fn kernels() -> Kernels {
     *FROM_ENV.get_or_init(|| match std::env::var("CLUSTERLAB_KERNELS").as_deref() {
         Ok("portable") => Kernels::Portable,
         Ok("native") | Err(_) => Kernels::Native,
+        Ok("emulated") if cfg!(feature = "cuda-emu") => Kernels::Emulated,
+        Ok("emulated") => {
+            tracing::warn!(
+                "CLUSTERLAB_KERNELS=emulated needs a build with the cuda-emu feature; using native"
+            );
+            Kernels::Native
+        }
         Ok(other) => {
             tracing::warn!(
-                "CLUSTERLAB_KERNELS={other:?} is neither native nor portable; using native"
+                "CLUSTERLAB_KERNELS={other:?} is none of native, portable, emulated; using native"
             );
             Kernels::Native
         }

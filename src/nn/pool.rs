@@ -145,6 +145,12 @@ pub fn max_pool(x: &Tensor, k: usize, stride: usize, pad: usize) -> crate::error
         };
         return Ok(x.contiguous()?.apply_op1(op)?);
     }
+    if super::device::applies(x, false) {
+        let (c, hp, wp) = (x.dim(1)?, h + 2 * pad, w + 2 * pad);
+        return super::split_batch(x, c * hp * wp, |x| {
+            Ok(super::device::pool::max_pool(x, k, stride, pad)?)
+        });
+    }
     max_pool_portable(x, k, stride, pad)
 }
 

@@ -21,7 +21,11 @@ impl Adam {
             .iter()
             .map(|(_, p)| p.zeros_like())
             .collect::<candle_core::Result<Vec<_>>>()?;
-        let v = m.clone();
+        // Separate storage (not a clone of `m`): the device kernels update them in place.
+        let v = params
+            .iter()
+            .map(|(_, p)| p.zeros_like())
+            .collect::<candle_core::Result<Vec<_>>>()?;
         Ok(Self {
             params,
             m,
@@ -52,10 +56,11 @@ impl Adam {
                 (format!("adam.m.{name}"), &mut self.m[i]),
                 (format!("adam.v.{name}"), &mut self.v[i]),
             ] {
+                // A copy: the device kernels update the moments in place.
                 *slot = state
                     .get(&key)
                     .ok_or_else(|| crate::Error::Other(format!("checkpoint lacks {key}")))?
-                    .clone();
+                    .copy()?;
             }
         }
         self.step = step;
@@ -63,6 +68,9 @@ impl Adam {
     }
 
     /// One update from the gradients of a loss. Parameters without a gradient are left alone.
+    /// Parameters on our device kernels (`nn::device`: CUDA, or the CPU under
+    /// `CLUSTERLAB_KERNELS=emulated`) are updated in place by its Adam kernels, the same
+    /// arithmetic; the others by tensor ops.
     pub fn step(&mut self, grads: &GradStore) -> Result<()> {
         self.step += 1;
         let t = self.step as i32;
@@ -70,10 +78,22 @@ impl Adam {
         let bc1 = 1.0 - b1.powi(t);
         let bc2 = 1.0 - b2.powi(t);
         let step_size = self.cfg.lr / bc1;
+        let fused = crate::nn::device::adam::AdamStep {
+            beta1: b1,
+            beta2: b2,
+            eps: self.cfg.eps,
+            weight_decay: self.cfg.weight_decay,
+            step_size,
+            bc2,
+        };
         for (i, (_, p)) in self.params.iter().enumerate() {
             let Some(g) = grads.get(p.as_tensor()) else {
                 continue;
             };
+            if crate::nn::device::applies(p.as_tensor(), false) {
+                crate::nn::device::adam::step(p.as_tensor(), g, &self.m[i], &self.v[i], fused)?;
+                continue;
+            }
             let g = if self.cfg.weight_decay > 0.0 {
                 (g + (p.as_tensor() * self.cfg.weight_decay)?)?
             } else {

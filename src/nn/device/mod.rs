@@ -1,0 +1,37 @@
+//! Our GPU kernels (`kernels.cu`) for the hot ops of a training step, as candle custom ops:
+//! convolutions as im2col + one matrix product (cuBLAS through candle) + col2im for the input
+//! gradient, BatchNorm(+ReLU) with device-side f32 statistics and a fused backward, the k×k
+//! max-pool with padding, and Adam in place.
+//!
+//! Each op describes its kernel launches once ([`launch::Launch`]): grid, block, arguments.
+//! `cuda_fwd` (feature `cuda`) runs them on the GPU from the PTX that build.rs compiles with
+//! nvcc; `cpu_fwd` (feature `cuda-emu`) runs the *same kernel source*, compiled as C++ for the
+//! CPU (`emu.cpp`), so that tests check the kernels and the launches against our CPU kernels
+//! on a machine without a GPU (`CLUSTERLAB_KERNELS=emulated` routes a CPU run through them).
+//! Without either feature this module's ops are never reached.
+//!
+//! Not yet run on a GPU (docs/gpu.md): what is proven is the kernels' arithmetic and indexing
+//! (emulated on the CPU) and that nvcc compiles them; not their speed, nor the cudarc launch.
+
+pub mod adam;
+pub mod batchnorm;
+pub mod conv;
+pub mod launch;
+pub mod pool;
+
+use candle_core::{DType, Tensor};
+
+/// Whether `x` takes the kernels of this module: a CUDA tensor under the native kernels (the
+/// default), or a CPU tensor under the emulated ones; f32, or bf16 where `bf16` is allowed.
+pub(crate) fn applies(x: &Tensor, bf16: bool) -> bool {
+    let dtype_ok = x.dtype() == DType::F32 || (bf16 && x.dtype() == DType::BF16);
+    dtype_ok
+        && match super::kernels() {
+            super::Kernels::Native => x.device().is_cuda(),
+            super::Kernels::Emulated => x.device().is_cpu(),
+            super::Kernels::Portable => false,
+        }
+}
+
+#[cfg(all(test, feature = "cuda-emu"))]
+mod tests;
