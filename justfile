@@ -58,6 +58,8 @@ build-cuda:
       LIBRARY_PATH="$LINK" cargo build --release --features cuda --bin clusterlab --target-dir target-cuda
     BIN=target-cuda/release/clusterlab
     readelf -d "$BIN" | grep NEEDED
+    # Our kernels (src/nn/device/kernels.cu, compiled to PTX by build.rs) ride in the binary.
+    echo "our kernels in the binary: $(grep -aoE '\.visible \.entry cl_[a-z0-9_]+' "$BIN" | sort -u | wc -l) of 13"
     echo "newest glibc symbol: $(objdump -T "$BIN" | grep -o 'GLIBC_[0-9.]*' | sort -uV | tail -1) (the GPU machine has 2.39)"
     strip -o target-cuda/clusterlab-cuda "$BIN"
     xz -9 -T0 -c target-cuda/clusterlab-cuda > target-cuda/clusterlab-cuda.xz

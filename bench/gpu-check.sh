@@ -11,7 +11,8 @@
 #
 # Every part has its own timeout, and the parts together stop at GPU_CHECK_BUDGET seconds
 # (default 450). Parts: (1) clusterlab vs the PyTorch twin, f32 and bf16, CC ResNet-18 CIFAR stem 32 px batch
-# 256 and ResNet-34 ImageNet stem 224 px batch 128 (images/s and ratios); (2) two epochs of the
+# 256 and ResNet-34 ImageNet stem 224 px batch 128 (images/s and ratios), and our CUDA kernels
+# against candle's ops (CLUSTERLAB_KERNELS=portable) on the ResNet-18 step; (2) two epochs of the
 # smoke grid on cuda and on the CPU, loss curves compared; (3) one ImageNet-stem training step
 # at 224 px; (4) `bench augment` at 224 px on this machine's cores against the step's images/s;
 # (5) the top kernels by time from nsys, if nsys is installed.
@@ -83,6 +84,15 @@ for model in "resnet18 cifar 32 256" "resnet34 imagenet 224 128"; do
     ROWS+=("| CC $bb $stem ${size} px batch $batch, $prec: images/s clusterlab / PyTorch | $ours / $theirs | ratio $ratio (goal ≥ $([ $prec = f32 ] && echo 1.0 || echo 0.8)) |")
   done
 done
+
+# (1b) our CUDA kernels (nn::device, the default on cuda) against candle's own ops
+# (CLUSTERLAB_KERNELS=portable) on the same ResNet-18 step: what the kernels buy, and a
+# fallback that still trains if ours fail.
+run 90 "portable-resnet18-cifar-32-b256-f32" env CLUSTERLAB_KERNELS=portable "$BIN" bench train \
+  --device cuda --steps 20 --warmup 5 --method cc --backbone resnet18 --stem cifar --batch 256 --image-size 32
+if [ "$DRY" = 0 ]; then
+  ROWS+=("| CC resnet18 cifar 32 px batch 256, f32: images/s our kernels / candle's ops (portable) | $(field "$WORK/ours-resnet18-cifar-32-b256-f32.out" images_per_s) / $(field "$WORK/portable-resnet18-cifar-32-b256-f32.out" images_per_s) | |")
+fi
 
 # (2) two epochs of the smoke grid on cuda and on the CPU: the loss curves.
 for dev in cuda cpu; do

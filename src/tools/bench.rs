@@ -72,6 +72,7 @@ pub fn train(
         "images_per_s": (steps * b) as f64 / secs,
         "step_ms": secs * 1e3 / steps as f64,
         "device": crate::device::name(&device),
+        "kernels": crate::nn::kernels().name(&device),
         "threads": rayon::current_num_threads(),
         "steps": steps,
         "config": {

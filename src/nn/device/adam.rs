@@ -40,7 +40,7 @@ impl AdamOp {
         let bufs = [Arg::Buf(0), Arg::Buf(1), Arg::Buf(2), Arg::U64(len)];
         let (kernel, tail) = match self.1 {
             Part::M => (
-                "adam_m",
+                "cl_adam_m",
                 [
                     s.beta1 as f32,
                     (1.0 - s.beta1) as f32,
@@ -48,7 +48,7 @@ impl AdamOp {
                 ],
             ),
             Part::V => (
-                "adam_v",
+                "cl_adam_v",
                 [
                     s.beta2 as f32,
                     (1.0 - s.beta2) as f32,
@@ -56,7 +56,7 @@ impl AdamOp {
                 ],
             ),
             Part::P => (
-                "adam_p",
+                "cl_adam_p",
                 [
                     (1.0 / s.bc2.sqrt()) as f32,
                     s.eps as f32,

@@ -39,7 +39,7 @@ impl BnTrain {
     fn stats_launches(&self) -> Result<Vec<Launch>> {
         let mut a = vec![Arg::Buf(0), Arg::Buf(1)];
         a.extend(self.sizes());
-        Ok(vec![Launch::per_block("bn_stats", self.c, a)?])
+        Ok(vec![Launch::per_block("cl_bn_stats", self.c, a)?])
     }
 
     /// Buffers: x, gb ([γ; β]), stats, y.
@@ -47,7 +47,7 @@ impl BnTrain {
         let mut a = vec![Arg::Buf(0), Arg::Buf(1), Arg::Buf(2), Arg::Buf(3)];
         a.extend(self.sizes());
         a.extend(self.tail());
-        vec![Launch::elementwise("bn_fwd", self.len(), a)]
+        vec![Launch::elementwise("cl_bn_fwd", self.len(), a)]
     }
 
     /// Buffers: x, dy, aux ([γ; β; mean; var], 4C), out ([dx; dγ; dβ]).
@@ -62,8 +62,8 @@ impl BnTrain {
         a.extend(self.sizes());
         a.extend(self.tail());
         Ok(vec![
-            Launch::per_block("bn_bwd_sums", self.c, a.clone())?,
-            Launch::elementwise("bn_bwd_dx", self.len(), a),
+            Launch::per_block("cl_bn_bwd_sums", self.c, a.clone())?,
+            Launch::elementwise("cl_bn_bwd_dx", self.len(), a),
         ])
     }
 

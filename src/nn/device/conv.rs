@@ -64,7 +64,7 @@ impl Im2col {
     /// Buffers: x, cols.
     pub fn launches(&self, dtype: candle_core::DType) -> Result<Vec<Launch>> {
         let (r, c) = self.cols_dims();
-        let kernel = format!("im2col_{}", launch::suffix(dtype)?);
+        let kernel = format!("cl_im2col_{}", launch::suffix(dtype)?);
         Ok(vec![Launch::elementwise(kernel, r * c, self.geometry())])
     }
 
@@ -123,7 +123,7 @@ impl Col2im {
     /// Buffers: cols, dx.
     pub fn launches(&self, dtype: candle_core::DType) -> Result<Vec<Launch>> {
         let g = &self.0;
-        let kernel = format!("col2im_{}", launch::suffix(dtype)?);
+        let kernel = format!("cl_col2im_{}", launch::suffix(dtype)?);
         Ok(vec![Launch::elementwise(
             kernel,
             g.n * g.c * g.h * g.w,

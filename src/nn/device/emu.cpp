@@ -68,11 +68,11 @@ constexpr size_t arity(void (*)(A...)) {
 }
 
 const Kernel KERNELS[] = {
-    KERNEL(im2col_f32, false), KERNEL(im2col_bf16, false), KERNEL(col2im_f32, false),
-    KERNEL(col2im_bf16, false), KERNEL(bn_stats, true),    KERNEL(bn_fwd, false),
-    KERNEL(bn_bwd_sums, true),  KERNEL(bn_bwd_dx, false),  KERNEL(maxpool_fwd, false),
-    KERNEL(maxpool_bwd, false), KERNEL(adam_m, false),     KERNEL(adam_v, false),
-    KERNEL(adam_p, false),
+    KERNEL(cl_im2col_f32, false), KERNEL(cl_im2col_bf16, false), KERNEL(cl_col2im_f32, false),
+    KERNEL(cl_col2im_bf16, false), KERNEL(cl_bn_stats, true),    KERNEL(cl_bn_fwd, false),
+    KERNEL(cl_bn_bwd_sums, true),  KERNEL(cl_bn_bwd_dx, false),  KERNEL(cl_maxpool_fwd, false),
+    KERNEL(cl_maxpool_bwd, false), KERNEL(cl_adam_m, false),     KERNEL(cl_adam_v, false),
+    KERNEL(cl_adam_p, false),
 };
 
 const size_t FIBER_STACK = 64 * 1024;

@@ -82,19 +82,19 @@ __device__ void col2im(const T *cols, T *dx, u64 n, u64 c, u64 h, u64 w, u64 k, 
     }
 }
 
-extern "C" __global__ void im2col_f32(const float *x, float *cols, u64 n, u64 c, u64 h, u64 w,
+extern "C" __global__ void cl_im2col_f32(const float *x, float *cols, u64 n, u64 c, u64 h, u64 w,
                                       u64 k, u64 stride, u64 pad, u64 oh, u64 ow) {
     im2col(x, cols, n, c, h, w, k, stride, pad, oh, ow);
 }
-extern "C" __global__ void im2col_bf16(const bf16 *x, bf16 *cols, u64 n, u64 c, u64 h, u64 w,
+extern "C" __global__ void cl_im2col_bf16(const bf16 *x, bf16 *cols, u64 n, u64 c, u64 h, u64 w,
                                        u64 k, u64 stride, u64 pad, u64 oh, u64 ow) {
     im2col(x, cols, n, c, h, w, k, stride, pad, oh, ow);
 }
-extern "C" __global__ void col2im_f32(const float *cols, float *dx, u64 n, u64 c, u64 h, u64 w,
+extern "C" __global__ void cl_col2im_f32(const float *cols, float *dx, u64 n, u64 c, u64 h, u64 w,
                                       u64 k, u64 stride, u64 pad, u64 oh, u64 ow) {
     col2im(cols, dx, n, c, h, w, k, stride, pad, oh, ow);
 }
-extern "C" __global__ void col2im_bf16(const bf16 *cols, bf16 *dx, u64 n, u64 c, u64 h, u64 w,
+extern "C" __global__ void cl_col2im_bf16(const bf16 *cols, bf16 *dx, u64 n, u64 c, u64 h, u64 w,
                                        u64 k, u64 stride, u64 pad, u64 oh, u64 ow) {
     col2im(cols, dx, n, c, h, w, k, stride, pad, oh, ow);
 }
@@ -120,7 +120,7 @@ __device__ void block_sum2(double a, double b, double *sa, double *sb) {
 }
 
 // One block per channel: its mean and biased variance.
-extern "C" __global__ void bn_stats(const float *x, float *stats, u64 n, u64 c, u64 hw) {
+extern "C" __global__ void cl_bn_stats(const float *x, float *stats, u64 n, u64 c, u64 hw) {
     __shared__ double sa[RED_THREADS];
     __shared__ double sb[RED_THREADS];
     const u64 ch = blockIdx.x, m = n * hw;
@@ -148,7 +148,7 @@ __device__ __forceinline__ void bn_affine(const float *gb, const float *stats, u
 }
 
 // y = γ (x − μ)/σ + β, then max(0, ·) when relu != 0.
-extern "C" __global__ void bn_fwd(const float *x, const float *gb, const float *stats, float *y,
+extern "C" __global__ void cl_bn_fwd(const float *x, const float *gb, const float *stats, float *y,
                                   u64 n, u64 c, u64 hw, float eps, int relu) {
     GRID_STRIDE(i, n * c * hw) {
         const u64 ch = (i / hw) % c;
@@ -161,7 +161,7 @@ extern "C" __global__ void bn_fwd(const float *x, const float *gb, const float *
 
 // Backward, pass 1 (one block per channel): Σg and Σg·x̂, g = dy masked by the ReLU, written
 // as dγ and dβ into the tail of the packed output [dx (N·C·HW); dγ (C); dβ (C)].
-extern "C" __global__ void bn_bwd_sums(const float *x, const float *dy, const float *gb,
+extern "C" __global__ void cl_bn_bwd_sums(const float *x, const float *dy, const float *gb,
                                        const float *stats, float *out, u64 n, u64 c, u64 hw,
                                        float eps, int relu) {
     __shared__ double sa[RED_THREADS];
@@ -187,7 +187,7 @@ extern "C" __global__ void bn_bwd_sums(const float *x, const float *dy, const fl
 }
 
 // Backward, pass 2: dx = γ/σ · (g − Σg/m − x̂ Σg·x̂/m), the sums read from the packed tail.
-extern "C" __global__ void bn_bwd_dx(const float *x, const float *dy, const float *gb,
+extern "C" __global__ void cl_bn_bwd_dx(const float *x, const float *dy, const float *gb,
                                      const float *stats, float *out, u64 n, u64 c, u64 hw,
                                      float eps, int relu) {
     const u64 len = n * c * hw;
@@ -229,7 +229,7 @@ __device__ u64 pool_argmax(const float *plane, u64 h, u64 w, u64 k, u64 stride, 
     return best;
 }
 
-extern "C" __global__ void maxpool_fwd(const float *x, float *y, u64 planes, u64 h, u64 w,
+extern "C" __global__ void cl_maxpool_fwd(const float *x, float *y, u64 planes, u64 h, u64 w,
                                        u64 k, u64 stride, u64 pad, u64 oh, u64 ow) {
     GRID_STRIDE(i, planes * oh * ow) {
         const u64 q = i / (oh * ow), pos = i % (oh * ow);
@@ -240,7 +240,7 @@ extern "C" __global__ void maxpool_fwd(const float *x, float *y, u64 planes, u64
 
 // Each input element gathers the gradients of the windows whose first maximum it is, in
 // row-major window order (the order in which the CPU kernel scatters them).
-extern "C" __global__ void maxpool_bwd(const float *x, const float *dy, float *dx, u64 planes,
+extern "C" __global__ void cl_maxpool_bwd(const float *x, const float *dy, float *dx, u64 planes,
                                        u64 h, u64 w, u64 k, u64 stride, u64 pad, u64 oh,
                                        u64 ow) {
     GRID_STRIDE(i, planes * h * w) {
@@ -272,12 +272,12 @@ __device__ __forceinline__ float adam_grad(const float *g, const float *p, u64 i
     return wd > 0.0f ? g[i] + p[i] * wd : g[i];
 }
 
-extern "C" __global__ void adam_m(float *m, const float *g, const float *p, u64 len, float b1,
+extern "C" __global__ void cl_adam_m(float *m, const float *g, const float *p, u64 len, float b1,
                                   float one_minus_b1, float wd) {
     GRID_STRIDE(i, len) { m[i] = m[i] * b1 + adam_grad(g, p, i, wd) * one_minus_b1; }
 }
 
-extern "C" __global__ void adam_v(float *v, const float *g, const float *p, u64 len, float b2,
+extern "C" __global__ void cl_adam_v(float *v, const float *g, const float *p, u64 len, float b2,
                                   float one_minus_b2, float wd) {
     GRID_STRIDE(i, len) {
         const float gi = adam_grad(g, p, i, wd);
@@ -285,7 +285,7 @@ extern "C" __global__ void adam_v(float *v, const float *g, const float *p, u64 
     }
 }
 
-extern "C" __global__ void adam_p(float *p, const float *m, const float *v, u64 len,
+extern "C" __global__ void cl_adam_p(float *p, const float *m, const float *v, u64 len,
                                   float inv_sqrt_bc2, float eps, float step_size) {
     GRID_STRIDE(i, len) {
         const float denom = sqrtf(v[i]) * inv_sqrt_bc2 + eps;

@@ -56,7 +56,7 @@ impl MaxPool {
     fn fwd_launches(&self) -> Vec<Launch> {
         let mut a = vec![Arg::Buf(0), Arg::Buf(1)];
         a.extend(self.sizes());
-        vec![Launch::elementwise("maxpool_fwd", self.out_len(), a)]
+        vec![Launch::elementwise("cl_maxpool_fwd", self.out_len(), a)]
     }
 
     /// Buffers: x, dy, dx.
@@ -64,7 +64,7 @@ impl MaxPool {
         let mut a = vec![Arg::Buf(0), Arg::Buf(1), Arg::Buf(2)];
         a.extend(self.sizes());
         let len = self.n * self.c * self.h * self.w;
-        vec![Launch::elementwise("maxpool_bwd", len, a)]
+        vec![Launch::elementwise("cl_maxpool_bwd", len, a)]
     }
 
     fn check(&self, dtype: DType) -> Result<()> {

@@ -314,7 +314,7 @@ fn bad_launches_are_errors() {
     let l = candle_core::Layout::contiguous(4);
     let bad = [
         Launch::elementwise("no_such_kernel", 4, vec![Arg::Buf(0)]),
-        Launch::elementwise("adam_p", 4, vec![Arg::Buf(0), Arg::U64(4)]),
+        Launch::elementwise("cl_adam_p", 4, vec![Arg::Buf(0), Arg::U64(4)]),
     ];
     for b in bad {
         let e = launch::cpu_op(std::slice::from_ref(&b), &[(&x, &l)], DType::F32, 4);
