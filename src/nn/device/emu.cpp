@@ -12,22 +12,92 @@
 
 namespace {
 
-// Fibers of one block (reused across blocks and launches on this thread).
+// Fibers of one block (reused across blocks and launches on this thread). On x86-64 a fiber
+// switch is a few instructions (`emu_switch` below: callee-saved registers and the stack
+// pointer); glibc's swapcontext, used elsewhere, also makes a signal-mask system call per
+// switch: an emulated ResNet-18 step (batch 32, `bench train`) took 17.4 s with it, 2.1 s
+// with this (native kernels: 0.35 s).
 struct Fiber {
-    ucontext_t ctx;
     std::vector<char> stack;
     bool done = false;
+#if defined(__x86_64__)
+    void *sp = nullptr;
+#else
+    ucontext_t ctx;
+#endif
 };
-thread_local ucontext_t sched;
 thread_local std::vector<Fiber> fibers;
 thread_local unsigned current = 0;
 thread_local void (*body)(const uint64_t *) = nullptr;
 thread_local const uint64_t *body_args = nullptr;
 
+#if defined(__x86_64__)
+extern "C" void emu_switch(void **save_sp, void *next_sp);
+asm(R"(
+    .text
+    .globl emu_switch
+    .type emu_switch, @function
+emu_switch:
+    pushq %rbp
+    pushq %rbx
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    movq %rsp, (%rdi)
+    movq %rsi, %rsp
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %rbx
+    popq %rbp
+    ret
+    .size emu_switch, .-emu_switch
+)");
+thread_local void *sched_sp = nullptr;
+
+void to_scheduler() { emu_switch(&fibers[current].sp, sched_sp); }
+
+[[noreturn]] void fiber_main() {
+    body(body_args);
+    fibers[current].done = true;
+    to_scheduler();
+    __builtin_unreachable();
+}
+
+void start_fiber(Fiber &f) {
+    // The stack top, 16-byte aligned: a zero return address for fiber_main (which never
+    // returns), fiber_main's address for emu_switch's `ret`, six zeroed saved registers.
+    uintptr_t top = (reinterpret_cast<uintptr_t>(f.stack.data()) + f.stack.size()) & ~uintptr_t(15);
+    void **sp = reinterpret_cast<void **>(top);
+    *--sp = nullptr;
+    *--sp = reinterpret_cast<void *>(&fiber_main);
+    for (int i = 0; i < 6; ++i) *--sp = nullptr;
+    f.sp = sp;
+}
+
+void resume(unsigned t) { emu_switch(&sched_sp, fibers[t].sp); }
+#else
+thread_local ucontext_t sched;
+
+void to_scheduler() { swapcontext(&fibers[current].ctx, &sched); }
+
 void fiber_main() {
     body(body_args);
     fibers[current].done = true;  // then uc_link returns to the scheduler
 }
+
+void start_fiber(Fiber &f) {
+    getcontext(&f.ctx);
+    f.ctx.uc_stack.ss_sp = f.stack.data();
+    f.ctx.uc_stack.ss_size = f.stack.size();
+    f.ctx.uc_link = &sched;
+    makecontext(&f.ctx, fiber_main, 0);
+}
+
+void resume(unsigned t) { swapcontext(&sched, &fibers[t].ctx); }
+#endif
 
 template <typename T>
 T arg(uint64_t a) {
@@ -84,11 +154,7 @@ void run_block_fibers(const Kernel &k, const uint64_t *a, unsigned block) {
     for (unsigned t = 0; t < block; ++t) {
         Fiber &f = fibers[t];
         if (f.stack.empty()) f.stack.resize(FIBER_STACK);
-        getcontext(&f.ctx);
-        f.ctx.uc_stack.ss_sp = f.stack.data();
-        f.ctx.uc_stack.ss_size = f.stack.size();
-        f.ctx.uc_link = &sched;
-        makecontext(&f.ctx, fiber_main, 0);
+        start_fiber(f);
         f.done = false;
     }
     for (bool running = true; running;) {
@@ -98,14 +164,14 @@ void run_block_fibers(const Kernel &k, const uint64_t *a, unsigned block) {
             running = true;
             threadIdx = {t, 0, 0};
             current = t;
-            swapcontext(&sched, &fibers[t].ctx);
+            resume(t);
         }
     }
 }
 
 }  // namespace
 
-void emu_syncthreads() { swapcontext(&fibers[current].ctx, &sched); }
+void emu_syncthreads() { to_scheduler(); }
 
 // Runs kernel `name` over `grid` blocks of `block` threads with the arguments `args` (pointers
 // as addresses, f32 as their bits, integers as they are). Returns 0, or 1 for an unknown
