@@ -10,7 +10,8 @@
 # else gpu-check.md). --dry-run prints every command it would run and exits.
 #
 # Every part has its own timeout, and the parts together stop at GPU_CHECK_BUDGET seconds
-# (default 450). Parts: (1) clusterlab vs the PyTorch twin, f32 and bf16, CC ResNet-18 CIFAR stem 32 px batch
+# (default 450). Parts: (0) `bench kernels`: our CUDA kernels against our CPU kernels, op by op;
+# (1) clusterlab vs the PyTorch twin, f32 and bf16, CC ResNet-18 CIFAR stem 32 px batch
 # 256 and ResNet-34 ImageNet stem 224 px batch 128 (images/s and ratios), and our CUDA kernels
 # against candle's ops (CLUSTERLAB_KERNELS=portable) on the ResNet-18 step; (2) two epochs of the
 # smoke grid on cuda and on the CPU, loss curves compared; (3) one ImageNet-stem training step
@@ -65,6 +66,22 @@ field() { "$PY" -c 'import json,sys; print(round(json.loads(open(sys.argv[1]).re
 HAVE_TORCH=0
 "$PY" -c 'import torch, torchvision; assert torch.cuda.is_available()' 2>/dev/null && HAVE_TORCH=1
 [ "$DRY" = 1 ] && HAVE_TORCH=1
+
+# (0) our CUDA kernels against our CPU kernels, op by op (forward and every gradient): a wrong
+# kernel shows here by name before any figure below is read.
+run 60 kernels "$BIN" bench kernels --device cuda
+if [ "$DRY" = 0 ]; then
+  verdict=$("$PY" - "$WORK/kernels.out" <<'PY' 2>/dev/null || echo "?"
+import json, sys
+d = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])
+bad = [c["op"] for c in d["checks"] if not c["ok"]]
+w = max(d["checks"], key=lambda c: c["worst"] / c["tol"])
+head = "all ops pass" if d["ok"] else "FAILING: " + ", ".join(bad)
+print(f"{head}; closest to its tolerance: {w['op']} {w['worst']:.1e} (tol {w['tol']:.0e})")
+PY
+)
+  ROWS+=("| bench kernels: our CUDA kernels vs our CPU kernels (10 ops, forward and gradients) | $verdict | |")
+fi
 
 # (1) clusterlab vs PyTorch, f32 and bf16, both models.
 for model in "resnet18 cifar 32 256" "resnet34 imagenet 224 128"; do

@@ -436,6 +436,11 @@ pub enum BenchWhat {
         #[arg(long)]
         dir: Option<std::path::PathBuf>,
     },
+    /// Our kernels on --device against our CPU kernels, op by op (forward and every gradient,
+    /// seeded inputs): the worst relative difference per op against the tests' tolerance, and
+    /// "ok". Run it first on a new GPU; on the CPU, CLUSTERLAB_KERNELS=emulated (a cuda-emu
+    /// build) checks the CPU build of our CUDA kernels.
+    Kernels,
     /// Augmentation throughput of the training view pipeline.
     Augment {
         /// Timed batches.

@@ -70,3 +70,23 @@ include:
     }
     eprintln!("native {native:?}\nemulated {emulated:?}");
 }
+
+/// `bench kernels` (what a GPU session runs first) under the emulated kernels: every op passes
+/// against the native kernels, and the comparison is real (the convolutions differ in the
+/// last bits: another summation order), not the native kernels against themselves.
+#[test]
+fn bench_kernels_passes_on_the_emulated_kernels() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = command(dir.path(), &["bench", "kernels"])
+        .env("CLUSTERLAB_KERNELS", "emulated")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["kernels"], "emulated");
+    assert_eq!(v["ok"], true, "{v:#}");
+    let checks = v["checks"].as_array().unwrap();
+    assert_eq!(checks.len(), 10);
+    let conv = checks[0]["worst"].as_f64().unwrap();
+    assert!(conv > 0.0 && conv < 1e-5, "{v:#}");
+}

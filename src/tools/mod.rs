@@ -1,5 +1,7 @@
 //! Tools that measure the library itself, outside any run: speed benches that print figures
-//! ([`bench`]) and numerical cross-checks against independently computed cases ([`golden`]).
+//! ([`bench`]) and numerical cross-checks against independently computed cases ([`golden`])
+//! or between devices ([`kernel_check`]).
 
 pub mod bench;
 pub mod golden;
+pub mod kernel_check;
