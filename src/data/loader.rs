@@ -150,16 +150,6 @@ pub fn test_batch(
     .to_device(device)
 }
 
-/// A batch of test views (resize only, no randomness) of `indices`.
-pub fn clean_batch(
-    ds: &Dataset,
-    aug: &Augmenter,
-    indices: &[usize],
-    device: &Device,
-) -> Result<Tensor> {
-    clean_views(ds, aug, indices).to_device(device)
-}
-
 #[cfg(test)]
 mod tests {
     /// The quantisation's shortcut equals `round(255·v)` clamped to 0..=255 for every f32 in

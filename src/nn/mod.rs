@@ -343,6 +343,7 @@ pub(crate) fn assert_conv_matches_candle(
 mod launch_and_precision_tests {
     use super::*;
     use crate::nn::layers::{Conv2d, Linear};
+    use crate::nn::resnet::tests::rel_l2;
     use candle_core::{Device, Var};
 
     /// Fixed inputs in [−1, 1] (candle's CPU `randn` cannot be seeded).
@@ -356,26 +357,6 @@ mod launch_and_precision_tests {
             .unwrap()
             .reshape(shape)
             .unwrap()
-    }
-
-    /// ‖a − b‖ / ‖b‖.
-    fn rel_l2(a: &Tensor, b: &Tensor) -> f32 {
-        let d = (a - b)
-            .unwrap()
-            .sqr()
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
-        let n = b
-            .sqr()
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
-        (d / n).sqrt()
     }
 
     fn grads_of(y: &Tensor, vars: &[&Var]) -> Vec<Tensor> {

@@ -488,14 +488,7 @@ fn probes_section(mut rows: LazyFrame) -> Result<String> {
         .select(cols)
         .sort(["method.name", "seed"], Default::default())
         .collect()?;
-    let text = |c: &str| -> Result<Vec<String>> {
-        Ok(df
-            .column(c)?
-            .str()?
-            .iter()
-            .map(|v| v.unwrap_or("").to_string())
-            .collect())
-    };
+    let text = |c: &str| str_column(&df, c);
     let num = |c: &str| -> Result<Vec<Option<f64>>> { Ok(df.column(c)?.f64()?.iter().collect()) };
     let (ids, methods, seeds) = (text("run_id")?, text("method.name")?, text("seed")?);
     let mut values = vec![num("final_nmi")?, num("final_acc")?, num("final_ari")?];
@@ -548,14 +541,7 @@ fn stages(store: &Store, mut rows: LazyFrame) -> Result<String> {
         ])
         .sort(["from"], Default::default())
         .collect()?;
-    let text = |c: &str| -> Result<Vec<String>> {
-        Ok(df
-            .column(c)?
-            .str()?
-            .iter()
-            .map(|v| v.unwrap_or("").to_string())
-            .collect())
-    };
+    let text = |c: &str| str_column(&df, c);
     let (ids, seeds, methods, froms) = (
         text("run_id")?,
         text("seed")?,
@@ -664,6 +650,16 @@ fn index(
         }
     }
     out
+}
+
+/// A string column of `df` as owned strings (nulls as empty).
+fn str_column(df: &DataFrame, c: &str) -> Result<Vec<String>> {
+    Ok(df
+        .column(c)?
+        .str()?
+        .iter()
+        .map(|v| v.unwrap_or("").to_string())
+        .collect())
 }
 
 #[cfg(test)]

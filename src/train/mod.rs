@@ -270,22 +270,9 @@ pub fn run(
                         epoch,
                         step: at + 1,
                     };
-                    if let Some(dir) = ctx.dir {
-                        save_checkpoint(
-                            dir,
-                            cfg,
-                            &trainer,
-                            at.clone(),
-                            rows,
-                            sums,
-                            clock(&start),
-                            best.as_ref().map(|b| &b.1),
-                        )?;
-                    }
-                    return Err(Error::Interrupted(format!(
-                        "interrupted at epoch {epoch}, unlabelled step {}",
-                        at.step
-                    )));
+                    let what = format!("interrupted at epoch {epoch}, unlabelled step {}", at.step);
+                    let kept = (rows, sums, clock(&start));
+                    return Err(stop(ctx, cfg, &trainer, at, kept, best.as_ref(), what));
                 }
             }
         }
@@ -335,22 +322,9 @@ pub fn run(
                     epoch,
                     step: u_steps + step + 1,
                 };
-                if let Some(dir) = ctx.dir {
-                    save_checkpoint(
-                        dir,
-                        cfg,
-                        &trainer,
-                        at.clone(),
-                        rows.clone(),
-                        sums.clone(),
-                        clock(&start),
-                        best.as_ref().map(|b| &b.1),
-                    )?;
-                }
-                return Err(Error::Interrupted(format!(
-                    "interrupted at epoch {epoch}, step {}",
-                    step + 1
-                )));
+                let what = format!("interrupted at epoch {epoch}, step {}", step + 1);
+                let kept = (rows.clone(), sums.clone(), clock(&start));
+                return Err(stop(ctx, cfg, &trainer, at, kept, best.as_ref(), what));
             }
             Ok(())
         })?;
@@ -469,6 +443,27 @@ fn accumulate(sums: &mut Vec<(String, f64)>, values: &[(String, f64)]) {
             None => sums.push((k.clone(), *v)),
         }
     }
+}
+
+/// An interrupted run's end: a checkpoint at `at` (when the run has a directory) keeping the
+/// epochs so far, the epoch's running loss sums and the seconds trained, then the
+/// interruption `what` (or the error that kept the checkpoint from being written).
+fn stop(
+    ctx: Context,
+    cfg: &RunConfig,
+    trainer: &Trainer,
+    at: checkpoint::Position,
+    (rows, sums, seconds): (Vec<EpochRow>, Vec<(String, f64)>, f64),
+    best: Option<&(f64, checkpoint::Position)>,
+    what: String,
+) -> Error {
+    if let Some(dir) = ctx.dir {
+        let protect = best.map(|b| &b.1);
+        if let Err(e) = save_checkpoint(dir, cfg, trainer, at, rows, sums, seconds, protect) {
+            return e;
+        }
+    }
+    Error::Interrupted(what)
 }
 
 /// Writes a checkpoint of the trainer at `position`.
