@@ -35,7 +35,8 @@ build-cuda:
     TOOLS=target-cuda/toolkit          # venv with the CUDA 13.0 wheels, link stand-ins, stub
     mkdir -p "$TOOLS"
     [ -x "$TOOLS/venv/bin/python" ] || python3 -m venv "$TOOLS/venv"
-    "$TOOLS/venv/bin/pip" install -q --disable-pip-version-check \
+    # `python -m pip`, not the pip script: a moved or copied target-cuda keeps a stale shebang.
+    "$TOOLS/venv/bin/python" -m pip install -q --disable-pip-version-check \
       "cuda-toolkit[nvcc,crt,nvvm,cccl,cudart,cublas,curand,nvrtc]==13.0.2"
     PURELIB=$("$TOOLS/venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
     CUDA_W="$PURELIB/nvidia/cu13"
