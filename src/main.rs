@@ -28,7 +28,23 @@ fn keep_freed_memory() {
     }
 }
 
+/// Parks candle's idle CPU workers after a short spin. candle runs its CPU ops on its own
+/// worker pool, beside rayon's (our kernels, gemm, augmentation), and by default an idle
+/// worker spins 25 000 rounds before it parks: with as many busy threads as cores, that spin
+/// takes the core from the threads with work. On our 2-core machine the spin was a fifth of a
+/// smoke step's CPU samples, and a limit of 1 000 made the step 61 → 53 ms
+/// (docs/benchmarks.md, "Idle workers"). The same bits: the limit changes when a worker
+/// sleeps, not what it computes. `CANDLE_BARRIER_POOL_SPIN_LIMIT` set by the user wins.
+fn short_candle_spin() {
+    if std::env::var_os("CANDLE_BARRIER_POOL_SPIN_LIMIT").is_none() {
+        // SAFETY: the first statement of `main`: no other thread exists yet to read the
+        // environment concurrently.
+        unsafe { std::env::set_var("CANDLE_BARRIER_POOL_SPIN_LIMIT", "1000") };
+    }
+}
+
 fn main() {
+    short_candle_spin();
     keep_freed_memory();
     let cli = cli::Cli::parse();
     clusterlab::logging::init(cli.global.verbose);
