@@ -6,61 +6,15 @@
 
 mod common;
 
-use clusterlab::store::tables::read_parquet;
 use common::*;
-
-fn losses(dir: &std::path::Path, kernels: &str, grid: &str) -> Vec<Vec<f64>> {
-    let root = dir.join(kernels);
-    std::fs::create_dir_all(&root).unwrap();
-    std::fs::write(root.join("g.yaml"), grid).unwrap();
-    let out = command(&root, &["sweep", "g.yaml"])
-        .env("CLUSTERLAB_KERNELS", kernels)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let mut runs: Vec<_> = run_dirs(&root, "g");
-    runs.sort_by_key(|d| std::fs::read_to_string(d.join("config.yaml")).unwrap());
-    runs.iter()
-        .map(|d| {
-            let df = read_parquet(&d.join("epochs.parquet")).unwrap();
-            df.column("loss_total")
-                .unwrap()
-                .f64()
-                .unwrap()
-                .into_no_null_iter()
-                .collect()
-        })
-        .collect()
-}
 
 #[test]
 fn portable_and_native_kernels_train_the_same_curves() {
-    let grid = r#"
-name: g
-base:
-  dataset: {size: 96, image_size: 32, num_classes: 4}
-  model: {widths: [8, 16]}
-  method: {feature_dim: 16, head_hidden: 32}
-  train: {epochs: 3, batch_size: 32, eval_every: 3}
-  augment: {flip_p: 0.5, crop_scale: [0.3, 1.0]}
-include:
-  - {model.backbone: cnn}
-  - {model.backbone: resnet18, model.stem: imagenet}
-"#;
     let dir = tempfile::tempdir().unwrap();
-    let native = losses(dir.path(), "native", grid);
-    let portable = losses(dir.path(), "portable", grid);
-    assert_eq!(native.len(), 2);
-    for ((n, p), tol) in native.iter().zip(&portable).zip([1e-5, 5e-3]) {
-        assert_eq!(n.len(), 3);
-        for (a, b) in n.iter().zip(p) {
-            let d = (a - b).abs() / a.abs().max(1e-12);
-            assert!(
-                d < tol,
-                "loss {a} (native) vs {b} (portable): {d:e}\n{native:?}\n{portable:?}"
-            );
-        }
-    }
+    let native = loss_curves(dir.path(), "native", KERNEL_PATHS);
+    let portable = loss_curves(dir.path(), "portable", KERNEL_PATHS);
+    assert_same_curves(&native, &portable, "portable", &[1e-5, 5e-3]);
+    eprintln!("native {native:?}\nportable {portable:?}");
 }
 
 /// bf16 autocast (emulated on the CPU: operands and products rounded to bf16, f32
@@ -82,7 +36,7 @@ grid:
 "#;
     let dir = tempfile::tempdir().unwrap();
     // Sorted by config text: bf16, f32, tf32.
-    let curves = losses(dir.path(), "native", grid);
+    let curves = loss_curves(dir.path(), "native", grid);
     assert_eq!(curves.len(), 3);
     let (bf16, f32_, tf32) = (&curves[0], &curves[1], &curves[2]);
     assert_eq!(f32_, tf32, "tf32 is f32 on the CPU");

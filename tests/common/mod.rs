@@ -79,3 +79,61 @@ pub fn metric_bits(result_file: &Path, columns: &[&str]) -> Vec<u64> {
         })
         .collect()
 }
+
+/// The grid of the kernel-path comparisons (tests/portable.rs, tests/cuda_emu.rs): the smoke
+/// CNN and a ResNet-18 with the ImageNet stem (7×7/2 conv, 3×3/2 max-pool), 3 epochs.
+pub const KERNEL_PATHS: &str = r#"
+name: g
+base:
+  dataset: {size: 96, image_size: 32, num_classes: 4}
+  model: {widths: [8, 16]}
+  method: {feature_dim: 16, head_hidden: 32}
+  train: {epochs: 3, batch_size: 32, eval_every: 3}
+  augment: {flip_p: 0.5, crop_scale: [0.3, 1.0]}
+include:
+  - {model.backbone: cnn}
+  - {model.backbone: resnet18, model.stem: imagenet}
+"#;
+
+/// Each run's mean loss per epoch (`loss_total`) after `sweep grid` under
+/// `CLUSTERLAB_KERNELS=kernels`, runs in config order; checks that provenance names `kernels`.
+pub fn loss_curves(dir: &Path, kernels: &str, grid: &str) -> Vec<Vec<f64>> {
+    let root = dir.join(kernels);
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("g.yaml"), grid).unwrap();
+    let out = command(&root, &["sweep", "g.yaml"])
+        .env("CLUSTERLAB_KERNELS", kernels)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let mut runs = run_dirs(&root, "g");
+    runs.sort_by_key(|d| std::fs::read_to_string(d.join("config.yaml")).unwrap());
+    runs.iter()
+        .map(|d| {
+            let prov = std::fs::read_to_string(d.join("provenance.json")).unwrap();
+            let expected = format!("\"kernels\": \"{kernels}\"");
+            assert!(prov.contains(&expected), "provenance lacks {expected}");
+            let df = clusterlab::store::tables::read_parquet(&d.join("epochs.parquet")).unwrap();
+            let loss = df.column("loss_total").unwrap().f64().unwrap();
+            loss.into_no_null_iter().collect()
+        })
+        .collect()
+}
+
+/// The [`KERNEL_PATHS`] curves of `native` and `other` (named `name`) agree epoch by epoch
+/// within `tols` relative (one tolerance per run).
+pub fn assert_same_curves(native: &[Vec<f64>], other: &[Vec<f64>], name: &str, tols: &[f64]) {
+    assert_eq!(native.len(), tols.len());
+    assert_eq!(other.len(), tols.len());
+    for ((n, o), tol) in native.iter().zip(other).zip(tols) {
+        assert_eq!(n.len(), 3);
+        assert_eq!(o.len(), 3);
+        for (a, b) in n.iter().zip(o) {
+            let d = (a - b).abs() / a.abs().max(1e-12);
+            assert!(
+                d < *tol,
+                "loss {a} (native) vs {b} ({name}): {d:e}\n{native:?}\n{other:?}"
+            );
+        }
+    }
+}
