@@ -103,6 +103,52 @@ fn a_run_starts_from_a_moco_checkpoint_and_records_its_digest() {
     );
 }
 
+/// MoCo's released weights are `.pth.tar` files in PyTorch's legacy (pre-1.6) format: such a
+/// file (the same MoCo checkpoint, saved the legacy way) is accepted by `model.init` and loads
+/// the query encoder, as the zip file does.
+#[test]
+fn a_legacy_format_moco_pth_tar_loads_like_the_zip_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let file = dir.join("moco_v2_200ep_pretrain.pth.tar");
+    std::fs::copy(Path::new(FIXTURES).join("cnn_moco_legacy.pth.tar"), &file).unwrap();
+    std::fs::write(
+        dir.join("g.yaml"),
+        grid("moco_v2_200ep_pretrain.pth.tar", "[4, 8]", true),
+    )
+    .unwrap();
+    let o = clusterlab(dir, &["sweep", "g.yaml"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let runs = run_dirs(dir, "pre");
+    assert_eq!(runs.len(), 1);
+    let log = std::fs::read_to_string(runs[0].join("run.log")).unwrap();
+    assert!(
+        log.contains("prefix \"module.encoder_q.\"): 10 tensors loaded, 18 of the file's dropped"),
+        "{log}"
+    );
+    let legacy = clusterlab::nn::pretrained::read_tensors(&file).unwrap();
+    let zip = clusterlab::nn::pretrained::read_tensors(&Path::new(FIXTURES).join("cnn_moco.pth"))
+        .unwrap();
+    assert_eq!(legacy.len(), zip.len());
+    for (k, t) in &zip {
+        let a = t
+            .flatten_all()
+            .unwrap()
+            .to_dtype(candle_core::DType::F64)
+            .unwrap();
+        let b = legacy[k]
+            .flatten_all()
+            .unwrap()
+            .to_dtype(candle_core::DType::F64)
+            .unwrap();
+        assert_eq!(
+            a.to_vec1::<f64>().unwrap(),
+            b.to_vec1::<f64>().unwrap(),
+            "{k}"
+        );
+    }
+}
+
 #[test]
 fn weights_that_do_not_fit_are_exit_2_naming_the_keys_with_nothing_written() {
     let tmp = tempfile::tempdir().unwrap();

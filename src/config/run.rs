@@ -251,7 +251,7 @@ pub struct ModelConfig {
     /// conv 7×7/2 + max-pool 3×3/2; for 224 px, as CC). Ignored by `cnn`.
     pub stem: String,
     /// Initial backbone weights: `random` (the seeded init) or the path of a weights file —
-    /// safetensors, or a PyTorch checkpoint (`.pth`/`.pt`, read without PyTorch) — from
+    /// safetensors, or a PyTorch checkpoint (`.pth`/`.pt`/`.pth.tar`, zip or legacy format, read without PyTorch) — from
     /// torchvision, MoCo v2, SimCLR, SCAN or clusterlab itself: a key prefix such as
     /// `module.encoder_q.` is detected, `fc`/head keys are dropped (`nn::pretrained`). A
     /// relative path is relative to the directory clusterlab runs in.

@@ -12,8 +12,24 @@ use std::time::SystemTime;
 use super::run::{RunConfig, INIT_RANDOM};
 use crate::error::{Error, Result};
 
-/// File extensions `model.init` accepts, and the format each one is read as.
-pub const WEIGHT_EXTENSIONS: &[&str] = &["safetensors", "pth", "pt"];
+/// File endings `model.init` accepts (`.pth.tar`: MoCo's and SCAN's released checkpoints).
+pub const WEIGHT_EXTENSIONS: &[&str] = &["safetensors", "pth", "pth.tar", "pt"];
+
+/// How a weights file is read, by its name: `Some(true)` for safetensors, `Some(false)` for a
+/// PyTorch checkpoint (`.pth`, `.pt`, `.pth.tar`), `None` for any other name.
+pub fn is_safetensors(path: &Path) -> Option<bool> {
+    let name = path.file_name()?.to_str()?.to_ascii_lowercase();
+    if name.ends_with(".safetensors") {
+        Some(true)
+    } else if [".pth", ".pt", ".pth.tar"]
+        .iter()
+        .any(|e| name.ends_with(e))
+    {
+        Some(false)
+    } else {
+        None
+    }
+}
 
 /// Hashes already computed in this process, by (path, size, mtime): a grid of many cells on
 /// the same weights reads the file once.
@@ -71,12 +87,7 @@ impl RunConfig {
             return Ok(());
         }
         let path = Path::new(&m.init);
-        let ext = path
-            .extension()
-            .and_then(|e| e.to_str())
-            .unwrap_or("")
-            .to_ascii_lowercase();
-        if !WEIGHT_EXTENSIONS.contains(&ext.as_str()) {
+        if is_safetensors(path).is_none() {
             return Err(Error::Config(format!(
                 "invalid value for `model.init`: {:?}; expected `random` or the path of a \
                  weights file ending in .{}",
@@ -140,6 +151,6 @@ mod tests {
         );
         cfg.model.init = "weights.bin".into();
         let e = cfg.resolve_init().unwrap_err().to_string();
-        assert!(e.contains(".safetensors, .pth, .pt"), "{e}");
+        assert!(e.contains(".safetensors, .pth, .pth.tar, .pt"), "{e}");
     }
 }

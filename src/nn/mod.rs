@@ -11,6 +11,7 @@ pub mod device;
 pub mod fused;
 pub mod heads;
 pub mod layers;
+pub mod legacy_pth;
 pub mod params;
 pub mod pool;
 pub mod pretrained;

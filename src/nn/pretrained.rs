@@ -4,9 +4,10 @@
 //! **Reading.** `.safetensors` through candle's reader; `.pth`/`.pt` through
 //! `candle_core::pickle` (the zip archive `torch.save` has written since PyTorch 1.6: a
 //! pickle of the object plus one raw storage per tensor; the pickle is interpreted, nothing
-//! of it is executed). A checkpoint that is a dict holding the state dict under `state_dict`
+//! of it is executed), or through [`super::legacy_pth`] for the legacy format before it (MoCo's
+//! and SCAN's released `.pth.tar` files). A checkpoint that is a dict holding the state dict under `state_dict`
 //! (MoCo, SCAN, most training scripts) or `model` is looked into when its top level holds no
-//! tensor. The legacy non-zip format is refused with what to do.
+//! tensor.
 //!
 //! **Mapping.** Our parameter names are torchvision's state-dict keys under `backbone.`
 //! (`nn::resnet`). A file's keys carry some prefix before those: none (torchvision),
@@ -45,14 +46,9 @@ pub struct Loaded {
 
 /// Every tensor of a weights file by key, on the CPU, in the file's dtype.
 pub fn read_tensors(path: &Path) -> Result<BTreeMap<String, Tensor>> {
-    let ext = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .unwrap_or("")
-        .to_ascii_lowercase();
     let shown = path.display();
-    match ext.as_str() {
-        "safetensors" => {
+    match crate::config::weights::is_safetensors(path) {
+        Some(true) => {
             let map = candle_core::safetensors::load(path, &Device::Cpu).map_err(|e| {
                 Error::BadInput(format!(
                     "{shown}: not a readable safetensors file ({e}); check `model.init`"
@@ -60,13 +56,20 @@ pub fn read_tensors(path: &Path) -> Result<BTreeMap<String, Tensor>> {
             })?;
             Ok(map.into_iter().collect())
         }
-        "pth" | "pt" => {
+        Some(false) => {
+            let legacy = super::legacy_pth::is_legacy(path).map_err(|e| {
+                Error::BadInput(format!("{shown}: cannot read ({e}); check `model.init`"))
+            })?;
             let read = |key: Option<&str>| {
+                if legacy {
+                    return super::legacy_pth::read_all_with_key(path, key);
+                }
                 candle_core::pickle::read_all_with_key(path, key).map_err(|e| {
                     Error::BadInput(format!(
                         "{shown}: not a readable PyTorch checkpoint ({e}). clusterlab reads the \
-                         zip format torch.save writes since PyTorch 1.6; re-save a legacy file \
-                         with `torch.save(torch.load(f), f)`, or convert it to safetensors"
+                         zip format torch.save writes since PyTorch 1.6 and the legacy format \
+                         before it; re-save the file with `torch.save(torch.load(f), f)`, or \
+                         convert it to safetensors"
                     ))
                 })
             };
@@ -86,8 +89,8 @@ pub fn read_tensors(path: &Path) -> Result<BTreeMap<String, Tensor>> {
             }
             Ok(tensors.into_iter().collect())
         }
-        other => Err(Error::BadInput(format!(
-            "{shown}: unknown weights format {other:?}; expected .safetensors, .pth or .pt"
+        None => Err(Error::BadInput(format!(
+            "{shown}: unknown weights format; expected .safetensors, .pth, .pth.tar or .pt"
         ))),
     }
 }
@@ -283,7 +286,8 @@ mod tests {
             .join(name)
     }
 
-    /// Files written by PyTorch (`tests/fixtures/pretrained/generate.py`): a plain state dict,
+    /// Files written by PyTorch (`tests/fixtures/pretrained/generate.py`), in the zip format
+    /// and in the legacy one (`.pth.tar`, as MoCo released its weights): a plain state dict,
     /// a MoCo v2 checkpoint (nested under `state_dict`, `module.encoder_q.` prefix, a momentum
     /// encoder with other weights, head and queue) and SCAN-style safetensors all load, and
     /// give the features PyTorch computed (eval: 1e-5; train mode too).
@@ -301,6 +305,8 @@ mod tests {
         for (file, prefix, dropped) in [
             ("cnn.pth", "", 2),
             ("cnn_moco.pth", "module.encoder_q.", 2 + 12 + 4),
+            ("cnn_legacy.pth", "", 2),
+            ("cnn_moco_legacy.pth.tar", "module.encoder_q.", 2 + 12 + 4),
             ("cnn_scan.safetensors", "backbone.", 1),
         ] {
             let (p, net) = model("cnn", "cifar", &[4, 8], 9);
