@@ -26,6 +26,17 @@ pub use table::{Stat, Table};
 /// Metrics shown in tables, as (column suffix, header).
 pub const METRICS: &[(&str, &str)] = &[("nmi", "NMI"), ("acc", "ACC"), ("ari", "ARI")];
 
+/// The label-free metrics a table shows instead of [`METRICS`] when no run of it has labels
+/// (a `folder` of images without class folders; `eval::labelfree`), as (column suffix,
+/// header).
+pub const LABEL_FREE_METRICS: &[(&str, &str)] = &[
+    ("silhouette", "silhouette"),
+    ("cluster_entropy", "size entropy"),
+    ("min_cluster_fraction", "smallest cluster"),
+    ("max_cluster_fraction", "largest cluster"),
+    ("loss", "loss"),
+];
+
 /// Turns transparent huge pages off for the rest of this process (Linux; elsewhere a no-op).
 ///
 /// A report allocates and frees many buffers (thousands of small Parquet files, a million epoch
@@ -287,8 +298,28 @@ pub fn summarise_frame(
             .bool()?
             .get(0)
             .unwrap_or(false);
-    let mut metrics = METRICS.to_vec();
-    if over {
+    // No run with labels (all NMIs null) but label-free scores recorded: those instead.
+    let unlabelled = has("final_silhouette")
+        && !lf
+            .clone()
+            .select([col("final_nmi").is_not_null().any(true).alias("l")])
+            .collect()?
+            .column("l")?
+            .bool()?
+            .get(0)
+            .unwrap_or(false);
+    let mut metrics = if unlabelled {
+        if let EpochSel::Best(m) = opts.epoch {
+            return Err(Error::BadInput(format!(
+                "report --epoch best:{m}: the runs of grid {grid} have no labels to choose an \
+                 epoch with; use --epoch reported or final"
+            )));
+        }
+        LABEL_FREE_METRICS.to_vec()
+    } else {
+        METRICS.to_vec()
+    };
+    if over && !unlabelled {
         metrics.push(table::ACC_MAJORITY);
     }
     let rules: Vec<String> = if has("eval.epoch") {
@@ -776,6 +807,7 @@ mod tests {
                     acc_majority: acc,
                 }),
                 cluster_entropy: None,
+                label_free: None,
                 seconds: 1.0,
             })
             .collect();
