@@ -178,6 +178,13 @@ fn a_k_sweep_on_unlabelled_images_records_label_free_scores_only() {
         table.contains(&format!("| kmeans | 3 | **{s3:.3} (1)**")),
         "{table}"
     );
+    // The silhouette against K, to choose K by.
+    let svg = std::fs::read_to_string(dir.join("reports/own/silhouette-vs-k.svg")).unwrap();
+    assert!(
+        svg.contains("number of clusters K") && svg.contains("kmeans"),
+        "{svg}"
+    );
+    assert!(dir.join("reports/own/silhouette-vs-k.png").is_file());
     // An epoch chosen by label cannot be asked of the report either.
     let o = clusterlab(dir, &["report", "g.yaml", "--epoch", "best"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
