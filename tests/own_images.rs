@@ -218,6 +218,27 @@ fn unlabelled_images_refuse_what_needs_labels_before_writing() {
         }
         assert!(run_dirs(dir, "own").is_empty(), "{args:?} wrote runs");
     }
+    // `data check` says what it found.
+    let o = clusterlab(
+        dir,
+        &[
+            "data",
+            "check",
+            "folder",
+            "--path",
+            "imgs",
+            "--num-classes",
+            "3",
+            "--image-size",
+            "16",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = common::stdout(&o);
+    assert!(
+        out.contains("36 images") && out.contains("unlabelled"),
+        "{out}"
+    );
     // Without dataset.num_classes: exit 2 naming the key.
     let no_k = one.replace("  dataset.num_classes: [2, 3]\n", "");
     std::fs::write(dir.join("g.yaml"), no_k).unwrap();
