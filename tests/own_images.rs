@@ -46,7 +46,7 @@ report:
   columns: [dataset.name]
 grid:
   method.name: [cc, kmeans]
-  dataset.num_classes: [2, 3]
+  dataset.num_classes: [2, 3, 10]
   seed: [0]
 "#;
 
@@ -81,7 +81,7 @@ fn a_k_sweep_on_unlabelled_images_records_label_free_scores_only() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
 
     let runs = run_dirs(dir, "own");
-    assert_eq!(runs.len(), 4);
+    assert_eq!(runs.len(), 6);
     let mut kmeans_silhouette = Vec::new();
     for run in &runs {
         let r = read_parquet(&run.join("result.parquet")).unwrap();
@@ -156,10 +156,13 @@ fn a_k_sweep_on_unlabelled_images_records_label_free_scores_only() {
     // The three patterns are three clusters in pixel space: k-means at K = 3 finds them
     // (equal shares) and scores a higher silhouette than at K = 2.
     kmeans_silhouette.sort_by_key(|x| x.0);
-    let [(2, s2), (3, s3)] = kmeans_silhouette[..] else {
+    let [(2, s2), (3, s3), (10, s10)] = kmeans_silhouette[..] else {
         panic!("{kmeans_silhouette:?}")
     };
-    assert!(s3 > 0.5 && s3 > s2, "K=2 {s2}, K=3 {s3}");
+    assert!(
+        s3 > 0.5 && s3 > s2 && s3 > s10,
+        "K=2 {s2}, K=3 {s3}, K=10 {s10}"
+    );
 
     // The report shows the label-free columns, not empty label ones.
     let table = std::fs::read_to_string(dir.join("reports/own/table.md")).unwrap();
@@ -177,6 +180,11 @@ fn a_k_sweep_on_unlabelled_images_records_label_free_scores_only() {
     assert!(
         table.contains(&format!("| kmeans | 3 | **{s3:.3} (1)**")),
         "{table}"
+    );
+    // K sorts as a number, not as text.
+    let at = |row: &str| table.find(row).unwrap_or_else(|| panic!("{row}:\n{table}"));
+    assert!(
+        at("| kmeans | 2 |") < at("| kmeans | 3 |") && at("| kmeans | 3 |") < at("| kmeans | 10 |")
     );
     // The silhouette against K, to choose K by.
     let svg = std::fs::read_to_string(dir.join("reports/own/silhouette-vs-k.svg")).unwrap();
@@ -196,7 +204,9 @@ fn unlabelled_images_refuse_what_needs_labels_before_writing() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     write_images(&dir.join("imgs"));
-    let one = GRID.replace("method.name: [cc, kmeans]", "method.name: [cc]");
+    let one = GRID
+        .replace("method.name: [cc, kmeans]", "method.name: [cc]")
+        .replace("[2, 3, 10]", "[2, 3]");
     std::fs::write(dir.join("g.yaml"), &one).unwrap();
     let cases: [(&[&str], &[&str]); 2] = [
         (

@@ -422,8 +422,33 @@ pub fn summarise_frame(
         aggs.push(col(c.as_str()).std(1).alias(format!("{m}_std")));
         aggs.push(col(c.as_str()).alias(format!("{m}_values")));
     }
+    // Numeric keys (K, batch size, ...) sort by value, not as text (5 before 10).
+    let sort_key = |k: &String| {
+        schema
+            .get(k.as_str())
+            .is_some_and(|d| d.is_primitive_numeric())
+            .then(|| format!("__sort.{k}"))
+    };
+    let all_keys: Vec<&String> = row_keys.iter().chain(&col_keys).collect();
+    let numeric: Vec<(String, String)> = all_keys
+        .iter()
+        .filter_map(|k| sort_key(k).map(|s| (k.to_string(), s)))
+        .collect();
+    for (_, s) in &numeric {
+        aggs.push(col(s.as_str()).first().alias(s.as_str()));
+    }
+    let sort_by: Vec<String> = all_keys
+        .iter()
+        .map(|k| sort_key(k).unwrap_or_else(|| k.to_string()))
+        .collect();
     let df = lf
         .clone()
+        .with_columns(
+            numeric
+                .iter()
+                .map(|(k, s)| col(k.as_str()).cast(DataType::Float64).alias(s.as_str()))
+                .collect::<Vec<_>>(),
+        )
         .with_columns(keys)
         .group_by(
             row_keys
@@ -434,11 +459,7 @@ pub fn summarise_frame(
         )
         .agg(aggs)
         .sort(
-            row_keys
-                .iter()
-                .chain(&col_keys)
-                .map(|s| s.as_str())
-                .collect::<Vec<_>>(),
+            sort_by.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
             Default::default(),
         )
         .collect()?;

@@ -70,9 +70,15 @@ impl Stat {
     }
 }
 
-/// Metrics whose higher mean is not better (the largest cluster's share, a method's own
-/// loss, which K changes): the table marks no best or second in their columns.
-pub const UNRANKED: &[&str] = &["max_cluster_fraction", "loss"];
+/// Metrics whose higher mean is not simply better: the cluster-size ones (K changes them by
+/// construction: entropy grows as ln K, shares shrink as 1/K) and a method's own loss. The
+/// table marks no best or second in their columns.
+pub const UNRANKED: &[&str] = &[
+    "cluster_entropy",
+    "min_cluster_fraction",
+    "max_cluster_fraction",
+    "loss",
+];
 
 /// A summary: row labels × (dataset, metric) columns.
 #[derive(Debug, Clone)]
@@ -343,7 +349,7 @@ impl Table {
         let which = self.epoch_caption();
         out.push_str(&format!("\n{which}, mean ± sample std over seeds (number of runs). Best mean per column in bold, second underlined.\n"));
         if self.metrics.iter().any(|(m, _)| *m == "silhouette") {
-            out.push_str("\nNo labels (images without class folders): label-free scores. Silhouette: mean silhouette of the clusters on the L2-normalised features, Euclidean distance (scikit-learn's `silhouette_score(normalize(X), clusters)`; on a seeded subsample of 1000 when there are more images); higher means tighter, better-separated clusters. Size entropy: entropy (nats) of the cluster sizes, ln K when balanced. Smallest/largest cluster: share of the images (0: an empty cluster). Loss: the method's own training loss (`total`), not comparable across methods. Largest cluster and loss are not ranked.\n");
+            out.push_str("\nNo labels (images without class folders): label-free scores. Silhouette: mean silhouette of the clusters on the L2-normalised features, Euclidean distance (scikit-learn's `silhouette_score(normalize(X), clusters)`; on a seeded subsample of 1000 when there are more images); higher means tighter, better-separated clusters. Size entropy: entropy (nats) of the cluster sizes, ln K when balanced. Smallest/largest cluster: share of the images (0: an empty cluster). Loss: the method's own training loss (`total`), not comparable across methods. Only the silhouette is ranked: the size scores change with K by construction (entropy grows as ln K, shares shrink as 1/K) and losses are not comparable across K.\n");
         }
         if any_sig {
             out.push_str("\n\\* the best is significantly better than the runner-up (Welch's t-test over seeds, p < 0.05); a bold value without \\* is not.\n");
