@@ -162,17 +162,27 @@ fn check(spec: &Spec, cfg: &DatasetConfig, out: &mut dyn Write) -> Result<i32> {
             *c += 1;
         }
     }
+    let classes = if ds.is_labelled() {
+        format!(
+            "{} classes (images per class {}..{})",
+            ds.num_classes,
+            counts.iter().min().unwrap_or(&0),
+            counts.iter().max().unwrap_or(&0),
+        )
+    } else {
+        format!(
+            "unlabelled (no class folders; clustered into dataset.num_classes = {})",
+            ds.num_classes
+        )
+    };
     let _ = writeln!(
         out,
-        "{}: {} images {}×{}×{}, {} classes (images per class {}..{}), splits {}",
+        "{}: {} images {}×{}×{}, {classes}, splits {}",
         spec.name,
         ds.len(),
         ds.height,
         ds.width,
         ds.channels,
-        ds.num_classes,
-        counts.iter().min().unwrap_or(&0),
-        counts.iter().max().unwrap_or(&0),
         if cfg.splits.is_empty() {
             "-".to_string()
         } else {

@@ -12,11 +12,15 @@ pub struct DatasetConfig {
     /// `synthetic` (built in, generated from `dataset.seed`) or a dataset read from files:
     /// `cifar10`, `cifar100-20` (coarse labels), `cifar100` (fine labels), `stl10`,
     /// `imagenet10`, `imagenet-dogs`, `tiny-imagenet`, `mnist`, `fashion-mnist`, `folder`
-    /// (one sub-folder per class), `arrays` (NumPy `.npy`/`.npz`). See [`DATASET_PROTOCOLS`].
+    /// (one sub-folder per class; or the images directly in the folder, without sub-folders:
+    /// unlabelled data, scored by label-free metrics only), `arrays` (NumPy `.npy`/`.npz`).
+    /// See [`DATASET_PROTOCOLS`].
     pub name: String,
     /// Number of images of the synthetic dataset (real datasets use all their images).
     pub size: usize,
-    /// Number of classes, i.e. clusters to find.
+    /// Number of classes, i.e. clusters to find. Required for `folder` (its default is
+    /// refused there, `config::layers`): the number of class folders, or for unlabelled images
+    /// the K to cluster them into.
     pub num_classes: usize,
     /// Side of the square images fed to the network, in pixels.
     pub image_size: usize,

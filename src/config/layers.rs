@@ -319,6 +319,18 @@ fn extract_layers(
     }
     match figment.extract::<RunConfig>() {
         Ok(mut cfg) => {
+            if cfg.dataset.name == "folder" && !sets_key(base, layered, "dataset.num_classes") {
+                // Its default (10) is a guess for a folder: the number of class folders, or
+                // the K to cluster unlabelled images into, is the user's to give.
+                return Err(LayerError {
+                    layer: Layer::Base,
+                    key: "dataset.num_classes".into(),
+                    message: "missing key `dataset.num_classes`: dataset folder needs it set \
+                              (the number of class folders, or for images without class \
+                              folders the number of clusters K to find)"
+                        .into(),
+                });
+            }
             cfg.dataset.resolve_protocol();
             cfg.method.num_clusters = cfg.num_clusters();
             Ok(cfg)
@@ -344,6 +356,25 @@ fn extract_layers(
             unreachable!("the full figment failed, so one stage fails")
         }
     }
+}
+
+/// Whether the base or one of the layers sets the dotted `key` (directly, or inside an
+/// object set at one of its prefixes).
+fn sets_key(base: &Value, layered: &[(Layer, &[(String, Value)])], key: &str) -> bool {
+    let within = |v: &Value, rest: &str| {
+        rest.is_empty() || rest.split('.').try_fold(v, |v, part| v.get(part)).is_some()
+    };
+    within(base, key)
+        || layered.iter().any(|(_, pairs)| {
+            pairs.iter().any(|(k, v)| {
+                if k == key {
+                    return true;
+                }
+                key.strip_prefix(k.as_str())
+                    .and_then(|r| r.strip_prefix('.'))
+                    .is_some_and(|rest| within(v, rest))
+            })
+        })
 }
 
 /// Flattens a JSON tree into dotted keys → leaf values (lists are leaves).
@@ -450,6 +481,21 @@ mod tests {
         )
         .unwrap();
         assert_eq!(cfg.augment, crate::config::run::AugmentConfig::default());
+    }
+
+    #[test]
+    fn a_folder_dataset_needs_num_classes_set() {
+        let base = serde_json::json!({"dataset": {"name": "folder"}});
+        let e = resolve(&base, &[], &Overrides::default()).unwrap_err();
+        assert_eq!(e.key, "dataset.num_classes");
+        assert!(e.message.contains("missing key"), "{}", e.message);
+        let cell = [("dataset.num_classes".to_string(), serde_json::json!(4))];
+        let cfg = resolve(&base, &cell, &Overrides::default()).unwrap();
+        assert_eq!(cfg.dataset.num_classes, 4);
+        let nested = serde_json::json!({"dataset": {"name": "folder", "num_classes": 3}});
+        assert!(resolve(&nested, &[], &Overrides::default()).is_ok());
+        let obj = [("dataset".to_string(), serde_json::json!({"num_classes": 3}))];
+        assert!(resolve(&base, &obj, &Overrides::default()).is_ok());
     }
 
     #[test]

@@ -46,6 +46,12 @@ impl Dataset {
         self.labels.is_empty()
     }
 
+    /// Whether the images have labels to score against (unlabelled data, such as a `folder`
+    /// without class folders, has −1 everywhere).
+    pub fn is_labelled(&self) -> bool {
+        self.labels.iter().any(|&l| l >= 0)
+    }
+
     /// Bytes of one image.
     pub fn image_len(&self) -> usize {
         self.height * self.width * self.channels
@@ -91,9 +97,54 @@ pub fn check_available(cfg: &DatasetConfig) -> Result<()> {
     {
         return Ok(());
     }
-    load(cfg)?;
+    let ds = load(cfg)?;
+    if !ds.is_labelled() {
+        if let Ok(mut s) = UNLABELLED.lock() {
+            s.get_or_insert_with(HashSet::new).insert(key.clone());
+        }
+    }
     if let Ok(mut s) = CHECKED.lock() {
         s.get_or_insert_with(HashSet::new).insert(key);
+    }
+    Ok(())
+}
+
+/// Dataset configs checked by this process whose images have no labels.
+static UNLABELLED: Mutex<Option<HashSet<String>>> = Mutex::new(None);
+
+/// Whether [`check_available`] found the dataset of `cfg` without labels.
+fn checked_unlabelled(cfg: &DatasetConfig) -> bool {
+    let Ok(key) = serde_json::to_string(cfg) else {
+        return false;
+    };
+    UNLABELLED
+        .lock()
+        .map(|s| s.as_ref().is_some_and(|s| s.contains(&key)))
+        .unwrap_or(false)
+}
+
+/// Refuses, as bad input naming the key, what needs labels when the scored images have none
+/// (a `folder` without class folders): `eval.epoch: best_by_label` and `eval.probes`.
+pub fn check_labels(cfg: &crate::config::RunConfig, labelled: bool) -> Result<()> {
+    if labelled {
+        return Ok(());
+    }
+    let why = "the images of dataset.name: folder at {path} have no labels (no class folders)";
+    let why = why.replace(
+        "{path}",
+        cfg.dataset.path.as_deref().unwrap_or("the data root"),
+    );
+    if cfg.eval.epoch == crate::config::run::EvalEpoch::BestByLabel {
+        return Err(Error::BadInput(format!(
+            "invalid value for `eval.epoch`: best_by_label; {why}: use final or lowest_loss"
+        )));
+    }
+    if !cfg.eval.probes.is_empty() {
+        return Err(Error::BadInput(format!(
+            "invalid value for `eval.probes`: {:?}; {why}, and probes are scored against \
+             labels: set eval.probes: []",
+            cfg.eval.probes
+        )));
     }
     Ok(())
 }
@@ -153,9 +204,11 @@ pub fn load_unlabeled(cfg: &DatasetConfig) -> Result<Dataset> {
 
 /// [`check_available`] for every image set a run reads: its dataset, the held-out split it
 /// scores (`eval.split: heldout`) and STL-10's unlabelled images (`dataset.unlabeled`), so
-/// that missing or corrupt files are bad input before a sweep writes anything.
+/// that missing or corrupt files are bad input before a sweep writes anything; and
+/// [`check_labels`] when the dataset has no labels.
 pub fn check_run_data(cfg: &crate::config::RunConfig) -> Result<()> {
     check_available(&cfg.dataset)?;
+    check_labels(cfg, !checked_unlabelled(&cfg.dataset))?;
     if cfg.eval.split == crate::config::run::EvalSplit::Heldout && cfg.dataset.name != "synthetic" {
         if let Some(split) = crate::config::eval::heldout_split(&cfg.dataset.name) {
             let mut h = cfg.dataset.clone();

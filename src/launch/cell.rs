@@ -13,10 +13,11 @@ use std::path::Path;
 use crate::config::{layers::flatten, Cell, RunConfig};
 use crate::data::{self, Dataset};
 use crate::error::{Error, Result};
+use crate::eval::{LabelFree, Scores};
 use crate::logging;
 use crate::provenance::{now, Provenance};
 use crate::store::atomic::TEMP_SUFFIX;
-use crate::store::tables::{epochs_frame, write_parquet, write_parquet_zstd, Value};
+use crate::store::tables::{epochs_frame, write_parquet, write_parquet_zstd, EpochRow, Value};
 use crate::store::{self, write_atomic, RunState, Status, Store};
 use crate::train::{self, Observer, Outcome};
 
@@ -442,6 +443,15 @@ pub const RESULT_COLUMNS: &[&str] = &[
     "reported_acc",
     "reported_ari",
     "reported_acc_majority",
+    "final_min_cluster_fraction",
+    "final_max_cluster_fraction",
+    "final_silhouette",
+    "reported_cluster_entropy",
+    "reported_min_cluster_fraction",
+    "reported_max_cluster_fraction",
+    "reported_silhouette",
+    "final_loss",
+    "reported_loss",
     "unlabeled_images",
     "train_seconds",
     "num_params",
@@ -497,39 +507,75 @@ pub fn result_row(
             ));
         }
     }
-    let (fe, fs) = o
-        .final_scores()
+    let fin = o
+        .final_row()
         .ok_or_else(|| Error::RunFailed("the run never evaluated".into()))?;
-    let (be, bs) = o.best_scores().expect("final implies best");
-    let (re, rs) = o.reported_scores().expect("final implies reported");
+    let (fe, fs) = (fin.epoch, fin.scores);
+    let best = o.best_scores();
+    let rep = o.reported_row().ok_or_else(|| {
+        Error::BadInput("eval.epoch: best_by_label needs labels; the images have none".into())
+    })?;
+    let (re, rs) = (rep.epoch, rep.scores);
     let f64v = |x: f64| Value::F64(Some(x));
+    // Null, not 0, where there are no labels to score against.
+    let lab = |s: Option<Scores>, f: fn(&Scores) -> f64| Value::F64(s.as_ref().map(f));
+    let free = |r: &EpochRow, f: fn(&LabelFree) -> Option<f64>| {
+        Value::F64(r.label_free.as_ref().and_then(f))
+    };
+    let bs = best.map(|b| b.1);
     let last = o.epochs.last().expect("evaluated implies a row");
     row.extend([
         ("eval_protocol".into(), s(&o.protocol)),
         ("final_epoch".into(), Value::I64(Some(fe as i64))),
-        ("final_nmi".into(), f64v(fs.nmi)),
-        ("final_acc".into(), f64v(fs.acc)),
-        ("final_ari".into(), f64v(fs.ari)),
+        ("final_nmi".into(), lab(fs, |s| s.nmi)),
+        ("final_acc".into(), lab(fs, |s| s.acc)),
+        ("final_ari".into(), lab(fs, |s| s.ari)),
         (
             "final_cluster_entropy".into(),
             Value::F64(last.cluster_entropy),
         ),
-        ("best_epoch".into(), Value::I64(Some(be as i64))),
-        ("best_nmi".into(), f64v(bs.nmi)),
-        ("best_acc".into(), f64v(bs.acc)),
-        ("best_ari".into(), f64v(bs.ari)),
-        ("final_acc_majority".into(), f64v(fs.acc_majority)),
-        ("best_acc_majority".into(), f64v(bs.acc_majority)),
+        ("best_epoch".into(), Value::I64(best.map(|b| b.0 as i64))),
+        ("best_nmi".into(), lab(bs, |s| s.nmi)),
+        ("best_acc".into(), lab(bs, |s| s.acc)),
+        ("best_ari".into(), lab(bs, |s| s.ari)),
+        ("final_acc_majority".into(), lab(fs, |s| s.acc_majority)),
+        ("best_acc_majority".into(), lab(bs, |s| s.acc_majority)),
         (
             "num_clusters".into(),
             Value::I64(Some(cell.config.num_clusters() as i64)),
         ),
         // The epoch `eval.epoch` reports (what the report shows by default).
         ("reported_epoch".into(), Value::I64(Some(re as i64))),
-        ("reported_nmi".into(), f64v(rs.nmi)),
-        ("reported_acc".into(), f64v(rs.acc)),
-        ("reported_ari".into(), f64v(rs.ari)),
-        ("reported_acc_majority".into(), f64v(rs.acc_majority)),
+        ("reported_nmi".into(), lab(rs, |s| s.nmi)),
+        ("reported_acc".into(), lab(rs, |s| s.acc)),
+        ("reported_ari".into(), lab(rs, |s| s.ari)),
+        ("reported_acc_majority".into(), lab(rs, |s| s.acc_majority)),
+        // Label-free scores (`eval::labelfree`), with or without labels.
+        (
+            "final_min_cluster_fraction".into(),
+            free(fin, |l| Some(l.min_cluster_fraction)),
+        ),
+        (
+            "final_max_cluster_fraction".into(),
+            free(fin, |l| Some(l.max_cluster_fraction)),
+        ),
+        ("final_silhouette".into(), free(fin, |l| l.silhouette)),
+        (
+            "reported_cluster_entropy".into(),
+            Value::F64(rep.cluster_entropy),
+        ),
+        (
+            "reported_min_cluster_fraction".into(),
+            free(rep, |l| Some(l.min_cluster_fraction)),
+        ),
+        (
+            "reported_max_cluster_fraction".into(),
+            free(rep, |l| Some(l.max_cluster_fraction)),
+        ),
+        ("reported_silhouette".into(), free(rep, |l| l.silhouette)),
+        // The method's own loss (`total`; the k-means baseline's inertia).
+        ("final_loss".into(), Value::F64(own_loss(fin))),
+        ("reported_loss".into(), Value::F64(own_loss(rep))),
         (
             "unlabeled_images".into(),
             Value::I64(Some(o.unlabeled_images as i64)),
@@ -551,6 +597,13 @@ pub fn result_row(
         ("finished_at".into(), Value::Str(prov.finished_at.clone())),
     ]);
     Ok(row)
+}
+
+/// An epoch's `total` loss, else its first loss value (the k-means baseline's inertia).
+fn own_loss(r: &EpochRow) -> Option<f64> {
+    (r.losses.iter().find(|(k, _)| k == "total"))
+        .or(r.losses.first())
+        .map(|(_, v)| *v)
 }
 
 /// True when the directory holds a completed run.

@@ -84,6 +84,12 @@ pub fn reproduce(
     }
     let ea = read_parquet(&dir.join(EPOCHS_FILE))?.drop_many(["seconds", "run_id"]);
     let eb = read_parquet(&again.join(EPOCHS_FILE))?.drop_many(["seconds", "run_id"]);
+    // Columns added since the run was recorded (the label-free scores, say) are not compared.
+    let shared: Vec<String> = (ea.get_column_names().into_iter())
+        .filter(|c| eb.column(c.as_str()).is_ok())
+        .map(|c| c.to_string())
+        .collect();
+    let (ea, eb) = (ea.select(shared.clone())?, eb.select(shared)?);
     let epochs_same = ea.equals_missing(&eb);
     same &= epochs_same;
     say(format!(

@@ -292,9 +292,12 @@ pub fn sweep(
                 .first()
                 .map(|(k, v)| format!("{k}={v:.4}"))
                 .unwrap_or_default();
-            let msg = match row.scores {
-                Some(s) => format!("{loss} nmi={:.3} acc={:.3} ari={:.3}", s.nmi, s.acc, s.ari),
-                None => loss,
+            let msg = match (row.scores, row.label_free.and_then(|l| l.silhouette)) {
+                (Some(s), _) => {
+                    format!("{loss} nmi={:.3} acc={:.3} ari={:.3}", s.nmi, s.acc, s.ari)
+                }
+                (None, Some(sil)) => format!("{loss} silhouette={sil:.3}"),
+                (None, None) => loss,
             };
             if !tty {
                 eprintln!(

@@ -202,6 +202,7 @@ mod tests {
                     acc_majority: v + 0.1,
                 }),
                 cluster_entropy: Some(1.0),
+                label_free: None,
                 seconds: e as f64,
             })
             .collect();

@@ -152,6 +152,79 @@ pub fn write_all(store: &Store, table: &Table, dir: &Path) -> Result<Vec<Figure>
     })
 }
 
+/// The key of an unlabelled K sweep: its values are the numbers of clusters.
+const K_KEY: &str = "dataset.num_classes";
+
+/// A label-free table's silhouette against K, when `dataset.num_classes` varies (as a row key
+/// or inside the column groups' labels, `… dataset.num_classes=K …`): one line per remaining
+/// row and group label, from the table's cells (mean ± std over seeds).
+fn silhouette_vs_k(table: &Table, dir: &Path) -> Result<Option<Figure>> {
+    let Some(m) = table.metrics.iter().position(|(m, _)| *m == "silhouette") else {
+        return Ok(None);
+    };
+    let in_rows = table.row_keys.iter().position(|k| k == K_KEY);
+    let prefix = format!("{K_KEY}=");
+    let mut lines: BTreeMap<String, Vec<(f64, f64, f64)>> = BTreeMap::new();
+    for (r, row) in table.rows.iter().enumerate() {
+        for (g, group) in table.groups.iter().enumerate() {
+            let Some(stat) = &table.cells[r][g * table.metrics.len() + m] else {
+                continue;
+            };
+            let mut group_words: Vec<&str> = group.split_whitespace().collect();
+            let k = match in_rows {
+                Some(i) => row[i].parse::<f64>().ok(),
+                None => {
+                    let at = group_words.iter().position(|w| w.starts_with(&prefix));
+                    at.and_then(|i| group_words.remove(i)[prefix.len()..].parse().ok())
+                }
+            };
+            let Some(k) = k else { continue };
+            let mut label: Vec<String> = table
+                .row_keys
+                .iter()
+                .zip(row)
+                .filter(|(key, _)| *key != K_KEY)
+                .map(|(key, v)| match key.as_str() {
+                    "method.name" => v.clone(),
+                    _ => format!("{}={v}", key.rsplit('.').next().unwrap_or(key)),
+                })
+                .collect();
+            if table.groups.len() > 1 {
+                label.extend(group_words.iter().map(|w| w.to_string()));
+            }
+            lines
+                .entry(label.join(" "))
+                .or_default()
+                .push((k, stat.mean, stat.std.unwrap_or(0.0)));
+        }
+    }
+    let series: Vec<Series> = lines
+        .into_iter()
+        .filter(|(_, p)| p.len() > 1)
+        .map(|(label, mut p)| {
+            p.sort_by(|a, b| a.0.total_cmp(&b.0));
+            Series {
+                label,
+                epochs: p.iter().map(|q| q.0).collect(),
+                mean: p.iter().map(|q| q.1).collect(),
+                std: p.iter().map(|q| q.2).collect(),
+            }
+        })
+        .collect();
+    if series.is_empty() {
+        return Ok(None);
+    }
+    let stem = "silhouette-vs-k".to_string();
+    plots::score_vs_k(&dir.join(&stem), "silhouette", &series)?;
+    Ok(Some(Figure {
+        caption: "Silhouette against the number of clusters K (mean ± std over seeds): \
+                  without labels, a higher silhouette at a K suggests that K"
+            .into(),
+        stem,
+        svg: true,
+    }))
+}
+
 /// Draws every figure from the runs' epochs (and the first seed's assignments).
 fn draw_all(store: &Store, table: &Table, dir: &Path, epochs: &EpochsByRun) -> Result<Vec<Figure>> {
     let grid = &table.grid;
@@ -170,6 +243,9 @@ fn draw_all(store: &Store, table: &Table, dir: &Path, epochs: &EpochsByRun) -> R
             .collect::<Vec<_>>()
             .join(" ")
     };
+    if let Some(fig) = silhouette_vs_k(table, dir)? {
+        figs.push(fig);
+    }
     for (g, group) in table.groups.iter().enumerate() {
         let gs = slug(group);
         for (m, name) in [("nmi", "NMI"), ("acc", "ACC")] {
@@ -209,7 +285,7 @@ fn draw_all(store: &Store, table: &Table, dir: &Path, epochs: &EpochsByRun) -> R
             &bar_series,
         )?;
         figs.push(Figure {
-            caption: format!("{group}: final NMI / ACC / ARI, mean ± std over seeds"),
+            caption: format!("{group}: {}, mean ± std over seeds", names.join(" / ")),
             stem,
             svg: true,
         });

@@ -26,6 +26,17 @@ pub use table::{Stat, Table};
 /// Metrics shown in tables, as (column suffix, header).
 pub const METRICS: &[(&str, &str)] = &[("nmi", "NMI"), ("acc", "ACC"), ("ari", "ARI")];
 
+/// The label-free metrics a table shows instead of [`METRICS`] when no run of it has labels
+/// (a `folder` of images without class folders; `eval::labelfree`), as (column suffix,
+/// header).
+pub const LABEL_FREE_METRICS: &[(&str, &str)] = &[
+    ("silhouette", "silhouette"),
+    ("cluster_entropy", "size entropy"),
+    ("min_cluster_fraction", "smallest cluster"),
+    ("max_cluster_fraction", "largest cluster"),
+    ("loss", "loss"),
+];
+
 /// Turns transparent huge pages off for the rest of this process (Linux; elsewhere a no-op).
 ///
 /// A report allocates and frees many buffers (thousands of small Parquet files, a million epoch
@@ -287,8 +298,28 @@ pub fn summarise_frame(
             .bool()?
             .get(0)
             .unwrap_or(false);
-    let mut metrics = METRICS.to_vec();
-    if over {
+    // No run with labels (all NMIs null) but label-free scores recorded: those instead.
+    let unlabelled = has("final_silhouette")
+        && !lf
+            .clone()
+            .select([col("final_nmi").is_not_null().any(true).alias("l")])
+            .collect()?
+            .column("l")?
+            .bool()?
+            .get(0)
+            .unwrap_or(false);
+    let mut metrics = if unlabelled {
+        if let EpochSel::Best(m) = opts.epoch {
+            return Err(Error::BadInput(format!(
+                "report --epoch best:{m}: the runs of grid {grid} have no labels to choose an \
+                 epoch with; use --epoch reported or final"
+            )));
+        }
+        LABEL_FREE_METRICS.to_vec()
+    } else {
+        METRICS.to_vec()
+    };
+    if over && !unlabelled {
         metrics.push(table::ACC_MAJORITY);
     }
     let rules: Vec<String> = if has("eval.epoch") {
@@ -391,8 +422,33 @@ pub fn summarise_frame(
         aggs.push(col(c.as_str()).std(1).alias(format!("{m}_std")));
         aggs.push(col(c.as_str()).alias(format!("{m}_values")));
     }
+    // Numeric keys (K, batch size, ...) sort by value, not as text (5 before 10).
+    let sort_key = |k: &String| {
+        schema
+            .get(k.as_str())
+            .is_some_and(|d| d.is_primitive_numeric())
+            .then(|| format!("__sort.{k}"))
+    };
+    let all_keys: Vec<&String> = row_keys.iter().chain(&col_keys).collect();
+    let numeric: Vec<(String, String)> = all_keys
+        .iter()
+        .filter_map(|k| sort_key(k).map(|s| (k.to_string(), s)))
+        .collect();
+    for (_, s) in &numeric {
+        aggs.push(col(s.as_str()).first().alias(s.as_str()));
+    }
+    let sort_by: Vec<String> = all_keys
+        .iter()
+        .map(|k| sort_key(k).unwrap_or_else(|| k.to_string()))
+        .collect();
     let df = lf
         .clone()
+        .with_columns(
+            numeric
+                .iter()
+                .map(|(k, s)| col(k.as_str()).cast(DataType::Float64).alias(s.as_str()))
+                .collect::<Vec<_>>(),
+        )
         .with_columns(keys)
         .group_by(
             row_keys
@@ -403,11 +459,7 @@ pub fn summarise_frame(
         )
         .agg(aggs)
         .sort(
-            row_keys
-                .iter()
-                .chain(&col_keys)
-                .map(|s| s.as_str())
-                .collect::<Vec<_>>(),
+            sort_by.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
             Default::default(),
         )
         .collect()?;
@@ -776,6 +828,7 @@ mod tests {
                     acc_majority: acc,
                 }),
                 cluster_entropy: None,
+                label_free: None,
                 seconds: 1.0,
             })
             .collect();

@@ -70,6 +70,16 @@ impl Stat {
     }
 }
 
+/// Metrics whose higher mean is not simply better: the cluster-size ones (K changes them by
+/// construction: entropy grows as ln K, shares shrink as 1/K) and a method's own loss. The
+/// table marks no best or second in their columns.
+pub const UNRANKED: &[&str] = &[
+    "cluster_entropy",
+    "min_cluster_fraction",
+    "max_cluster_fraction",
+    "loss",
+];
+
 /// A summary: row labels × (dataset, metric) columns.
 #[derive(Debug, Clone)]
 pub struct Table {
@@ -251,6 +261,11 @@ impl Table {
                     .enumerate()
                     .filter_map(|(r, row)| row.get(c).and_then(|x| x.as_ref()).map(|s| (r, s)))
                     .collect();
+                // Neither end of these is better: nothing is marked.
+                let metric = self.metrics[c % self.metrics.len().max(1)].0;
+                if UNRANKED.contains(&metric) {
+                    order.clear();
+                }
                 order.sort_by(|a, b| b.1.mean.total_cmp(&a.1.mean));
                 let best = order.first().map(|x| x.0);
                 let second = order.get(1).map(|x| x.0);
@@ -333,6 +348,9 @@ impl Table {
         }
         let which = self.epoch_caption();
         out.push_str(&format!("\n{which}, mean ± sample std over seeds (number of runs). Best mean per column in bold, second underlined.\n"));
+        if self.metrics.iter().any(|(m, _)| *m == "silhouette") {
+            out.push_str("\nNo labels (images without class folders): label-free scores. Silhouette: mean silhouette of the clusters on the L2-normalised features, Euclidean distance (scikit-learn's `silhouette_score(normalize(X), clusters)`; on a seeded subsample of 1000 when there are more images); higher means tighter, better-separated clusters. Size entropy: entropy (nats) of the cluster sizes, ln K when balanced. Smallest/largest cluster: share of the images (0: an empty cluster). Loss: the method's own training loss (`total`), not comparable across methods. Only the silhouette is ranked: the size scores change with K by construction (entropy grows as ln K, shares shrink as 1/K) and losses are not comparable across K.\n");
+        }
         if any_sig {
             out.push_str("\n\\* the best is significantly better than the runner-up (Welch's t-test over seeds, p < 0.05); a bold value without \\* is not.\n");
         } else {

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use super::atomic::write_atomic_with;
 use crate::error::{Error, Result};
-use crate::eval::Scores;
+use crate::eval::{LabelFree, Scores};
 
 /// What one epoch of training recorded.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -20,6 +20,10 @@ pub struct EpochRow {
     pub scores: Option<Scores>,
     /// Entropy (nats) of the predicted cluster sizes, on epochs that evaluated.
     pub cluster_entropy: Option<f64>,
+    /// Label-free scores (cluster shares, silhouette), on epochs that evaluated (absent in
+    /// checkpoints written before they existed).
+    #[serde(default)]
+    pub label_free: Option<LabelFree>,
     /// Wall seconds since the run started.
     pub seconds: f64,
 }
@@ -74,6 +78,20 @@ pub fn epochs_frame(run_id: &str, rows: &[EpochRow]) -> Result<DataFrame> {
         "cluster_entropy".into(),
         rows.iter().map(|r| r.cluster_entropy).collect::<Vec<_>>(),
     ));
+    let free = |f: fn(&LabelFree) -> Option<f64>| {
+        rows.iter()
+            .map(|r| r.label_free.as_ref().and_then(f))
+            .collect::<Vec<_>>()
+    };
+    cols.push(Column::new(
+        "min_cluster_fraction".into(),
+        free(|l| Some(l.min_cluster_fraction)),
+    ));
+    cols.push(Column::new(
+        "max_cluster_fraction".into(),
+        free(|l| Some(l.max_cluster_fraction)),
+    ));
+    cols.push(Column::new("silhouette".into(), free(|l| l.silhouette)));
     cols.push(Column::new(
         "seconds".into(),
         rows.iter().map(|r| r.seconds).collect::<Vec<_>>(),
@@ -405,6 +423,7 @@ mod tests {
                     acc_majority: 0.7,
                 }),
                 cluster_entropy: Some(2.0),
+                label_free: None,
                 seconds: 1.0,
             },
             EpochRow {
@@ -412,6 +431,7 @@ mod tests {
                 losses: vec![("total".into(), 1.0), ("instance".into(), 0.5)],
                 scores: None,
                 cluster_entropy: None,
+                label_free: None,
                 seconds: 2.0,
             },
         ];

@@ -147,6 +147,7 @@ pub fn report(
                         acc_majority: s + 0.05,
                     }),
                     cluster_entropy: Some(2.0),
+                    label_free: None,
                     seconds: e as f64,
                 }
             })

@@ -17,7 +17,8 @@ use crate::data::augment::Augmenter;
 use crate::data::loader::{self, HostBatch};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
-use crate::eval::{cluster_size_entropy, Scores};
+use crate::eval::labelfree::SILHOUETTE_SAMPLES;
+use crate::eval::{cluster_size_entropy, LabelFree, Scores};
 use crate::methods::{self, kmeans::kmeans, Method, View};
 use crate::nn::{pretrained, Backbone, Params};
 use crate::rng::{permutation, stream, stream_at};
@@ -76,19 +77,24 @@ impl Assignment {
 impl Outcome {
     /// The last evaluated epoch and its scores.
     pub fn final_scores(&self) -> Option<(usize, Scores)> {
-        self.epochs
-            .iter()
-            .rev()
-            .find_map(|r| r.scores.map(|s| (r.epoch, s)))
+        self.final_row()
+            .and_then(|r| r.scores.map(|s| (r.epoch, s)))
     }
 
-    /// The epoch the run reports by its `eval.epoch` rule: the last evaluated one (`final`),
-    /// the evaluated one with the lowest mean `total` loss (`lowest_loss`, the earliest on
-    /// ties; label-free) or the best NMI (`best_by_label`).
-    pub fn reported_scores(&self) -> Option<(usize, Scores)> {
+    /// The last evaluated epoch's row (with or without labels to score against).
+    pub fn final_row(&self) -> Option<&EpochRow> {
+        self.epochs.iter().rev().find(|r| evaluated(r))
+    }
+
+    /// The row of the epoch the run reports by its `eval.epoch` rule (see
+    /// [`Outcome::reported_scores`]); `None` for `best_by_label` without labels.
+    pub fn reported_row(&self) -> Option<&EpochRow> {
         match self.rule {
-            EvalEpoch::Final => self.final_scores(),
-            EvalEpoch::BestByLabel => self.best_scores(),
+            EvalEpoch::Final => self.final_row(),
+            EvalEpoch::BestByLabel => {
+                let (e, _) = self.best_scores()?;
+                self.epochs.iter().find(|r| r.epoch == e)
+            }
             EvalEpoch::LowestLoss => {
                 let total = |r: &EpochRow| {
                     r.losses
@@ -96,16 +102,23 @@ impl Outcome {
                         .find(|(k, _)| k == "total")
                         .map_or(f64::INFINITY, |(_, v)| *v)
                 };
-                self.epochs
-                    .iter()
-                    .filter(|r| r.scores.is_some())
-                    .fold(None, |acc: Option<&EpochRow>, r| match acc {
+                self.epochs.iter().filter(|r| evaluated(r)).fold(
+                    None,
+                    |acc: Option<&EpochRow>, r| match acc {
                         Some(b) if total(b) <= total(r) => acc,
                         _ => Some(r),
-                    })
-                    .and_then(|r| r.scores.map(|s| (r.epoch, s)))
+                    },
+                )
             }
         }
+    }
+
+    /// The epoch the run reports by its `eval.epoch` rule: the last evaluated one (`final`),
+    /// the evaluated one with the lowest mean `total` loss (`lowest_loss`, the earliest on
+    /// ties; label-free) or the best NMI (`best_by_label`).
+    pub fn reported_scores(&self) -> Option<(usize, Scores)> {
+        self.reported_row()
+            .and_then(|r| r.scores.map(|s| (r.epoch, s)))
     }
 
     /// The epoch with the highest NMI.
@@ -118,6 +131,32 @@ impl Outcome {
                 _ => Some((e, s)),
             })
     }
+}
+
+/// Whether an epoch row was evaluated (scores against labels, or without labels the
+/// label-free ones).
+fn evaluated(r: &EpochRow) -> bool {
+    r.scores.is_some() || r.cluster_entropy.is_some() || r.label_free.is_some()
+}
+
+/// The label-free scores of `clusters` on the `n × dim` `features` at `epoch` (epoch 0: the
+/// k-means baseline): the silhouette on at most [`SILHOUETTE_SAMPLES`] samples, drawn from
+/// the run seed's `silhouette` stream (per epoch) when there are more.
+pub(crate) fn label_free_scores(
+    cfg: &RunConfig,
+    clusters: &[i64],
+    features: &[f32],
+    dim: usize,
+    epoch: usize,
+) -> LabelFree {
+    let n = clusters.len();
+    let idx = (n > SILHOUETTE_SAMPLES).then(|| {
+        let mut p = permutation(&mut stream_at(cfg.seed, "silhouette", &[epoch as u64]), n);
+        p.truncate(SILHOUETTE_SAMPLES);
+        p.sort_unstable();
+        p
+    });
+    LabelFree::compute(features, dim, clusters, cfg.num_clusters(), idx.as_deref())
 }
 
 /// Progress events a caller may display.
@@ -186,6 +225,9 @@ pub fn run(
         crate::config::run::EvalSplit::Heldout => Some(crate::data::load_heldout(cfg)?),
     };
     let eval_ds = heldout.as_ref().unwrap_or(ds);
+    // Unlabelled images (a `folder` without class folders): label-free scores only.
+    let labelled = eval_ds.is_labelled();
+    crate::data::check_labels(cfg, labelled)?;
     let unlabeled = unlabeled::Phase::new(cfg)?;
     // Phase one of an epoch: the unlabelled images through the instance term (drop-last).
     let u_steps = unlabeled.as_ref().map_or(0, |u| u.steps(b));
@@ -337,7 +379,7 @@ pub fn run(
             })
             .collect();
         let evaluate = epoch % cfg.train.eval_every == 0 || epoch == cfg.train.epochs;
-        let (scores, cluster_entropy) = if evaluate {
+        let (scores, cluster_entropy, label_free) = if evaluate {
             let (pred, features, dim) = predict_with_features(
                 cfg,
                 eval_ds,
@@ -348,21 +390,23 @@ pub fn run(
                 epoch,
             )?;
             let scored = (
-                Some(Scores::compute(&eval_ds.labels, &pred)),
+                labelled.then(|| Scores::compute(&eval_ds.labels, &pred)),
                 Some(cluster_size_entropy(&pred)),
+                Some(label_free_scores(cfg, &pred, &features, dim, epoch)),
             );
             if epoch == cfg.train.epochs {
                 last_eval = Some((pred, features, dim));
             }
             scored
         } else {
-            (None, None)
+            (None, None, None)
         };
         let row = EpochRow {
             epoch,
             losses,
             scores,
             cluster_entropy,
+            label_free,
             seconds: clock(&start),
         };
         observer.epoch_done(&row, cfg.train.epochs);

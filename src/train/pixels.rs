@@ -61,11 +61,14 @@ pub(super) fn run_kmeans(
             (&h.labels, hx, nearest)
         }
     };
+    let labelled = labels.iter().any(|&l| l >= 0);
+    crate::data::check_labels(cfg, labelled)?;
     let row = EpochRow {
         epoch: 0,
         losses: vec![("inertia".into(), r.inertia)],
-        scores: Some(Scores::compute(labels, &clusters)),
+        scores: labelled.then(|| Scores::compute(labels, &clusters)),
         cluster_entropy: Some(cluster_size_entropy(&clusters)),
+        label_free: Some(super::label_free_scores(cfg, &clusters, &pixels, d, 0)),
         seconds: start.elapsed().as_secs_f64(),
     };
     observer.epoch_done(&row, 0);

@@ -147,6 +147,7 @@ pub fn log_epochs(text: &str) -> Vec<EpochRow> {
             losses: Vec::new(),
             scores,
             cluster_entropy: None,
+            label_free: None,
             seconds: 0.0,
         });
     }

@@ -2,7 +2,9 @@
 //! with the exact wnid lists of CC (label = index in the list), Tiny-ImageNet
 //! (`tiny-imagenet-200/train`, from the folder or straight from the official `.zip`), and the
 //! generic `folder` dataset (one sub-folder per class, classes in sorted name order, as
-//! torchvision's `ImageFolder`).
+//! torchvision's `ImageFolder`; or, with the images directly in the folder and no sub-folder,
+//! unlabelled data: labels −1, clustered into `dataset.num_classes` clusters, never scored
+//! against labels; a folder holding both images and sub-folders is an error naming it).
 //!
 //! File order is deterministic: classes in label order, files sorted by their path within the
 //! class folder (walked recursively). PNG and JPEG are decoded with the `image` crate, converted
@@ -251,6 +253,29 @@ pub fn load_unlabelled(paths: &[PathBuf], size: usize) -> Result<Dataset> {
     })
 }
 
+/// The PNG/JPEG files directly in `root` (not in its sub-folders), sorted by path.
+fn top_level_images(root: &Path) -> Result<Vec<PathBuf>> {
+    let rd = std::fs::read_dir(root)
+        .map_err(|e| Error::BadInput(format!("cannot read folder {}: {e}", root.display())))?;
+    let mut out = Vec::new();
+    for p in rd.filter_map(|e| e.ok().map(|e| e.path())) {
+        if p.is_file() && is_image(&p.to_string_lossy())? {
+            out.push(p);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// A `folder` dataset without class folders: its images (sorted by path) as unlabelled data
+/// (labels −1) to cluster into `dataset.num_classes` clusters.
+fn load_unlabelled_folder(cfg: &DatasetConfig, files: &[PathBuf]) -> Result<Dataset> {
+    let mut ds = load_unlabelled(files, cfg.image_size)?;
+    ds.name = cfg.name.clone();
+    ds.num_classes = cfg.num_classes;
+    Ok(ds)
+}
+
 /// Loads an image-folder dataset (`imagenet10`, `imagenet-dogs`, `tiny-imagenet`, `folder`).
 pub fn load(cfg: &DatasetConfig) -> Result<Dataset> {
     let spec = catalog::spec(&cfg.name).expect("an image-folder name");
@@ -295,11 +320,26 @@ pub fn load(cfg: &DatasetConfig) -> Result<Dataset> {
             _ => {
                 if !root.is_dir() {
                     return Err(Error::BadInput(format!(
-                        "dataset folder: {} is not a folder (expected one sub-folder per class)",
+                        "dataset folder: {} is not a folder (expected one sub-folder per class, \
+                         or the images directly in it for unlabelled data)",
                         root.display()
                     )));
                 }
                 let classes = subfolders(&root)?;
+                let loose = top_level_images(&root)?;
+                if !loose.is_empty() {
+                    if !classes.is_empty() {
+                        return Err(Error::BadInput(format!(
+                            "dataset folder: {} holds both images ({}, …) and sub-folders ({}); \
+                             put every image in a class folder (labelled data) or none in a \
+                             sub-folder (unlabelled data)",
+                            root.display(),
+                            loose[0].display(),
+                            classes.join(", ")
+                        )));
+                    }
+                    return load_unlabelled_folder(cfg, &loose);
+                }
                 let items = from_folders(&root, &classes)?;
                 (classes, items, None)
             }
@@ -457,5 +497,26 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("3.png") && e.contains("not a decodable"), "{e}");
+    }
+
+    #[test]
+    fn folder_without_class_folders_is_unlabelled_and_a_mix_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        png(&dir.path().join("b.png"), 4, 4, |_, _| [10, 20, 30]);
+        png(&dir.path().join("a.png"), 4, 4, |_, _| [200, 0, 0]);
+        let ds = load(&cfg("folder", dir.path(), 5, 2)).unwrap();
+        assert_eq!(ds.labels, [-1, -1]);
+        assert!(!ds.is_labelled());
+        assert_eq!(ds.num_classes, 5);
+        // Sorted by path: a.png first.
+        assert_eq!(ds.image(0)[..3], [200, 0, 0]);
+        png(&dir.path().join("cats/c.png"), 4, 4, |_, _| [0, 0, 0]);
+        let e = load(&cfg("folder", dir.path(), 5, 2))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("holds both images") && e.contains("a.png") && e.contains("cats"),
+            "{e}"
+        );
     }
 }

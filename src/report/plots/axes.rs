@@ -156,6 +156,10 @@ pub(super) fn metric_label(metric: &str) -> (String, String) {
             "entropy of cluster sizes (nats)".into(),
         ),
         "seconds" => ("Wall time".into(), "wall time (s)".into()),
+        "silhouette" => (
+            "Silhouette".into(),
+            "silhouette on the features (−1–1)".into(),
+        ),
         m => match m.strip_prefix("loss_") {
             Some(t) => (format!("Loss {t}"), format!("loss {t} (mean over steps)")),
             None => (m.to_string(), m.to_string()),

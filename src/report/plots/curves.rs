@@ -28,6 +28,8 @@ pub struct Series {
 struct Curves<'a> {
     metric: &'a str,
     series: &'a [Series],
+    /// What x is: `epoch`, or the number of clusters K ([`score_vs_k`]).
+    x: &'a str,
 }
 
 impl Series {
@@ -53,10 +55,17 @@ impl Series {
 
 impl Figure for Curves<'_> {
     fn title(&self) -> String {
-        format!(
-            "{} per epoch (mean ± std over seeds)",
-            metric_label(self.metric).0
-        )
+        if self.x == "epoch" {
+            format!(
+                "{} per epoch (mean ± std over seeds)",
+                metric_label(self.metric).0
+            )
+        } else {
+            format!(
+                "{} against K (mean ± std over seeds)",
+                metric_label(self.metric).0
+            )
+        }
     }
 
     fn legend(&self) -> Vec<LegendEntry> {
@@ -89,7 +98,7 @@ impl Figure for Curves<'_> {
         let mut chart = xy_chart(area, 78, x0..x1, y0..y1)?;
         let y_desc = metric_label(self.metric).1;
         let axes = Axes {
-            x_desc: "epoch",
+            x_desc: self.x,
             y_desc: &y_desc,
             x_ticks: Ticks::Numeric(&int_label),
             x_tick_size: TICK_SIZE,
@@ -141,7 +150,39 @@ pub fn learning_curves(path_stem: &Path, metric: &str, series: &[Series]) -> Res
             )));
         }
     }
-    write_figure(path_stem, &Curves { metric, series })
+    write_figure(
+        path_stem,
+        &Curves {
+            metric,
+            series,
+            x: "epoch",
+        },
+    )
+}
+
+/// A label-free score against the number of clusters K (`dataset.num_classes` of an
+/// unlabelled K sweep): per series, the mean over seeds at each K with a ±std band, to choose
+/// K by. `series[i].epochs` holds the K values.
+pub fn score_vs_k(path_stem: &Path, metric: &str, series: &[Series]) -> Result<()> {
+    for s in series {
+        if s.epochs.len() != s.mean.len() || s.std.len() != s.mean.len() {
+            return Err(Error::BadInput(format!(
+                "{metric} against K {:?}: {} K values, {} means, {} stds",
+                s.label,
+                s.epochs.len(),
+                s.mean.len(),
+                s.std.len()
+            )));
+        }
+    }
+    write_figure(
+        path_stem,
+        &Curves {
+            metric,
+            series,
+            x: "number of clusters K",
+        },
+    )
 }
 
 #[cfg(test)]

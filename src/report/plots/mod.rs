@@ -40,6 +40,6 @@ pub use bars::{bars, BarSeries};
 pub use chart::{HEIGHT, WIDTH};
 pub use cluster_sizes::cluster_sizes;
 pub use confusion::confusion_matrix;
-pub use curves::{learning_curves, Series};
+pub use curves::{learning_curves, score_vs_k, Series};
 pub use loss_terms::loss_terms;
 pub use scatter::{embedding_scatter, MAX_SCATTER_POINTS};
