@@ -139,35 +139,22 @@ impl Figure for Curves<'_> {
 /// `metric` is the epochs-table column (`nmi`, `acc`, `ari`, `cluster_entropy`, `loss_<term>`,
 /// ...); it names the title and the y axis. Non-finite points are skipped.
 pub fn learning_curves(path_stem: &Path, metric: &str, series: &[Series]) -> Result<()> {
-    for s in series {
-        if s.epochs.len() != s.mean.len() || !(s.std.is_empty() || s.std.len() == s.mean.len()) {
-            return Err(Error::BadInput(format!(
-                "learning curve {:?}: {} epochs, {} means, {} stds",
-                s.label,
-                s.epochs.len(),
-                s.mean.len(),
-                s.std.len()
-            )));
-        }
-    }
-    write_figure(
-        path_stem,
-        &Curves {
-            metric,
-            series,
-            x: "epoch",
-        },
-    )
+    curves(path_stem, metric, series, "epoch")
 }
 
 /// A label-free score against the number of clusters K (`dataset.num_classes` of an
 /// unlabelled K sweep): per series, the mean over seeds at each K with a ±std band, to choose
 /// K by. `series[i].epochs` holds the K values.
 pub fn score_vs_k(path_stem: &Path, metric: &str, series: &[Series]) -> Result<()> {
+    curves(path_stem, metric, series, "number of clusters K")
+}
+
+/// Mean lines with their bands over `x` (each series' `epochs`); the stds may be empty.
+fn curves(path_stem: &Path, metric: &str, series: &[Series], x: &'static str) -> Result<()> {
     for s in series {
-        if s.epochs.len() != s.mean.len() || s.std.len() != s.mean.len() {
+        if s.epochs.len() != s.mean.len() || !(s.std.is_empty() || s.std.len() == s.mean.len()) {
             return Err(Error::BadInput(format!(
-                "{metric} against K {:?}: {} K values, {} means, {} stds",
+                "{metric} against {x} {:?}: {} {x} values, {} means, {} stds",
                 s.label,
                 s.epochs.len(),
                 s.mean.len(),
@@ -175,14 +162,7 @@ pub fn score_vs_k(path_stem: &Path, metric: &str, series: &[Series]) -> Result<(
             )));
         }
     }
-    write_figure(
-        path_stem,
-        &Curves {
-            metric,
-            series,
-            x: "number of clusters K",
-        },
-    )
+    write_figure(path_stem, &Curves { metric, series, x })
 }
 
 #[cfg(test)]
