@@ -237,7 +237,13 @@ impl Table {
                     t.cells[r][g * metrics.len() + m] = Some(Stat {
                         mean,
                         std: stds[i].filter(|s| s.is_finite()),
-                        n: n[i].unwrap_or(0.0) as usize,
+                        // The runs behind this mean: a score can be null in some runs
+                        // (a silhouette when a run put everything in one cluster).
+                        n: if values[i].is_empty() {
+                            n[i].unwrap_or(0.0) as usize
+                        } else {
+                            values[i].len()
+                        },
                         values: values[i].clone(),
                     });
                 }
@@ -357,8 +363,13 @@ impl Table {
             out.push_str("\nNo best value is significantly better than its runner-up (Welch's t-test over seeds, p < 0.05).\n");
         }
         if any_few {
+            let why = if self.metrics.iter().any(|(m, _)| *m == "silhouette") {
+                "missing or failed seeds, or runs whose silhouette is undefined: one cluster"
+            } else {
+                "missing or failed seeds"
+            };
             out.push_str(&format!(
-                "\n‡ fewer runs than the {max_n} of the fullest cell (missing or failed seeds).\n"
+                "\n‡ fewer runs than the {max_n} of the fullest cell ({why}).\n"
             ));
         }
         if let Some(note) = self.by_label_note() {
@@ -767,6 +778,40 @@ mod tests {
         let md = t.markdown();
         assert!(md.contains("`cdc`: CDC has no public code"), "{md}");
         assert!(md.contains("not the authors' code"));
+    }
+
+    /// A score null in some runs (a silhouette when a run put every image in one cluster)
+    /// counts only the runs behind its mean, and the cell says so with ‡.
+    #[test]
+    fn a_score_undefined_in_some_runs_counts_only_the_runs_it_has() {
+        let list = |name: &str, v: Vec<Series>| Series::new(name.into(), v).into_column();
+        let f = |v: &[f64]| Series::new("".into(), v);
+        let ids = |v: &[&str]| Series::new("".into(), v);
+        let df = DataFrame::new(
+            2,
+            vec![
+                polars::prelude::Column::new("method.name".into(), ["cc", "kmeans"]),
+                polars::prelude::Column::new("n".into(), [2.0f64, 2.0]),
+                list("run_ids", vec![ids(&["a", "b"]), ids(&["c", "d"])]),
+                polars::prelude::Column::new("silhouette_mean".into(), [0.478f64, 0.928]),
+                polars::prelude::Column::new("silhouette_std".into(), [None, Some(0.0f64)]),
+                list("silhouette_values", vec![f(&[0.478]), f(&[0.928, 0.928])]),
+            ],
+        )
+        .unwrap();
+        let t = Table::from_frame(
+            "mine",
+            &df,
+            &["method.name".to_string()],
+            &[],
+            &[("silhouette", "silhouette")],
+        )
+        .unwrap();
+        assert_eq!(t.cells[0][0].as_ref().unwrap().n, 1);
+        assert_eq!(t.cells[1][0].as_ref().unwrap().n, 2);
+        let md = t.markdown();
+        assert!(md.contains("0.478 (1) ‡"), "{md}");
+        assert!(md.contains("silhouette is undefined"), "{md}");
     }
 
     #[test]
