@@ -30,6 +30,41 @@ pub const METRIC_COLUMNS: &[&str] = &[
     "train_seconds",
 ];
 
+/// Label-free columns, shown instead of the label scores when some run has none (its images
+/// had no labels: a `folder` without class folders).
+pub const LABEL_FREE_COLUMNS: &[&str] = &[
+    "final_silhouette",
+    "final_min_cluster_fraction",
+    "final_max_cluster_fraction",
+    "final_loss",
+];
+
+/// The metric columns of the runs table: [`METRIC_COLUMNS`] the runs have; where some finished
+/// run has a silhouette but no NMI (no labels), the label scores no run has are left out and
+/// [`LABEL_FREE_COLUMNS`] come in.
+fn shown_metrics(df: &DataFrame) -> Result<Vec<&'static str>> {
+    let present = |m: &&str| df.column(m).is_ok();
+    let mut metrics: Vec<&'static str> = METRIC_COLUMNS.iter().copied().filter(present).collect();
+    let unlabelled = match (df.column("final_silhouette"), df.column("final_nmi")) {
+        (Ok(s), Ok(n)) => (s.is_not_null() & n.is_null()).any(),
+        (Ok(s), Err(_)) => s.null_count() < s.len(),
+        _ => false,
+    };
+    if unlabelled {
+        metrics.retain(|m| {
+            !m.starts_with("final_") && !m.starts_with("best_")
+                || df.column(m).is_ok_and(|c| c.null_count() < c.len())
+        });
+        let at = metrics
+            .iter()
+            .position(|m| *m == "train_seconds")
+            .unwrap_or(metrics.len());
+        let free: Vec<&'static str> = LABEL_FREE_COLUMNS.iter().copied().filter(present).collect();
+        metrics.splice(at..at, free);
+    }
+    Ok(metrics)
+}
+
 /// A directory, not a symlink to one (the store never writes through one; see
 /// [`Store::check_inside`]).
 fn is_real_dir(e: &std::fs::DirEntry) -> bool {
@@ -171,11 +206,7 @@ pub fn table(store: &Store, conditions: &[String]) -> Result<Json> {
     if schema.get("seed").is_some() && !columns.iter().any(|c| c == "seed") {
         columns.push("seed".into());
     }
-    let metrics: Vec<&str> = METRIC_COLUMNS
-        .iter()
-        .copied()
-        .filter(|m| schema.get(m).is_some())
-        .collect();
+    let metrics = shown_metrics(&df)?;
     let (grid, run_id) = (df.column("grid")?.str()?, df.column("run_id")?.str()?);
     let mut counts: HashMap<String, usize> = HashMap::new();
     let mut runs = Vec::with_capacity(df.height());
@@ -218,4 +249,44 @@ pub fn table(store: &Store, conditions: &[String]) -> Result<Json> {
         "counts": counts,
         "total": total,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(nmi: [Option<f64>; 2], silhouette: [Option<f64>; 2]) -> DataFrame {
+        DataFrame::new(
+            2,
+            vec![
+                Column::new("final_nmi".into(), nmi),
+                Column::new("best_nmi".into(), nmi),
+                Column::new("final_silhouette".into(), silhouette),
+                Column::new("final_loss".into(), [Some(4.6f64), Some(21.9)]),
+                Column::new("train_seconds".into(), [0.1f64, 0.2]),
+            ],
+        )
+        .unwrap()
+    }
+
+    /// Labelled runs keep the label scores; runs without labels show the label-free scores
+    /// in their place (before the seconds); a grid still running shows what it has.
+    #[test]
+    fn runs_without_labels_show_label_free_columns() {
+        let labelled = frame([Some(0.8), Some(0.7)], [Some(0.4), Some(0.5)]);
+        assert_eq!(
+            shown_metrics(&labelled).unwrap(),
+            ["final_nmi", "best_nmi", "train_seconds"]
+        );
+        let unlabelled = frame([None, None], [Some(0.4), None]);
+        assert_eq!(
+            shown_metrics(&unlabelled).unwrap(),
+            ["final_silhouette", "final_loss", "train_seconds"]
+        );
+        let pending = frame([None, None], [None, None]);
+        assert_eq!(
+            shown_metrics(&pending).unwrap(),
+            ["final_nmi", "best_nmi", "train_seconds"]
+        );
+    }
 }
