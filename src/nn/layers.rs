@@ -142,16 +142,11 @@ impl BatchNorm2d {
             let (a, b) = layout.contiguous_offsets().expect("contiguous");
             super::fused::channel_stats(&cpu.as_slice::<f32>()?[a..b], n, c, h * w)
         };
-        let m = self.momentum;
-        let count = (n * h * w) as f64;
         let dev = x.device();
-        let mean_t = Tensor::from_slice(&mean, c, dev)?;
-        let var_t = Tensor::from_slice(&var, c, dev)?;
-        self.running_mean
-            .set(&((self.running_mean.as_tensor() * (1.0 - m))? + (mean_t * m)?)?)?;
-        self.running_var.set(
-            &((self.running_var.as_tensor() * (1.0 - m))?
-                + (var_t * (m * count / (count - 1.0).max(1.0)))?)?,
+        self.update_running(
+            &Tensor::from_slice(&mean, c, dev)?,
+            &Tensor::from_slice(&var, c, dev)?,
+            (n * h * w) as f64,
         )?;
         let op = super::fused::BnRelu {
             relu,

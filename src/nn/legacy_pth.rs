@@ -130,15 +130,18 @@ struct View {
     stride: Vec<usize>,
 }
 
+/// A non-negative pickled integer.
+fn index(o: &Object) -> Option<usize> {
+    match o {
+        Object::Int(i) => usize::try_from(*i).ok(),
+        Object::Long(i) => usize::try_from(*i).ok(),
+        _ => None,
+    }
+}
+
 fn usizes(o: &Object) -> Option<Vec<usize>> {
     let Object::Tuple(v) = o else { return None };
-    v.iter()
-        .map(|x| match x {
-            Object::Int(i) if *i >= 0 => Some(*i as usize),
-            Object::Long(i) if *i >= 0 => Some(*i as usize),
-            _ => None,
-        })
-        .collect()
+    v.iter().map(index).collect()
 }
 
 fn view(obj: &Object) -> Option<View> {
@@ -162,15 +165,10 @@ fn view(obj: &Object) -> Option<View> {
                 return None;
             };
             let (key, class) = storage_id(id)?;
-            let offset = match offset {
-                Object::Int(i) if *i >= 0 => *i as usize,
-                Object::Long(i) if *i >= 0 => *i as usize,
-                _ => return None,
-            };
             Some(View {
                 key,
                 class,
-                offset,
+                offset: index(offset)?,
                 size: usizes(size)?,
                 stride: usizes(stride)?,
             })

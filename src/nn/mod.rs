@@ -289,27 +289,44 @@ pub(crate) fn par_filled(
     par_fill_collect(len, extra, chunk, fill).0
 }
 
-/// Largest absolute difference of two tensors relative to the reference's largest magnitude
-/// (at least 1): the tolerance measure of the kernel tests.
+/// A CPU f32 tensor of standard normal values from the named stream `(seed, name)`: the
+/// seeded inputs of the kernel tests and of `bench kernels`.
+pub fn seeded_normal(seed: u64, name: &str, dims: &[usize]) -> candle_core::Result<Tensor> {
+    let mut r = crate::rng::stream(seed, name);
+    let v: Vec<f32> = (0..dims.iter().product::<usize>())
+        .map(|_| crate::rng::normal(&mut r) as f32)
+        .collect();
+    Tensor::from_vec(v, dims, &candle_core::Device::Cpu)
+}
+
+/// How many elements of two f32 tensors differ in their bits (the emulated kernels' tests).
+#[cfg(all(test, feature = "cuda-emu"))]
+pub(crate) fn differing(a: &Tensor, b: &Tensor) -> usize {
+    let a: Vec<f32> = a.flatten_all().unwrap().to_vec1().unwrap();
+    let b: Vec<f32> = b.flatten_all().unwrap().to_vec1().unwrap();
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(&b)
+        .filter(|(x, y)| x.to_bits() != y.to_bits())
+        .count()
+}
+
+/// Largest absolute difference of `a` (any device and float dtype, compared as CPU f32) and
+/// a CPU f32 `reference`, relative to the reference's largest magnitude (at least 1): the
+/// tolerance measure of the kernel tests and of `bench kernels`.
+pub fn relative_difference(a: &Tensor, reference: &Tensor) -> candle_core::Result<f32> {
+    let a = a
+        .to_device(&candle_core::Device::Cpu)?
+        .to_dtype(DType::F32)?;
+    let d = (&a - reference)?.abs()?.max_all()?.to_scalar::<f32>()?;
+    let s = reference.abs()?.max_all()?.to_scalar::<f32>()?.max(1.0);
+    Ok(d / s)
+}
+
+/// [`relative_difference`] in tests.
 #[cfg(test)]
-pub(crate) fn rel_diff(a: &candle_core::Tensor, reference: &candle_core::Tensor) -> f32 {
-    let d = (a - reference)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap();
-    let s = reference
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap()
-        .max(1.0);
-    d / s
+pub(crate) fn rel_diff(a: &Tensor, reference: &Tensor) -> f32 {
+    relative_difference(a, reference).unwrap()
 }
 
 /// Checks a convolution's output and both gradients against candle's `conv2d` (the reference

@@ -5,27 +5,19 @@
 //! name, before a training curve drifts. On the CPU it compares whatever `CLUSTERLAB_KERNELS`
 //! selects (`emulated`: our CUDA kernels' CPU build) with the native kernels.
 
-use candle_core::{DType, Device, Tensor, Var};
+use candle_core::{Device, Tensor, Var};
 use serde_json::json;
 
 use crate::config::run::{OptimizerConfig, Precision};
 use crate::error::Result;
 use crate::nn::{kernels, with_kernels, with_precision, Kernels, Params};
 
-/// Largest absolute difference relative to the reference's largest magnitude (at least 1).
 fn rel_diff(a: &Tensor, reference: &Tensor) -> Result<f64> {
-    let a = a.to_device(&Device::Cpu)?.to_dtype(DType::F32)?;
-    let d = (&a - reference)?.abs()?.max_all()?.to_scalar::<f32>()?;
-    let s = reference.abs()?.max_all()?.to_scalar::<f32>()?.max(1.0);
-    Ok(f64::from(d / s))
+    Ok(f64::from(crate::nn::relative_difference(a, reference)?))
 }
 
 fn randn(seed: u64, dims: &[usize]) -> Result<Tensor> {
-    let mut r = crate::rng::stream(seed, "kernel-check");
-    let v: Vec<f32> = (0..dims.iter().product::<usize>())
-        .map(|_| crate::rng::normal(&mut r) as f32)
-        .collect();
-    Ok(Tensor::from_vec(v, dims, &Device::Cpu)?)
+    Ok(crate::nn::seeded_normal(seed, "kernel-check", dims)?)
 }
 
 /// One op's outputs (forward, then gradients) on `dev` under `k`.

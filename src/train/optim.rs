@@ -113,24 +113,11 @@ impl Adam {
 #[cfg(all(test, feature = "cuda-emu"))]
 mod device_tests {
     use super::Adam;
-    use crate::nn::{with_kernels, Kernels};
-    use candle_core::{Device, Tensor, Var};
+    use crate::nn::{differing, with_kernels, Kernels};
+    use candle_core::{Tensor, Var};
 
     fn randn(seed: u64, dims: &[usize]) -> Tensor {
-        let mut r = crate::rng::stream(seed, "test");
-        let v: Vec<f32> = (0..dims.iter().product::<usize>())
-            .map(|_| crate::rng::normal(&mut r) as f32)
-            .collect();
-        Tensor::from_vec(v, dims, &Device::Cpu).unwrap()
-    }
-
-    fn differing(a: &Tensor, b: &Tensor) -> usize {
-        let a: Vec<f32> = a.flatten_all().unwrap().to_vec1().unwrap();
-        let b: Vec<f32> = b.flatten_all().unwrap().to_vec1().unwrap();
-        a.iter()
-            .zip(&b)
-            .filter(|(x, y)| x.to_bits() != y.to_bits())
-            .count()
+        crate::nn::seeded_normal(seed, "test", dims).unwrap()
     }
 
     /// Adam in place on the kernels equals the tensor-op update bit for bit over three steps,

@@ -6,25 +6,10 @@
 use candle_core::{DType, Device, Tensor, Var};
 
 use super::launch::{self, Arg, Launch};
-use crate::nn::{rel_diff, resnet::tests::rel_l2, with_kernels, Kernels};
+use crate::nn::{differing, rel_diff, resnet::tests::rel_l2, with_kernels, Kernels};
 
 fn randn(seed: u64, dims: &[usize]) -> Tensor {
-    let mut r = crate::rng::stream(seed, "test");
-    let v: Vec<f32> = (0..dims.iter().product::<usize>())
-        .map(|_| crate::rng::normal(&mut r) as f32)
-        .collect();
-    Tensor::from_vec(v, dims, &Device::Cpu).unwrap()
-}
-
-/// Bitwise difference count of two f32 tensors.
-fn differing(a: &Tensor, b: &Tensor) -> usize {
-    let a: Vec<f32> = a.flatten_all().unwrap().to_vec1().unwrap();
-    let b: Vec<f32> = b.flatten_all().unwrap().to_vec1().unwrap();
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(&b)
-        .filter(|(x, y)| x.to_bits() != y.to_bits())
-        .count()
+    crate::nn::seeded_normal(seed, "test", dims).unwrap()
 }
 
 /// Convolution: im2col + matmul + col2im (emulated kernels) equals our CPU kernels (direct
