@@ -70,7 +70,7 @@ impl Anchor {
     }
 
     fn q(&self, h: &Tensor) -> Result<Tensor> {
-        student_t(h, self.centers.as_tensor(), self.alpha)
+        student_t(h, &crate::nn::read(&self.centers), self.alpha)
     }
 }
 

@@ -34,7 +34,7 @@ impl Conv2d {
     /// kernels, in batch slices that keep every launch (im2col columns included) within
     /// [`super::launch_limit`].
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        super::autocast(x, self.weight.as_tensor(), |x, w| self.conv(x, w))
+        super::autocast(x, &super::read(&self.weight), |x, w| self.conv(x, w))
     }
 
     fn conv(&self, x: &Tensor, w: &Tensor) -> Result<Tensor> {
@@ -118,8 +118,8 @@ impl BatchNorm2d {
         if train && super::device::applies(x, false) {
             let (y, stats) = super::device::batchnorm::train(
                 x,
-                self.weight.as_tensor(),
-                self.bias.as_tensor(),
+                &super::read(&self.weight),
+                &super::read(&self.bias),
                 self.eps,
                 relu,
             )?;
@@ -158,10 +158,10 @@ impl BatchNorm2d {
                 .map(|v| 1.0 / (v + self.eps as f32).sqrt())
                 .collect(),
             mean,
-            gamma: self.weight.as_tensor().to_vec1()?,
-            beta: self.bias.as_tensor().to_vec1()?,
+            gamma: super::read(&self.weight).to_vec1()?,
+            beta: super::read(&self.bias).to_vec1()?,
         };
-        Ok(x.apply_op3(self.weight.as_tensor(), self.bias.as_tensor(), op)?)
+        Ok(x.apply_op3(&super::read(&self.weight), &super::read(&self.bias), op)?)
     }
 
     /// running ← (1 − momentum)·running + momentum·batch, the variance made unbiased over
@@ -169,9 +169,9 @@ impl BatchNorm2d {
     fn update_running(&self, mean: &Tensor, var: &Tensor, count: f64) -> Result<()> {
         let m = self.momentum;
         self.running_mean
-            .set(&((self.running_mean.as_tensor() * (1.0 - m))? + (mean * m)?)?)?;
+            .set(&((&super::read(&self.running_mean) * (1.0 - m))? + (mean * m)?)?)?;
         self.running_var.set(
-            &((self.running_var.as_tensor() * (1.0 - m))?
+            &((&super::read(&self.running_var) * (1.0 - m))?
                 + (var * (m * count / (count - 1.0).max(1.0)))?)?,
         )?;
         Ok(())
@@ -186,26 +186,24 @@ impl BatchNorm2d {
             let var = centred.sqr()?.mean_keepdim((0, 2, 3))?;
             let n = (x.elem_count() / c) as f64;
             let m = self.momentum;
-            let rm = ((self.running_mean.as_tensor() * (1.0 - m))?
+            let rm = ((&super::read(&self.running_mean) * (1.0 - m))?
                 + (mean.detach().flatten_all()? * m)?)?;
-            let rv = ((self.running_var.as_tensor() * (1.0 - m))?
+            let rv = ((&super::read(&self.running_var) * (1.0 - m))?
                 + (var.detach().flatten_all()? * (m * n / (n - 1.0).max(1.0)))?)?;
             self.running_mean.set(&rm)?;
             self.running_var.set(&rv)?;
             (mean, var)
         } else {
             (
-                self.running_mean.as_tensor().reshape(shape)?,
-                self.running_var.as_tensor().reshape(shape)?,
+                super::read(&self.running_mean).reshape(shape)?,
+                super::read(&self.running_var).reshape(shape)?,
             )
         };
         let inv = (var + self.eps)?.sqrt()?.recip()?;
-        let scale = self
-            .weight
-            .as_tensor()
+        let scale = super::read(&self.weight)
             .reshape(shape)?
             .broadcast_mul(&inv)?;
-        let shift = (self.bias.as_tensor().reshape(shape)? - mean.broadcast_mul(&scale)?)?;
+        let shift = (super::read(&self.bias).reshape(shape)? - mean.broadcast_mul(&scale)?)?;
         Ok(x.broadcast_mul(&scale)?.broadcast_add(&shift)?)
     }
 }
@@ -226,8 +224,8 @@ impl Linear {
 
     /// x·Wᵀ + b under the thread's precision ([`super::autocast`]; the bias is added in f32).
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = super::autocast(x, self.weight.as_tensor(), |x, w| Ok(x.matmul(&w.t()?)?))?;
-        Ok(y.broadcast_add(self.bias.as_tensor())?)
+        let y = super::autocast(x, &super::read(&self.weight), |x, w| Ok(x.matmul(&w.t()?)?))?;
+        Ok(y.broadcast_add(&super::read(&self.bias))?)
     }
 }
 

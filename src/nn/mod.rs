@@ -9,6 +9,7 @@ pub mod cnn;
 pub mod conv;
 pub mod device;
 pub mod fused;
+pub mod grad;
 pub mod heads;
 pub mod layers;
 pub mod legacy_pth;
@@ -21,6 +22,7 @@ pub mod winograd;
 
 pub use crate::config::run::Precision;
 pub use backbone::Backbone;
+pub use grad::{no_grad, read};
 pub use params::Params;
 
 use candle_core::{DType, Tensor};

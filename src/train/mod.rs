@@ -738,7 +738,7 @@ impl Trainer {
     /// backbone is frozen, running statistics and no gradient.
     pub fn train_features(&self, x: &Tensor) -> Result<Tensor> {
         if self.frozen {
-            Ok(self.backbone.forward(x, false)?.detach())
+            crate::nn::no_grad(|| self.backbone.forward(x, false))
         } else {
             self.backbone.forward(x, true)
         }
@@ -877,7 +877,7 @@ fn init_method(
     while start < n {
         let end = (start + per).min(n);
         let x = loader::test_batch(ds, aug, start, end, device)?;
-        feats.push(trainer.train_features(&x)?.detach());
+        feats.push(crate::nn::no_grad(|| trainer.train_features(&x))?);
         start = end;
     }
     let feats = Tensor::cat(&feats, 0)?;
@@ -890,6 +890,19 @@ fn init_method(
 /// or the instance head's for `kmeans_instance`) of the whole dataset, by the configured
 /// protocol (`epoch` keys the k-means stream of the k-means protocols).
 fn predict_with_features(
+    cfg: &RunConfig,
+    ds: &Dataset,
+    aug: &Augmenter,
+    backbone: &Backbone,
+    method: &dyn Method,
+    device: &Device,
+    epoch: usize,
+) -> Result<(Vec<i64>, Vec<f32>, usize)> {
+    // Nothing here trains: no graph, so each batch's activations are freed layer by layer.
+    crate::nn::no_grad(|| predict_batches(cfg, ds, aug, backbone, method, device, epoch))
+}
+
+fn predict_batches(
     cfg: &RunConfig,
     ds: &Dataset,
     aug: &Augmenter,
