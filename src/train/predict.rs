@@ -4,7 +4,8 @@
 use candle_core::Device;
 use std::path::Path;
 
-use super::{checkpoint, predict_with_features, Assignment, Trainer};
+use super::evaluate::predict_with_features;
+use super::{checkpoint, Assignment, Trainer};
 use crate::config::run::EvalProtocol;
 use crate::config::RunConfig;
 use crate::data::augment::Augmenter;
