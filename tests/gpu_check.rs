@@ -113,7 +113,14 @@ fn every_part_writes_under_out_with_the_cpu_binary_standing_in() {
         .lines()
         .find(|l| l.starts_with("| smoke CC 2 epochs"))
         .unwrap_or_else(|| panic!("no smoke row:\n{table}"));
-    let cpu_curve = smoke.split(" / ").nth(1).unwrap();
+    // The second column holds "cuda curve / cpu curve".
+    let cpu_curve = smoke
+        .split('|')
+        .nth(2)
+        .unwrap()
+        .split(" / ")
+        .nth(1)
+        .unwrap();
     assert!(
         cpu_curve
             .split_whitespace()

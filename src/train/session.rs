@@ -173,10 +173,11 @@ impl<'a> Session<'a> {
 
     /// The outcome after the last epoch: the final assignment (the last epoch's evaluation,
     /// unless the run resumed from a checkpoint taken after it) and the probes.
-    pub fn finish(self) -> Result<Outcome> {
+    pub fn finish(mut self) -> Result<Outcome> {
         let cfg = self.cfg;
+        let last_eval = self.progress.last_eval.take();
         let eval_ds = self.eval_ds();
-        let (clusters, features, dim) = match self.progress.last_eval {
+        let (clusters, features, dim) = match last_eval {
             Some(e) => e,
             None => predict_with_features(
                 cfg,
@@ -202,7 +203,7 @@ impl<'a> Session<'a> {
             crate::eval::probes::run(&settings, &features, &eval_ds.labels, dim, &order)
         };
         Ok(Outcome {
-            epochs: self.progress.rows,
+            epochs: std::mem::take(&mut self.progress.rows),
             protocol: protocol(cfg, self.trainer.method.as_ref()),
             num_params: self.trainer.params.count(),
             assignment: Some(Assignment::from_features(clusters, &features, n, dim)),
