@@ -17,16 +17,16 @@ peak() { # label, command...: peak RSS in MB
     || { echo "$label failed:" >&2; tail -5 "$tmp/$label.log" >&2; exit 1; }
   echo $(( $(tail -1 "$tmp/$label.kb") / 1024 ))
 }
-sweep() { # eval batch size
-  "$BIN" --runs-dir "$tmp/runs-$1" --reports-dir "$tmp/rep-$1" sweep experiments/smoke.yaml \
+sweep() { # eval batch size: the sweep's command line
+  echo "$BIN" --runs-dir "$tmp/runs-$1" --reports-dir "$tmp/rep-$1" sweep experiments/smoke.yaml \
     --set method.name=cc --set seed=0 --set dataset.size=64 --set dataset.image_size=224 \
     --set model.backbone=resnet34 --set model.stem=imagenet --set model.widths=[64,128,256,512] \
     --set train.batch_size=16 --set train.eval_batch_size="$1" --set train.epochs=1
 }
 train=$(peak train-b16 "$BIN" bench train --backbone resnet34 --stem imagenet --image-size 224 \
   --batch 16 --steps 1 --warmup 1)
-e16=$(peak sweep-e16 sweep 16)
-e64=$(peak sweep-e64 sweep 64)
+e16=$(peak sweep-e16 $(sweep 16))
+e64=$(peak sweep-e64 $(sweep 64))
 echo "kernels: ${CLUSTERLAB_KERNELS:-native}"
 echo "| process | peak MB | / train-b16 |"
 echo "|---|---:|---:|"

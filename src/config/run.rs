@@ -320,7 +320,8 @@ pub struct TrainConfig {
     pub batch_size: usize,
     /// Evaluate on the full dataset every this many epochs (and always after the last).
     pub eval_every: usize,
-    /// Images per forward pass during evaluation.
+    /// Images per forward pass during evaluation, at most `batch_size` (an evaluation then
+    /// never needs more memory than a training step); also the anchor method's init chunks.
     pub eval_batch_size: usize,
     /// Save a checkpoint every this many epochs (0: only at the end and on interruption).
     /// Not part of the run id.

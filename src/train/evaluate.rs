@@ -89,6 +89,16 @@ pub(super) fn predict_with_features(
     crate::nn::no_grad(|| predict_batches(cfg, ds, aug, backbone, method, device, epoch))
 }
 
+/// Images per evaluation forward pass: `train.eval_batch_size`, at most `train.batch_size`.
+/// Without a graph an image costs a tenth of what it costs in a training step, but the
+/// working set of one layer (its input and output at full resolution: ~6 MB per 224-px image
+/// at a ResNet stem) still grows with the batch; capped at the training batch, an evaluation
+/// never needs more memory than the step the run already takes. The images are independent
+/// in evaluation (BatchNorm on its running statistics), so the cap changes no result.
+pub(super) fn forward_batch(cfg: &RunConfig) -> usize {
+    cfg.train.eval_batch_size.min(cfg.train.batch_size).max(1)
+}
+
 fn predict_batches(
     cfg: &RunConfig,
     ds: &Dataset,
@@ -103,8 +113,9 @@ fn predict_batches(
     let mut dim = 0;
     let mut start = 0;
     let own = cfg.method.eval == EvalProtocol::Argmax;
+    let per = forward_batch(cfg);
     while start < ds.len() {
-        let end = (start + cfg.train.eval_batch_size).min(ds.len());
+        let end = (start + per).min(ds.len());
         let x = loader::test_batch(ds, aug, start, end, device)?;
         let mut h = backbone.forward(&x, false)?;
         if own {
