@@ -54,13 +54,7 @@ impl Table {
         out.push_str(&format!(
             "| {} |\n|{}\n",
             header.join(" | "),
-            (0..header.len())
-                .map(|i| if i < self.row_keys.len() {
-                    "---|"
-                } else {
-                    "---:|"
-                })
-                .collect::<String>()
+            self.alignment(header.len())
         ));
         for (r, row) in self.rows.iter().enumerate() {
             let mut cells = row.clone();

@@ -305,6 +305,20 @@ impl Table {
         header
     }
 
+    /// The Markdown alignment row's cells for `columns` columns: the row keys left, the
+    /// scores right.
+    pub(crate) fn alignment(&self, columns: usize) -> String {
+        (0..columns)
+            .map(|i| {
+                if i < self.row_keys.len() {
+                    "---|"
+                } else {
+                    "---:|"
+                }
+            })
+            .collect()
+    }
+
     /// The Markdown table with a caption; best mean per column in bold, second underlined,
     /// `*` where the best is significantly better than the runner-up, `‡` for fewer runs.
     pub fn markdown(&self) -> String {
@@ -313,16 +327,7 @@ impl Table {
         let mut out = format!("## {}\n\n", self.grid);
         let header = self.header();
         out.push_str(&format!("| {} |\n", header.join(" | ")));
-        out.push_str(&format!(
-            "|{}\n",
-            (0..header.len())
-                .map(|i| if i < self.row_keys.len() {
-                    "---|"
-                } else {
-                    "---:|"
-                })
-                .collect::<String>()
-        ));
+        out.push_str(&format!("|{}\n", self.alignment(header.len())));
         let (mut any_sig, mut any_few) = (false, false);
         for (r, row) in self.rows.iter().enumerate() {
             let mut cells = row.clone();

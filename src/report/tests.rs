@@ -20,15 +20,9 @@ fn write(store: &Store, id: &str, method: &str, nmi: f64, extra: bool) {
     if extra {
         row.push(("weight.instance".into(), Value::F64(Some(1.0))));
     }
-    for m in [
-        "final_nmi",
-        "final_acc",
-        "final_ari",
-        "best_nmi",
-        "best_acc",
-        "best_ari",
-    ] {
-        row.push((m.into(), Value::F64(Some(nmi))));
+    // The final and best NMI, ACC and ARI.
+    for m in &crate::launch::cell::SCORE_COLUMNS[..6] {
+        row.push((m.to_string(), Value::F64(Some(nmi))));
     }
     write_parquet(
         &dir.join(crate::store::RESULT_FILE),

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::atomic::Ordering;
 
 use super::checkpoint::{self, Position};
-use super::evaluate::{label_free_scores, predict_with_features};
+use super::evaluate::label_free_scores;
 use super::session::Session;
 use super::trainer::{accumulate, add_losses};
 use super::{Context, Observer, StepLosses, Trainer, UNLABELED_TERM};
@@ -45,15 +45,7 @@ impl Session<'_> {
         let evaluate = epoch % cfg.train.eval_every == 0 || epoch == cfg.train.epochs;
         let (scores, cluster_entropy, label_free) = if evaluate {
             let eval_ds = self.eval_ds();
-            let (pred, features, dim) = predict_with_features(
-                cfg,
-                eval_ds,
-                &self.aug,
-                &self.trainer.backbone,
-                self.trainer.method.as_ref(),
-                self.device,
-                epoch,
-            )?;
+            let (pred, features, dim) = self.predict(epoch)?;
             let scored = (
                 self.labelled
                     .then(|| Scores::compute(&eval_ds.labels, &pred)),

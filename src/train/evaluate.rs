@@ -86,7 +86,46 @@ pub(super) fn predict_with_features(
     epoch: usize,
 ) -> Result<(Vec<i64>, Vec<f32>, usize)> {
     // Nothing here trains: no graph, so each batch's activations are freed layer by layer.
-    crate::nn::no_grad(|| predict_batches(cfg, ds, aug, backbone, method, device, epoch))
+    crate::nn::no_grad(|| {
+        let mut ids = Vec::with_capacity(ds.len());
+        let mut feats = Vec::new();
+        let mut dim = 0;
+        let mut start = 0;
+        let own = cfg.method.eval == EvalProtocol::Argmax;
+        let per = forward_batch(cfg);
+        while start < ds.len() {
+            let end = (start + per).min(ds.len());
+            let x = loader::test_batch(ds, aug, start, end, device)?;
+            let mut h = backbone.forward(&x, false)?;
+            if own {
+                ids.extend(method.predict(&h)?);
+            }
+            if cfg.method.eval == EvalProtocol::KmeansInstance {
+                h = method.instance_embedding(&h)?.ok_or_else(|| {
+                    Error::BadInput(format!(
+                        "method.eval: kmeans_instance needs an instance head; method `{}` has none",
+                        cfg.method.name
+                    ))
+                })?;
+            }
+            dim = h.dim(1)?;
+            feats.extend(h.flatten_all()?.to_vec1::<f32>()?);
+            start = end;
+        }
+        if !own {
+            ids = kmeans(
+                &feats,
+                ds.len(),
+                dim,
+                cfg.num_clusters(),
+                cfg.method.kmeans_restarts,
+                cfg.method.kmeans_iterations,
+                &mut stream_at(cfg.seed, "kmeans_eval", &[epoch as u64]),
+            )?
+            .labels;
+        }
+        Ok((ids, feats, dim))
+    })
 }
 
 /// Images per evaluation forward pass: `train.eval_batch_size`, at most `train.batch_size`.
@@ -95,55 +134,6 @@ pub(super) fn predict_with_features(
 /// at a ResNet stem) still grows with the batch; capped at the training batch, an evaluation
 /// never needs more memory than the step the run already takes. The images are independent
 /// in evaluation (BatchNorm on its running statistics), so the cap changes no result.
-pub(super) fn forward_batch(cfg: &RunConfig) -> usize {
+fn forward_batch(cfg: &RunConfig) -> usize {
     cfg.train.eval_batch_size.min(cfg.train.batch_size).max(1)
-}
-
-fn predict_batches(
-    cfg: &RunConfig,
-    ds: &Dataset,
-    aug: &Augmenter,
-    backbone: &Backbone,
-    method: &dyn Method,
-    device: &Device,
-    epoch: usize,
-) -> Result<(Vec<i64>, Vec<f32>, usize)> {
-    let mut ids = Vec::with_capacity(ds.len());
-    let mut feats = Vec::new();
-    let mut dim = 0;
-    let mut start = 0;
-    let own = cfg.method.eval == EvalProtocol::Argmax;
-    let per = forward_batch(cfg);
-    while start < ds.len() {
-        let end = (start + per).min(ds.len());
-        let x = loader::test_batch(ds, aug, start, end, device)?;
-        let mut h = backbone.forward(&x, false)?;
-        if own {
-            ids.extend(method.predict(&h)?);
-        }
-        if cfg.method.eval == EvalProtocol::KmeansInstance {
-            h = method.instance_embedding(&h)?.ok_or_else(|| {
-                Error::BadInput(format!(
-                    "method.eval: kmeans_instance needs an instance head; method `{}` has none",
-                    cfg.method.name
-                ))
-            })?;
-        }
-        dim = h.dim(1)?;
-        feats.extend(h.flatten_all()?.to_vec1::<f32>()?);
-        start = end;
-    }
-    if !own {
-        ids = kmeans(
-            &feats,
-            ds.len(),
-            dim,
-            cfg.num_clusters(),
-            cfg.method.kmeans_restarts,
-            cfg.method.kmeans_iterations,
-            &mut stream_at(cfg.seed, "kmeans_eval", &[epoch as u64]),
-        )?
-        .labels;
-    }
-    Ok((ids, feats, dim))
 }

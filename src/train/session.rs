@@ -171,6 +171,15 @@ impl<'a> Session<'a> {
         self.heldout.as_ref().unwrap_or(self.ds)
     }
 
+    /// The cluster of every scored image and the features it was clustered on, by the
+    /// configured protocol (`epoch` keys its k-means stream).
+    pub fn predict(&self, epoch: usize) -> Result<(Vec<i64>, Vec<f32>, usize)> {
+        let method = self.trainer.method.as_ref();
+        let (cfg, ds, aug, backbone) =
+            (self.cfg, self.eval_ds(), &self.aug, &self.trainer.backbone);
+        predict_with_features(cfg, ds, aug, backbone, method, self.device, epoch)
+    }
+
     /// The outcome after the last epoch: the final assignment (the last epoch's evaluation,
     /// unless the run resumed from a checkpoint taken after it) and the probes.
     pub fn finish(mut self) -> Result<Outcome> {
@@ -179,15 +188,7 @@ impl<'a> Session<'a> {
         let eval_ds = self.eval_ds();
         let (clusters, features, dim) = match last_eval {
             Some(e) => e,
-            None => predict_with_features(
-                cfg,
-                eval_ds,
-                &self.aug,
-                &self.trainer.backbone,
-                self.trainer.method.as_ref(),
-                self.device,
-                cfg.train.epochs,
-            )?,
+            None => self.predict(cfg.train.epochs)?,
         };
         let n = clusters.len();
         let probes = if cfg.eval.probes.is_empty() {
