@@ -10,8 +10,7 @@
 //! enter the graph as themselves (no concatenation to keep and to take apart).
 
 use candle_core::{
-    CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, InplaceOp2, Layout, Result, Shape,
-    Tensor,
+    CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, InplaceOp2, Layout, Result, Shape, Tensor,
 };
 
 use super::launch::{self, with_buffer, Arg, DeviceStorage, Launch};
@@ -80,7 +79,12 @@ struct BnStats(BnTrain);
 impl BnStats {
     fn run<S: DeviceStorage>(&self, s: &S, l: &Layout) -> Result<(S, Shape)> {
         self.0.check_f32(&[s.dtype()])?;
-        let out = S::op(&self.0.stats_launches()?, &[(s, l)], DType::F32, 2 * self.0.c)?;
+        let out = S::op(
+            &self.0.stats_launches()?,
+            &[(s, l)],
+            DType::F32,
+            2 * self.0.c,
+        )?;
         launch::count_output();
         Ok((out, Shape::from(2 * self.0.c)))
     }
@@ -136,7 +140,13 @@ impl InplaceOp2 for Running {
         "bn-running"
     }
 
-    fn cpu_fwd(&self, s1: &mut CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<()> {
+    fn cpu_fwd(
+        &self,
+        s1: &mut CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<()> {
         launch::run_cpu(&self.launches(), &[(s2, l2)], (s1, l1), true)
     }
 
@@ -246,7 +256,11 @@ impl CustomOp3 for BnFwd {
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (dx, dgb) = backward(x, grad, gamma, beta, &self.stats, self.op)?;
         let c = self.op.c;
-        Ok((Some(dx), Some(dgb.narrow(0, 0, c)?), Some(dgb.narrow(0, c, c)?)))
+        Ok((
+            Some(dx),
+            Some(dgb.narrow(0, 0, c)?),
+            Some(dgb.narrow(0, c, c)?),
+        ))
     }
 }
 

@@ -232,7 +232,12 @@ enum Wrt {
 struct ConvGrad(Conv, Wrt);
 
 impl ConvGrad {
-    fn run<S: DeviceStorage>(&self, x: (&S, &Layout), w: (&S, &Layout), dy: (&S, &Layout)) -> Result<S> {
+    fn run<S: DeviceStorage>(
+        &self,
+        x: (&S, &Layout),
+        w: (&S, &Layout),
+        dy: (&S, &Layout),
+    ) -> Result<S> {
         let (cv, dtype) = (&self.0, x.0.dtype());
         let g = &cv.g;
         let (k, p, np) = (g.kdim(), g.pdim(), g.n * g.pdim());
@@ -343,5 +348,6 @@ pub fn conv2d(x: &Tensor, w: &Tensor, stride: usize, pad: usize) -> Result<Tenso
         stride,
         pad,
     };
-    x.contiguous()?.apply_op2(&w.contiguous()?, Conv { g, cout })
+    x.contiguous()?
+        .apply_op2(&w.contiguous()?, Conv { g, cout })
 }

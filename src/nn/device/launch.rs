@@ -50,9 +50,19 @@ pub trait DeviceStorage: BackendStorage + Sized {
 
     /// Runs `launches` over `inputs` and a new output of `len` elements of `dtype` (the last
     /// buffer).
-    fn op(launches: &[Launch], inputs: &[(&Self, &Layout)], dtype: DType, len: usize) -> Result<Self> {
+    fn op(
+        launches: &[Launch],
+        inputs: &[(&Self, &Layout)],
+        dtype: DType,
+        len: usize,
+    ) -> Result<Self> {
         let mut out = inputs[0].0.alloc_like(dtype, len)?;
-        Self::run(launches, inputs, (&mut out, &Layout::contiguous(len)), false)?;
+        Self::run(
+            launches,
+            inputs,
+            (&mut out, &Layout::contiguous(len)),
+            false,
+        )?;
         Ok(out)
     }
 }
@@ -104,7 +114,10 @@ impl DeviceStorage for candle_core::CudaStorage {
 
 /// `f` with the buffer and layout of a tensor an op holds besides its inputs (statistics,
 /// γ and β of a backward op).
-pub fn with_buffer<S: DeviceStorage, R>(t: &Tensor, f: impl FnOnce(&S, &Layout) -> Result<R>) -> Result<R> {
+pub fn with_buffer<S: DeviceStorage, R>(
+    t: &Tensor,
+    f: impl FnOnce(&S, &Layout) -> Result<R>,
+) -> Result<R> {
     let (s, l) = t.storage_and_layout();
     f(S::of(&s)?, l)
 }

@@ -110,7 +110,8 @@ pub struct MaskPositive;
 impl MaskPositive {
     fn run<S: DeviceStorage>(&self, y: (&S, &Layout), g: (&S, &Layout)) -> Result<(S, Shape)> {
         let len = y.1.shape().elem_count();
-        if g.1.shape().elem_count() != len || y.0.dtype() != DType::F32 || g.0.dtype() != DType::F32 {
+        if g.1.shape().elem_count() != len || y.0.dtype() != DType::F32 || g.0.dtype() != DType::F32
+        {
             candle_core::bail!("mask-positive: two f32 tensors of one shape")
         }
         let a = vec![Arg::Buf(0), Arg::Buf(1), Arg::Buf(2), Arg::U64(len)];
