@@ -13,6 +13,7 @@ entropy term (log K + sum P log P, both views). Adam.
 import argparse
 import json
 import math
+import resource
 import time
 
 import torch
@@ -82,6 +83,8 @@ def main():
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--dtype", default="f32", choices=["f32", "bf16"], help="bf16: autocast on CUDA")
     ap.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0: leave)")
+    ap.add_argument("--count-ops", action="store_true",
+                    help="profile one more step (torch.profiler) and count its aten leaf events")
     a = ap.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -121,7 +124,27 @@ def main():
     if dev.type == "cuda":
         torch.cuda.synchronize()
     secs = time.perf_counter() - t
-    print(json.dumps({
+    # Peak resident memory of the timed steps, before any profiling: getrusage's ru_maxrss
+    # (KiB on Linux), what `/usr/bin/time -f %M` reports and `clusterlab bench train` prints.
+    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    ops = {}
+    if a.count_ops:
+        from torch.profiler import ProfilerActivity, profile
+
+        acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev.type == "cuda" else [])
+        with profile(activities=acts) as prof:
+            step().item()
+            if dev.type == "cuda":
+                torch.cuda.synchronize()
+        events = [e for e in prof.events() if e.name.startswith("aten::")]
+        # Leaf events: aten ops that call no other aten op (views and allocations included:
+        # aten::empty, aten::as_strided), one per kernel-like unit of work on the CPU.
+        leaves = [e for e in events if not any(c.name.startswith("aten::") for c in e.cpu_children)]
+        ops = {"ops_per_step": len(leaves), "aten_events": len(events),
+               "ops_counted": "aten leaf events of one step (torch.profiler)"}
+        if dev.type == "cuda":
+            ops["cuda_kernels"] = sum(1 for e in prof.events() if e.device_type.name == "CUDA")
+    print(json.dumps({**ops, "peak_rss_mb": peak_rss_mb,
         "bench": "train", "impl": "pytorch", "torch": torch.__version__,
         "images_per_s": a.steps * a.batch / secs, "step_ms": secs * 1e3 / a.steps,
         "device": a.device, "dtype": a.dtype, "threads": torch.get_num_threads(), "steps": a.steps,

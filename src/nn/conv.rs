@@ -8,6 +8,7 @@
 
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use gemm::{gemm, Parallelism};
+use rayon::prelude::*;
 use std::mem::MaybeUninit;
 
 /// Columns one gemm should at least see: below this, packing the weights for each call costs
@@ -104,6 +105,47 @@ impl Conv {
                 }
             }
         }
+    }
+
+    /// The weight gradient of images `first..first + b` (one chunk) into `dw`: the columns
+    /// and dy of the chunk side by side, one product (the products of the backward that also
+    /// computes dx, in the same order: the same bits).
+    fn weight_grad(&self, x: &[f32], dy: &[f32], first: usize, b: usize, dw: &mut [f32]) {
+        let (kd, p) = (self.kdim(), self.pdim());
+        let (img, oimg) = (self.c * self.h * self.w, self.cout * p);
+        let ld = b * p;
+        let dyt_len = if b > 1 { self.cout * ld } else { 0 };
+        with_scratch([kd * ld, 0, dyt_len], |cols, _, dyt| {
+            for j in 0..b {
+                let i = first + j;
+                self.im2col(&x[i * img..(i + 1) * img], &mut cols[j * p..], ld);
+                if b > 1 {
+                    let g = &dy[i * oimg..(i + 1) * oimg];
+                    for (co, src) in g.chunks(p).enumerate() {
+                        dyt[co * ld + j * p..][..p].copy_from_slice(src);
+                    }
+                }
+            }
+            let g: &[f32] = if b > 1 {
+                dyt
+            } else {
+                &dy[first * oimg..(first + 1) * oimg]
+            };
+            // dW (Cout × K) = dy (Cout × B·P) · colsᵀ (B·P × K)
+            mm(
+                self.cout,
+                kd,
+                ld,
+                as_uninit(dw),
+                false,
+                g,
+                1,
+                ld as isize,
+                cols,
+                ld as isize,
+                1,
+            );
+        });
     }
 
     /// Adds one image's columns (laid out as in [`Conv::im2col`]) back into its dx.
@@ -286,12 +328,18 @@ impl CustomOp2 for Conv {
         _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        backward(x, w, grad, &ConvBwd(*self))
+        if !x.track_op() {
+            // The images (or any input without a graph): the weight gradient alone.
+            let dw = x.apply_op3_no_bwd(w, &grad.contiguous()?, &ConvBwd(*self, false))?;
+            return Ok((None, Some(dw.reshape(w.shape())?)));
+        }
+        backward(x, w, grad, &ConvBwd(*self, true))
     }
 }
 
 /// Runs a convolution's backward op, which returns [dx; dW] packed in one vector (one pass
-/// computes both), and splits it into the two gradients.
+/// computes both), and splits it into the two gradients; an input without a graph (the
+/// images) gets none (candle would otherwise add it to a zeroed buffer it then drops).
 pub(super) fn backward(
     x: &Tensor,
     w: &Tensor,
@@ -300,13 +348,17 @@ pub(super) fn backward(
 ) -> Result<(Option<Tensor>, Option<Tensor>)> {
     let packed = x.apply_op3_no_bwd(w, &grad.contiguous()?, op)?;
     let xl = x.elem_count();
-    let dx = packed.narrow(0, 0, xl)?.reshape(x.shape())?;
     let dw = packed.narrow(0, xl, w.elem_count())?.reshape(w.shape())?;
+    if !x.track_op() {
+        return Ok((None, Some(dw)));
+    }
+    let dx = packed.narrow(0, 0, xl)?.reshape(x.shape())?;
     Ok((Some(dx), Some(dw)))
 }
 
-/// Backward: packed [dx; dW].
-struct ConvBwd(Conv);
+/// Backward: packed [dx; dW], or dW alone without `.1` (no input gradient: no dcols
+/// product, no col2im; dW the same bits).
+struct ConvBwd(Conv, bool);
 
 impl CustomOp3 for ConvBwd {
     fn name(&self) -> &'static str {
@@ -330,6 +382,24 @@ impl CustomOp3 for ConvBwd {
         let (img, oimg) = (cv.c * cv.h * cv.w, cv.cout * p);
         let wlen = cv.cout * kd;
         let chunk = chunk(cv.n, p);
+        if !self.1 {
+            let partials: Vec<Vec<f32>> = (0..cv.n.div_ceil(chunk))
+                .into_par_iter()
+                .map(|ci| {
+                    let b = chunk.min(cv.n - ci * chunk);
+                    let mut dw = vec![0f32; wlen];
+                    cv.weight_grad(x, dy, ci * chunk, b, &mut dw);
+                    dw
+                })
+                .collect();
+            let mut dw = vec![0f32; wlen];
+            for part in partials {
+                for (a, b) in dw.iter_mut().zip(part) {
+                    *a += b;
+                }
+            }
+            return Ok((CpuStorage::F32(dw), Shape::from(wlen)));
+        }
         let (mut dx, partials) =
             super::par_fill_collect(cv.n * img, wlen, img * chunk, |ci, dxc| {
                 let b = dxc.len() / img;

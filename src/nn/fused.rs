@@ -70,7 +70,7 @@ pub struct BnRelu {
 
 impl BnRelu {
     /// The per-channel affine map of the forward pass: y = x·scale + shift (before the ReLU).
-    fn affine(&self, ch: usize) -> (f32, f32) {
+    pub(crate) fn affine(&self, ch: usize) -> (f32, f32) {
         let scale = self.gamma[ch] * self.invstd[ch];
         (scale, self.beta[ch] - self.mean[ch] * scale)
     }
@@ -131,7 +131,7 @@ impl CustomOp3 for BnRelu {
 
 /// Backward of [`BnRelu`]: packed [dx; dγ; dβ] from x and dy, with one pass for the
 /// per-channel sums and one for dx.
-struct BnReluBwd<'a>(&'a BnRelu);
+pub(crate) struct BnReluBwd<'a>(pub(crate) &'a BnRelu);
 
 impl CustomOp2 for BnReluBwd<'_> {
     fn name(&self) -> &'static str {

@@ -123,15 +123,45 @@ impl BatchNorm2d {
                 self.eps,
                 relu,
             )?;
-            let c = self.weight.dim(0)?;
-            let n = (x.elem_count() / c) as f64;
-            self.update_running(&stats.narrow(0, 0, c)?, &stats.narrow(0, c, c)?, n)?;
+            self.update_running_device(x, &stats)?;
             return Ok(y);
         }
         if !(train && super::native(x)) {
             let y = self.forward(x, train)?;
             return Ok(if relu { y.relu()? } else { y });
         }
+        let (x, op) = self.native_op(x, relu)?;
+        Ok(x.apply_op3(&super::read(&self.weight), &super::read(&self.bias), op)?)
+    }
+
+    /// The residual join of a ResNet block, max(0, BN(x) + r): in train mode one op on our
+    /// kernels (CPU or device; the BatchNorm's output and the sum are never stored), else the
+    /// BatchNorm then [`super::residual::add_relu`].
+    pub fn add_relu(&self, x: &Tensor, r: &Tensor, train: bool) -> Result<Tensor> {
+        if train && x.shape() == r.shape() {
+            if super::device::applies(x, false) && super::device::applies(r, false) {
+                let (y, stats) = super::device::residual::bn_add_relu(
+                    x,
+                    r,
+                    &super::read(&self.weight),
+                    &super::read(&self.bias),
+                    self.eps,
+                )?;
+                self.update_running_device(x, &stats)?;
+                return Ok(y);
+            }
+            if super::native(x) && super::native(r) {
+                let (x, op) = self.native_op(x, false)?;
+                let (w, b) = (super::read(&self.weight), super::read(&self.bias));
+                return super::residual::bn_add_relu(&x, r, &w, &b, op);
+            }
+        }
+        super::residual::add_relu(&self.apply(x, train, false)?, r)
+    }
+
+    /// The batch statistics of a CPU f32 x (the running averages updated from them) and the
+    /// fused CPU kernel's op for them.
+    fn native_op(&self, x: &Tensor, relu: bool) -> Result<(Tensor, super::fused::BnRelu)> {
         let x = x.contiguous()?;
         let (n, c, h, w) = x.dims4()?;
         let (mean, var) = {
@@ -161,7 +191,19 @@ impl BatchNorm2d {
             gamma: super::read(&self.weight).to_vec1()?,
             beta: super::read(&self.bias).to_vec1()?,
         };
-        Ok(x.apply_op3(&super::read(&self.weight), &super::read(&self.bias), op)?)
+        Ok((x, op))
+    }
+
+    /// The running averages from the device's batch statistics [mean; var], in place.
+    fn update_running_device(&self, x: &Tensor, stats: &Tensor) -> Result<()> {
+        let count = (x.elem_count() / self.weight.dim(0)?) as f64;
+        Ok(super::device::batchnorm::update_running(
+            self.running_mean.as_tensor(),
+            self.running_var.as_tensor(),
+            stats,
+            self.momentum,
+            count,
+        )?)
     }
 
     /// running ← (1 − momentum)·running + momentum·batch, the variance made unbiased over

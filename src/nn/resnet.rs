@@ -12,7 +12,6 @@ use candle_core::Tensor;
 
 use super::layers::{BatchNorm2d, Conv2d};
 use super::pool::max_pool;
-use super::residual::add_relu;
 use super::Params;
 use crate::error::{Error, Result};
 
@@ -87,12 +86,13 @@ impl BasicBlock {
 
     fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let h = self.bn1.apply(&self.conv1.forward(x)?, train, true)?;
-        let h = self.bn2.apply(&self.conv2.forward(&h)?, train, false)?;
+        let h = self.conv2.forward(&h)?;
         let shortcut = match &self.downsample {
             Some((conv, bn)) => bn.apply(&conv.forward(x)?, train, false)?,
             None => x.clone(),
         };
-        add_relu(&h, &shortcut)
+        // bn2, the shortcut's addition and the ReLU as one op in train mode.
+        self.bn2.add_relu(&h, &shortcut, train)
     }
 }
 

@@ -54,6 +54,7 @@ pub fn train(
     for _ in 0..warmup {
         trainer.step(&views)?;
     }
+    let ops_before = OpCounts::now();
     let t = Instant::now();
     let mut last = None;
     for _ in 0..steps {
@@ -67,10 +68,22 @@ pub fn train(
     }
     device.synchronize()?;
     let secs = t.elapsed().as_secs_f64();
+    let ops = OpCounts::now().since(&ops_before, steps);
+    let kernels = crate::nn::kernels().name(&device);
+    let (ops_per_step, counted) = if kernels == "native" {
+        (ops.tensors, "tensors candle made (each op result, view and gradient buffer; each of our CPU kernels one)")
+    } else {
+        (ops.launches + ops.tensors - ops.outputs, "our kernel launches and products + tensors candle made besides our ops' results (views and gradient buffers included)")
+    };
     Ok(json!({
         "bench": "train",
         "images_per_s": (steps * b) as f64 / secs,
         "step_ms": secs * 1e3 / steps as f64,
+        "ops_per_step": ops_per_step,
+        "ops_counted": counted,
+        "tensors_per_step": ops.tensors,
+        "launches_per_step": ops.launches,
+        "peak_rss_mb": peak_rss_mb(),
         "device": crate::device::name(&device),
         "kernels": crate::nn::kernels().name(&device),
         "threads": rayon::current_num_threads(),
@@ -83,6 +96,60 @@ pub fn train(
             "params": trainer.params.count(),
         },
     }))
+}
+
+/// Operations counted over some steps: candle's tensors (its id counter: every op result,
+/// view and gradient buffer), our device kernels' launches and products, and our ops' results
+/// (tensors too).
+struct OpCounts {
+    tensors: u64,
+    launches: u64,
+    outputs: u64,
+}
+
+impl OpCounts {
+    fn now() -> Self {
+        let (launches, outputs) = crate::nn::device::launch::counts();
+        Self {
+            tensors: tensors_made(),
+            launches,
+            outputs,
+        }
+    }
+
+    /// The counts per step since `before` (over `steps` steps), this call's probe excluded.
+    fn since(&self, before: &Self, steps: usize) -> Self {
+        let per = |a: u64, b: u64| (a - b) / steps as u64;
+        Self {
+            tensors: per(self.tensors - 1, before.tensors),
+            launches: per(self.launches, before.launches),
+            outputs: per(self.outputs, before.outputs),
+        }
+    }
+}
+
+/// The id candle's next tensor gets (it numbers every tensor it makes, on any thread): read
+/// from a probe tensor's id, which candle prints as `TensorId(n)`.
+fn tensors_made() -> u64 {
+    let probe = Tensor::zeros((), candle_core::DType::F32, &Device::Cpu)
+        .map(|t| format!("{:?}", t.id()))
+        .unwrap_or_default();
+    probe
+        .trim_start_matches("TensorId(")
+        .trim_end_matches(')')
+        .parse()
+        .unwrap_or(0)
+}
+
+/// This process's peak resident memory so far, in MB (getrusage's ru_maxrss: what
+/// `/usr/bin/time -f %M` reports at exit).
+fn peak_rss_mb() -> f64 {
+    // SAFETY: getrusage fills the struct it is given.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) } != 0 {
+        return f64::NAN;
+    }
+    u.ru_maxrss as f64 / 1024.0
 }
 
 /// Times the augmentation pipeline: `batches` batches of `batch_size` training views.

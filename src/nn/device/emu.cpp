@@ -138,11 +138,15 @@ constexpr size_t arity(void (*)(A...)) {
 }
 
 const Kernel KERNELS[] = {
-    KERNEL(cl_im2col_f32, false), KERNEL(cl_im2col_bf16, false), KERNEL(cl_col2im_f32, false),
-    KERNEL(cl_col2im_bf16, false), KERNEL(cl_bn_stats, true),    KERNEL(cl_bn_fwd, false),
-    KERNEL(cl_bn_bwd_sums, true),  KERNEL(cl_bn_bwd_dx, false),  KERNEL(cl_maxpool_fwd, false),
-    KERNEL(cl_maxpool_bwd, false), KERNEL(cl_adam_m, false),     KERNEL(cl_adam_v, false),
-    KERNEL(cl_adam_p, false),
+    KERNEL(cl_im2col_f32, false),       KERNEL(cl_im2col_bf16, false),
+    KERNEL(cl_col2im_f32, false),       KERNEL(cl_col2im_bf16, false),
+    KERNEL(cl_nchw_to_rows_f32, false), KERNEL(cl_nchw_to_rows_bf16, false),
+    KERNEL(cl_bn_stats, true),          KERNEL(cl_bn_running, false),
+    KERNEL(cl_bn_fwd, false),           KERNEL(cl_bn_add_relu_fwd, false),
+    KERNEL(cl_mask_positive, false),    KERNEL(cl_bn_bwd_sums, true),
+    KERNEL(cl_bn_bwd_dx, false),        KERNEL(cl_maxpool_fwd, false),
+    KERNEL(cl_maxpool_bwd, false),      KERNEL(cl_adam_m, false),
+    KERNEL(cl_adam_v, false),           KERNEL(cl_adam_p, false),
 };
 
 const size_t FIBER_STACK = 64 * 1024;

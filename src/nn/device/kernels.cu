@@ -30,18 +30,21 @@ typedef unsigned long long u64;
 #define RED_THREADS 256
 
 // ---------------------------------------------------------------------------------------
-// im2col / col2im: a convolution as one matrix product (src/nn/device/conv.rs).
+// im2col / col2im: a convolution as matrix products (src/nn/device/conv.rs).
 //
-// cols has K = C·k·k rows (row r = (c·k + ki)·k + kj, PyTorch's weight order) and N·P columns
-// (image n's P = OH·OW output positions at columns n·P ..). Zero padding.
+// cols has K = C·k·k rows (row r = (c·k + ki)·k + kj, PyTorch's weight order) of P = OH·OW
+// output positions per image; element (image, r, pos) sits at image·is + r·rs + pos. Two
+// layouts: image-major (rs = P, is = K·P: one K×P matrix per image, the forward's batched
+// product writes NCHW directly) and row-major (rs = N·P, is = P: one K×N·P matrix, the
+// weight gradient's single product). Zero padding.
 
 template <typename T>
 __device__ void im2col(const T *x, T *cols, u64 n, u64 c, u64 h, u64 w, u64 k, u64 stride,
-                       u64 pad, u64 oh, u64 ow) {
-    const u64 p = oh * ow, ld = n * p, total = c * k * k * ld;
+                       u64 pad, u64 oh, u64 ow, u64 rs, u64 is) {
+    const u64 p = oh * ow, kk = c * k * k, total = n * kk * p;
     GRID_STRIDE(i, total) {
-        const u64 r = i / ld, col = i % ld;
-        const u64 img = col / p, pos = col % p;
+        // i runs over (image, r, pos) so that consecutive threads read neighbouring pixels.
+        const u64 pos = i % p, r = (i / p) % kk, img = i / (p * kk);
         const u64 oy = pos / ow, ox = pos % ow;
         const u64 ch = r / (k * k), ki = (r / k) % k, kj = r % k;
         // Input coordinates, shifted by `pad` so that they stay unsigned.
@@ -51,7 +54,7 @@ __device__ void im2col(const T *x, T *cols, u64 n, u64 c, u64 h, u64 w, u64 k, u
         if (iy >= pad && iy < h + pad && ix >= pad && ix < w + pad) {
             v = x[((img * c + ch) * h + (iy - pad)) * w + (ix - pad)];
         }
-        cols[i] = v;
+        cols[img * is + r * rs + pos] = v;
     }
 }
 
@@ -59,8 +62,8 @@ __device__ void im2col(const T *x, T *cols, u64 n, u64 c, u64 h, u64 w, u64 k, u
 // (ki, kj) order, summed in f32 (a bf16 gradient is rounded once, at the end).
 template <typename T>
 __device__ void col2im(const T *cols, T *dx, u64 n, u64 c, u64 h, u64 w, u64 k, u64 stride,
-                       u64 pad, u64 oh, u64 ow) {
-    const u64 p = oh * ow, ld = n * p, total = n * c * h * w;
+                       u64 pad, u64 oh, u64 ow, u64 rs, u64 is) {
+    const u64 total = n * c * h * w;
     GRID_STRIDE(i, total) {
         const u64 xx = i % w, yy = (i / w) % h, ch = (i / (w * h)) % c, img = i / (w * h * c);
         float acc = 0.0f;
@@ -75,33 +78,45 @@ __device__ void col2im(const T *cols, T *dx, u64 n, u64 c, u64 h, u64 w, u64 k, 
                 const u64 ox = (tx - kj) / stride;
                 if (ox >= ow) continue;
                 const u64 r = (ch * k + ki) * k + kj;
-                acc += to_f(cols[r * ld + img * p + oy * ow + ox]);
+                acc += to_f(cols[img * is + r * rs + oy * ow + ox]);
             }
         }
         store(&dx[i], acc);
     }
 }
 
-extern "C" __global__ void cl_im2col_f32(const float *x, float *cols, u64 n, u64 c, u64 h, u64 w,
-                                      u64 k, u64 stride, u64 pad, u64 oh, u64 ow) {
-    im2col(x, cols, n, c, h, w, k, stride, pad, oh, ow);
+// (N, C, P) → (C, N·P): an NCHW gradient as the left operand of the weight gradient's
+// product (row co holds image n's P positions at columns n·P ..).
+template <typename T>
+__device__ void nchw_to_rows(const T *x, T *rows, u64 n, u64 c, u64 p) {
+    GRID_STRIDE(i, n * c * p) {
+        const u64 pos = i % p, ch = (i / p) % c, img = i / (p * c);
+        rows[(ch * n + img) * p + pos] = x[i];
+    }
 }
-extern "C" __global__ void cl_im2col_bf16(const bf16 *x, bf16 *cols, u64 n, u64 c, u64 h, u64 w,
-                                       u64 k, u64 stride, u64 pad, u64 oh, u64 ow) {
-    im2col(x, cols, n, c, h, w, k, stride, pad, oh, ow);
-}
-extern "C" __global__ void cl_col2im_f32(const float *cols, float *dx, u64 n, u64 c, u64 h, u64 w,
-                                      u64 k, u64 stride, u64 pad, u64 oh, u64 ow) {
-    col2im(cols, dx, n, c, h, w, k, stride, pad, oh, ow);
-}
-extern "C" __global__ void cl_col2im_bf16(const bf16 *cols, bf16 *dx, u64 n, u64 c, u64 h, u64 w,
-                                       u64 k, u64 stride, u64 pad, u64 oh, u64 ow) {
-    col2im(cols, dx, n, c, h, w, k, stride, pad, oh, ow);
-}
+
+#define CONV_KERNELS(T, S)                                                                 \
+    extern "C" __global__ void cl_im2col_##S(const T *x, T *cols, u64 n, u64 c, u64 h,      \
+                                             u64 w, u64 k, u64 stride, u64 pad, u64 oh,    \
+                                             u64 ow, u64 rs, u64 is) {                     \
+        im2col(x, cols, n, c, h, w, k, stride, pad, oh, ow, rs, is);                       \
+    }                                                                                      \
+    extern "C" __global__ void cl_col2im_##S(const T *cols, T *dx, u64 n, u64 c, u64 h,     \
+                                             u64 w, u64 k, u64 stride, u64 pad, u64 oh,    \
+                                             u64 ow, u64 rs, u64 is) {                     \
+        col2im(cols, dx, n, c, h, w, k, stride, pad, oh, ow, rs, is);                      \
+    }                                                                                      \
+    extern "C" __global__ void cl_nchw_to_rows_##S(const T *x, T *rows, u64 n, u64 c,       \
+                                                   u64 p) {                                \
+        nchw_to_rows(x, rows, n, c, p);                                                    \
+    }
+
+CONV_KERNELS(float, f32)
+CONV_KERNELS(bf16, bf16)
 
 // ---------------------------------------------------------------------------------------
 // BatchNorm (+ReLU) with batch statistics, f32 throughout (src/nn/device/batchnorm.rs).
-// Layout: x is (N, C, HW) contiguous; gb = [γ (C); β (C)]; stats = [mean (C); var (C)].
+// Layout: x is (N, C, HW) contiguous; γ (C), β (C); stats = [mean (C); var (C)].
 
 // The sums of one channel: each thread adds its elements in f64, then a tree in shared
 // memory (fixed order). Returns the two totals to every thread of the block.
@@ -139,36 +154,63 @@ extern "C" __global__ void cl_bn_stats(const float *x, float *stats, u64 n, u64 
     }
 }
 
-__device__ __forceinline__ void bn_affine(const float *gb, const float *stats, u64 c, u64 ch,
-                                          float eps, float *scale, float *shift,
-                                          float *invstd) {
+// A running statistic in place: run = run·keep + stat·take (C elements; PyTorch's momentum
+// rule, the variance's unbiasing folded into `take`).
+extern "C" __global__ void cl_bn_running(float *run, const float *stat, u64 c, float keep,
+                                         float take) {
+    GRID_STRIDE(i, c) { run[i] = run[i] * keep + stat[i] * take; }
+}
+
+__device__ __forceinline__ void bn_affine(const float *gamma, const float *beta,
+                                          const float *stats, u64 c, u64 ch, float eps,
+                                          float *scale, float *shift, float *invstd) {
     *invstd = 1.0f / sqrtf(stats[c + ch] + eps);
-    *scale = gb[ch] * *invstd;
-    *shift = gb[c + ch] - stats[ch] * *scale;
+    *scale = gamma[ch] * *invstd;
+    *shift = beta[ch] - stats[ch] * *scale;
 }
 
 // y = γ (x − μ)/σ + β, then max(0, ·) when relu != 0.
-extern "C" __global__ void cl_bn_fwd(const float *x, const float *gb, const float *stats, float *y,
-                                  u64 n, u64 c, u64 hw, float eps, int relu) {
+extern "C" __global__ void cl_bn_fwd(const float *x, const float *gamma, const float *beta,
+                                     const float *stats, float *y, u64 n, u64 c, u64 hw,
+                                     float eps, int relu) {
     GRID_STRIDE(i, n * c * hw) {
         const u64 ch = (i / hw) % c;
         float scale, shift, invstd;
-        bn_affine(gb, stats, c, ch, eps, &scale, &shift, &invstd);
+        bn_affine(gamma, beta, stats, c, ch, eps, &scale, &shift, &invstd);
         const float v = x[i] * scale + shift;
         y[i] = relu && !(v > 0.0f) ? 0.0f : v;
     }
 }
 
+// The residual join of a ResNet block in one pass: y = max(0, BN(x) + r) (src/nn/device/
+// residual.rs), zero where the sum is not positive (PyTorch's ReLU).
+extern "C" __global__ void cl_bn_add_relu_fwd(const float *x, const float *r, const float *gamma,
+                                              const float *beta, const float *stats, float *y,
+                                              u64 n, u64 c, u64 hw, float eps) {
+    GRID_STRIDE(i, n * c * hw) {
+        const u64 ch = (i / hw) % c;
+        float scale, shift, invstd;
+        bn_affine(gamma, beta, stats, c, ch, eps, &scale, &shift, &invstd);
+        const float v = (x[i] * scale + shift) + r[i];
+        y[i] = v > 0.0f ? v : 0.0f;
+    }
+}
+
+// The gradient through a ReLU from its output: g where y > 0, else 0.
+extern "C" __global__ void cl_mask_positive(const float *y, const float *g, float *out, u64 len) {
+    GRID_STRIDE(i, len) { out[i] = y[i] > 0.0f ? g[i] : 0.0f; }
+}
+
 // Backward, pass 1 (one block per channel): Σg and Σg·x̂, g = dy masked by the ReLU, written
 // as dγ and dβ into the tail of the packed output [dx (N·C·HW); dγ (C); dβ (C)].
-extern "C" __global__ void cl_bn_bwd_sums(const float *x, const float *dy, const float *gb,
-                                       const float *stats, float *out, u64 n, u64 c, u64 hw,
-                                       float eps, int relu) {
+extern "C" __global__ void cl_bn_bwd_sums(const float *x, const float *dy, const float *gamma,
+                                          const float *beta, const float *stats, float *out,
+                                          u64 n, u64 c, u64 hw, float eps, int relu) {
     __shared__ double sa[RED_THREADS];
     __shared__ double sb[RED_THREADS];
     const u64 ch = blockIdx.x, m = n * hw;
     float scale, shift, invstd;
-    bn_affine(gb, stats, c, ch, eps, &scale, &shift, &invstd);
+    bn_affine(gamma, beta, stats, c, ch, eps, &scale, &shift, &invstd);
     const float mean = stats[ch];
     double sg = 0.0, sgx = 0.0;
     for (u64 e = threadIdx.x; e < m; e += RED_THREADS) {
@@ -187,15 +229,15 @@ extern "C" __global__ void cl_bn_bwd_sums(const float *x, const float *dy, const
 }
 
 // Backward, pass 2: dx = γ/σ · (g − Σg/m − x̂ Σg·x̂/m), the sums read from the packed tail.
-extern "C" __global__ void cl_bn_bwd_dx(const float *x, const float *dy, const float *gb,
-                                     const float *stats, float *out, u64 n, u64 c, u64 hw,
-                                     float eps, int relu) {
+extern "C" __global__ void cl_bn_bwd_dx(const float *x, const float *dy, const float *gamma,
+                                        const float *beta, const float *stats, float *out,
+                                        u64 n, u64 c, u64 hw, float eps, int relu) {
     const u64 len = n * c * hw;
     const float m = (float)(n * hw);
     GRID_STRIDE(i, len) {
         const u64 ch = (i / hw) % c;
         float scale, shift, invstd;
-        bn_affine(gb, stats, c, ch, eps, &scale, &shift, &invstd);
+        bn_affine(gamma, beta, stats, c, ch, eps, &scale, &shift, &invstd);
         const float v = x[i];
         const float g = relu && !(v * scale + shift > 0.0f) ? 0.0f : dy[i];
         const float xhat = (v - stats[ch]) * invstd;

@@ -6,7 +6,134 @@
 //! offset is honoured). Pointers travel to the kernels as 64-bit addresses.
 
 use candle_core::backend::BackendStorage;
-use candle_core::{bail, CpuStorage, DType, Layout, Result};
+use candle_core::{bail, CpuStorage, DType, Layout, Result, Storage, Tensor};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Kernel launches and matrix products this module has run (the `ops_per_step` of `bench
+/// train`), and the outputs our custom ops handed to candle as tensors.
+static LAUNCHES: AtomicU64 = AtomicU64::new(0);
+static OUTPUTS: AtomicU64 = AtomicU64::new(0);
+
+/// (launches, op outputs) so far in this process: every kernel of kernels.cu and every matrix
+/// product our ops run counts one launch; every custom op's result one output.
+pub fn counts() -> (u64, u64) {
+    (
+        LAUNCHES.load(Ordering::Relaxed),
+        OUTPUTS.load(Ordering::Relaxed),
+    )
+}
+
+/// Counts one custom op result handed to candle (a tensor candle also counts).
+pub fn count_output() {
+    OUTPUTS.fetch_add(1, Ordering::Relaxed);
+}
+
+/// A device buffer type our ops run on: the CPU's (the emulated kernels) or a GPU's. The ops
+/// are written once over it, so that the emulated run exercises the GPU's sequence of
+/// launches, buffers and products.
+pub trait DeviceStorage: BackendStorage + Sized {
+    /// A buffer of `len` elements of `dtype` on the device of `self` (contents unspecified
+    /// on a GPU: the kernels that fill it write every element).
+    fn alloc_like(&self, dtype: DType, len: usize) -> Result<Self>;
+
+    /// Runs `launches` over `inputs` (read) and `out` (written; the last buffer, or with
+    /// `out_first` the first).
+    fn run(
+        launches: &[Launch],
+        inputs: &[(&Self, &Layout)],
+        out: (&mut Self, &Layout),
+        out_first: bool,
+    ) -> Result<()>;
+
+    /// This device's buffer of a tensor's storage.
+    fn of(s: &Storage) -> Result<&Self>;
+
+    /// Runs `launches` over `inputs` and a new output of `len` elements of `dtype` (the last
+    /// buffer).
+    fn op(
+        launches: &[Launch],
+        inputs: &[(&Self, &Layout)],
+        dtype: DType,
+        len: usize,
+    ) -> Result<Self> {
+        let mut out = inputs[0].0.alloc_like(dtype, len)?;
+        Self::run(
+            launches,
+            inputs,
+            (&mut out, &Layout::contiguous(len)),
+            false,
+        )?;
+        Ok(out)
+    }
+}
+
+impl DeviceStorage for CpuStorage {
+    fn alloc_like(&self, dtype: DType, len: usize) -> Result<Self> {
+        cpu_zeros(dtype, len)
+    }
+
+    fn run(
+        launches: &[Launch],
+        inputs: &[(&Self, &Layout)],
+        out: (&mut Self, &Layout),
+        out_first: bool,
+    ) -> Result<()> {
+        run_cpu(launches, inputs, out, out_first)
+    }
+
+    fn of(s: &Storage) -> Result<&Self> {
+        match s {
+            Storage::Cpu(s) => Ok(s),
+            _ => bail!("a device op's operands must all be on one device"),
+        }
+    }
+}
+
+#[cfg(feature = "cuda")]
+impl DeviceStorage for candle_core::CudaStorage {
+    fn alloc_like(&self, dtype: DType, len: usize) -> Result<Self> {
+        gpu::cuda_alloc(&self.device, dtype, len)
+    }
+
+    fn run(
+        launches: &[Launch],
+        inputs: &[(&Self, &Layout)],
+        out: (&mut Self, &Layout),
+        out_first: bool,
+    ) -> Result<()> {
+        run_cuda(launches, inputs, out, out_first)
+    }
+
+    fn of(s: &Storage) -> Result<&Self> {
+        match s {
+            Storage::Cuda(s) => Ok(s),
+            _ => bail!("a device op's operands must all be on one device"),
+        }
+    }
+}
+
+/// `f` with the buffer and layout of a tensor an op holds besides its inputs (statistics,
+/// γ and β of a backward op).
+pub fn with_buffer<S: DeviceStorage, R>(
+    t: &Tensor,
+    f: impl FnOnce(&S, &Layout) -> Result<R>,
+) -> Result<R> {
+    let (s, l) = t.storage_and_layout();
+    f(S::of(&s)?, l)
+}
+
+/// The product lhs · rhs as batches of (m × k)·(k × n) given by the layouts (any strides
+/// candle's matmul takes: a batch stride of 0 shares one matrix, swapped strides transpose):
+/// candle's product on the device (the gemm crate on the CPU, cuBLAS on a GPU), a new
+/// contiguous (b, m, n) buffer. Counted as one launch.
+pub fn gemm<S: DeviceStorage>(
+    lhs: (&S, &Layout),
+    rhs: (&S, &Layout),
+    bmnk: (usize, usize, usize, usize),
+) -> Result<S> {
+    LAUNCHES.fetch_add(1, Ordering::Relaxed);
+    lhs.0.matmul(rhs.0, bmnk, lhs.1, rhs.1)
+}
 
 /// Threads per block: every launch of this module, and `RED_THREADS` in kernels.cu.
 pub const THREADS: u32 = 256;
@@ -139,27 +266,22 @@ pub fn run_cpu(
     }
     for l in launches {
         let w = words(&l.args, &addr)?;
+        LAUNCHES.fetch_add(1, Ordering::Relaxed);
         emu::launch(&l.kernel, l.grid, &w)?;
     }
     Ok(())
 }
 
 /// Runs `launches` over `inputs` and a new output of `len` elements of `dtype` (the last
-/// buffer), on the CPU build of the kernels.
+/// buffer), on the CPU build of the kernels: the result of a custom op (counted).
 pub fn cpu_op(
     launches: &[Launch],
     inputs: &[(&CpuStorage, &Layout)],
     dtype: DType,
     len: usize,
 ) -> Result<CpuStorage> {
-    let mut out = cpu_zeros(dtype, len)?;
-    run_cpu(
-        launches,
-        inputs,
-        (&mut out, &Layout::contiguous(len)),
-        false,
-    )?;
-    Ok(out)
+    count_output();
+    CpuStorage::op(launches, inputs, dtype, len)
 }
 
 #[cfg(feature = "cuda-emu")]
@@ -208,7 +330,7 @@ mod emu {
 }
 
 #[cfg(feature = "cuda")]
-pub use gpu::{cuda_op, run_cuda};
+pub use gpu::{cuda_alloc, cuda_op, run_cuda};
 
 #[cfg(feature = "cuda")]
 mod gpu {
@@ -244,14 +366,8 @@ mod gpu {
         dtype: DType,
         len: usize,
     ) -> Result<CudaStorage> {
-        let mut out = cuda_alloc(&inputs[0].0.device, dtype, len)?;
-        run_cuda(
-            launches,
-            inputs,
-            (&mut out, &Layout::contiguous(len)),
-            false,
-        )?;
-        Ok(out)
+        super::count_output();
+        <CudaStorage as super::DeviceStorage>::op(launches, inputs, dtype, len)
     }
 
     /// [`super::run_cpu`] on the GPU: the same buffers, the kernels from the PTX.
@@ -322,6 +438,7 @@ mod gpu {
                 block_dim: (THREADS, 1, 1),
                 shared_mem_bytes: 0,
             };
+            super::LAUNCHES.fetch_add(1, super::Ordering::Relaxed);
             // SAFETY: the arguments match the kernel's signature (kernels.cu), the buffers
             // are alive and borrowed (guards) until the launches are queued.
             unsafe { b.launch(cfg) }.w()?;

@@ -1,7 +1,8 @@
 //! Our GPU kernels (`kernels.cu`) for the hot ops of a training step, as candle custom ops:
-//! convolutions as im2col + one matrix product (cuBLAS through candle) + col2im for the input
-//! gradient, BatchNorm(+ReLU) with device-side f32 statistics and a fused backward, the k×k
-//! max-pool with padding, and Adam in place.
+//! convolutions as one op (im2col into a scratch buffer + batched products through candle's
+//! cuBLAS, columns recomputed in backward), BatchNorm(+ReLU) with device-side f32 statistics,
+//! running averages updated in place and a fused backward, the residual join BN + add + ReLU
+//! as one op, the k×k max-pool with padding, and Adam in place.
 //!
 //! Each op describes its kernel launches once ([`launch::Launch`]): grid, block, arguments.
 //! `cuda_fwd` (feature `cuda`) runs them on the GPU from the PTX that build.rs compiles with
@@ -18,6 +19,7 @@ pub mod batchnorm;
 pub mod conv;
 pub mod launch;
 pub mod pool;
+pub mod residual;
 
 use candle_core::{DType, Tensor};
 

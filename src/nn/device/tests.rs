@@ -61,11 +61,12 @@ fn conv_equals_the_native_kernels() {
     }
 }
 
-/// The bf16 kernels: im2col copies bf16 values exactly (the f32 columns of the same values);
-/// col2im sums in f32 and rounds once (the f32 result rounded to bf16, bit for bit).
+/// The bf16 kernels, in both column layouts: im2col copies bf16 values exactly (the f32
+/// columns of the same values); col2im sums in f32 and rounds once (the f32 result rounded to
+/// bf16, bit for bit). The two layouts hold the same columns.
 #[test]
 fn bf16_im2col_and_col2im_match_f32() {
-    use super::conv::{Col2im, Im2col};
+    use super::conv::{Cols, Im2col};
     let op = Im2col {
         n: 2,
         c: 3,
@@ -75,28 +76,72 @@ fn bf16_im2col_and_col2im_match_f32() {
         stride: 2,
         pad: 1,
     };
+    let cpu = |t: &Tensor| match &*t.storage_and_layout().0 {
+        candle_core::Storage::Cpu(s) => s.clone(),
+        _ => unreachable!(),
+    };
+    let im2col = |x: &Tensor, layout| {
+        let s = cpu(x);
+        let l = candle_core::Layout::contiguous(x.dims());
+        let out = launch::cpu_op(
+            &op.launches(x.dtype(), layout).unwrap(),
+            &[(&s, &l)],
+            x.dtype(),
+            op.cols_len(),
+        )
+        .unwrap();
+        Tensor::from_storage(
+            candle_core::Storage::Cpu(out),
+            op.cols_len(),
+            candle_core::op::BackpropOp::none(),
+            false,
+        )
+    };
+    let col2im = |cols: &Tensor, layout| {
+        let s = cpu(cols);
+        let l = candle_core::Layout::contiguous(cols.dims());
+        let len = op.n * op.c * op.h * op.w;
+        let out = launch::cpu_op(
+            &op.col2im_launches(cols.dtype(), layout).unwrap(),
+            &[(&s, &l)],
+            cols.dtype(),
+            len,
+        )
+        .unwrap();
+        Tensor::from_storage(
+            candle_core::Storage::Cpu(out),
+            len,
+            candle_core::op::BackpropOp::none(),
+            false,
+        )
+    };
     let x = randn(3, &[2, 3, 11, 10]).to_dtype(DType::BF16).unwrap();
-    let c16 = x.apply_op1_no_bwd(&op).unwrap();
-    let c32 = x
-        .to_dtype(DType::F32)
+    let (k, p) = (op.kdim(), op.pdim());
+    let mut by_layout = Vec::new();
+    for layout in [Cols::ImageMajor, Cols::RowMajor] {
+        let c16 = im2col(&x, layout);
+        let c32 = im2col(&x.to_dtype(DType::F32).unwrap(), layout);
+        assert_eq!(differing(&c16.to_dtype(DType::F32).unwrap(), &c32), 0);
+        let g = randn(4, &[op.cols_len()]).to_dtype(DType::BF16).unwrap();
+        let d16 = col2im(&g, layout);
+        let d32 = col2im(&g.to_dtype(DType::F32).unwrap(), layout);
+        let rounded = d32
+            .to_dtype(DType::BF16)
+            .unwrap()
+            .to_dtype(DType::F32)
+            .unwrap();
+        assert_eq!(differing(&d16.to_dtype(DType::F32).unwrap(), &rounded), 0);
+        by_layout.push(c32);
+    }
+    // Image-major (n, K, P) is row-major (K, n, P) with the first two axes swapped.
+    let swapped = by_layout[0]
+        .reshape((2, k, p))
         .unwrap()
-        .apply_op1_no_bwd(&op)
-        .unwrap();
-    assert_eq!(differing(&c16.to_dtype(DType::F32).unwrap(), &c32), 0);
-    let (r, c) = op.cols_dims();
-    let g = randn(4, &[r, c]).to_dtype(DType::BF16).unwrap();
-    let d16 = g.apply_op1_no_bwd(&Col2im(op)).unwrap();
-    let d32 = g
-        .to_dtype(DType::F32)
+        .transpose(0, 1)
         .unwrap()
-        .apply_op1_no_bwd(&Col2im(op))
+        .flatten_all()
         .unwrap();
-    let rounded = d32
-        .to_dtype(DType::BF16)
-        .unwrap()
-        .to_dtype(DType::F32)
-        .unwrap();
-    assert_eq!(differing(&d16.to_dtype(DType::F32).unwrap(), &rounded), 0);
+    assert_eq!(differing(&swapped, &by_layout[1]), 0);
 }
 
 /// BatchNorm with and without ReLU: the device kernels equal the fused CPU kernel (output,
