@@ -121,6 +121,7 @@ mod tests {
             width: 2,
             channels: 1,
             num_classes: 2,
+            features: None,
         };
         let clusters: Vec<i64> = (0..n as i64).map(|i| i % 2).collect();
         let confidence: Vec<f64> = (0..n).map(|i| i as f64 / 10.0).collect();
