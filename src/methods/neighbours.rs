@@ -120,7 +120,9 @@ pub fn mine(x: &[f32], n: usize, d: usize, k: usize) -> Result<Neighbours> {
 
 /// Tables mined by this process, by (dataset key, k): every run of a sweep on the same
 /// embeddings mines once.
-static MINED: Mutex<Option<HashMap<(String, usize), Arc<Neighbours>>>> = Mutex::new(None);
+static MINED: Mutex<Option<Mined>> = Mutex::new(None);
+
+type Mined = HashMap<(String, usize), Arc<Neighbours>>;
 
 /// [`mine`], remembered under `key` (the dataset config) for this process.
 pub fn mine_cached(key: &str, x: &[f32], n: usize, d: usize, k: usize) -> Result<Arc<Neighbours>> {

@@ -42,7 +42,7 @@ impl Session<'_> {
             })
             .collect();
         let cfg = self.cfg;
-        let evaluate = epoch % cfg.train.eval_every == 0 || epoch == cfg.train.epochs;
+        let evaluate = epoch.is_multiple_of(cfg.train.eval_every) || epoch == cfg.train.epochs;
         let (scores, cluster_entropy, label_free) = if evaluate {
             let eval_ds = self.eval_ds();
             let (pred, features, dim) = predict_with_features(
@@ -89,7 +89,7 @@ impl Session<'_> {
         }
         let every = cfg.train.checkpoint_every;
         if let Some(dir) = self.ctx.dir {
-            if (every > 0 && epoch % every == 0) || epoch == cfg.train.epochs {
+            if (every > 0 && epoch.is_multiple_of(every)) || epoch == cfg.train.epochs {
                 save_checkpoint(
                     dir,
                     cfg,
