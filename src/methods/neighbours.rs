@@ -35,6 +35,15 @@ impl Neighbours {
         &self.table[i * self.k..(i + 1) * self.k]
     }
 
+    /// The first `k` neighbours of each row (the `k` nearest: rows are ordered).
+    pub fn truncated(&self, k: usize) -> Neighbours {
+        let k = k.min(self.k);
+        let table = (self.table.chunks_exact(self.k))
+            .flat_map(|r| r[..k].iter().copied())
+            .collect();
+        Neighbours { k, table }
+    }
+
     /// The neighbour view of `indices`: one of each sample's k neighbours, drawn from the
     /// `neighbour` stream at (epoch, sample, view).
     pub fn pick(&self, indices: &[usize], seed: u64, epoch: usize, view: usize) -> Vec<usize> {
