@@ -441,6 +441,27 @@ pub enum BenchWhat {
     /// "ok". Run it first on a new GPU; on the CPU, CLUSTERLAB_KERNELS=emulated (a cuda-emu
     /// build) checks the CPU build of our CUDA kernels.
     Kernels,
+    /// Head training on precomputed features: N × D seeded vectors (K Gaussian clusters),
+    /// TEMI, TURTLE and SCAN at their published schedules (batch, lr), timed per step after
+    /// one warm-up step, and k-means timed whole; per method seconds per step and per epoch,
+    /// samples/s and the whole schedule extrapolated (neighbour mining included).
+    Heads {
+        /// Number of feature vectors.
+        #[arg(long, default_value_t = 50_000)]
+        n: usize,
+        /// Their dimension.
+        #[arg(long, default_value_t = 768)]
+        dim: usize,
+        /// Clusters K.
+        #[arg(long, default_value_t = 10)]
+        k: usize,
+        /// Timed steps per method.
+        #[arg(long, default_value_t = 5)]
+        steps: usize,
+        /// Methods, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "kmeans,temi,turtle,scan")]
+        methods: Vec<String>,
+    },
     /// Augmentation throughput of the training view pipeline.
     Augment {
         /// Timed batches.

@@ -21,7 +21,51 @@ fn tiny(method: &str) -> RunConfig {
     cfg.train.epochs = 1;
     cfg.train.batch_size = 40;
     cfg.augment.flip_p = 0.0;
+    if clusterlab::methods::frozen::NEED_EMBEDDINGS.contains(&method) {
+        cfg.dataset.name = "embeddings".into();
+        cfg.dataset.path = Some(blobs().to_string_lossy().into_owned());
+        cfg.model.backbone = "none".into();
+        cfg.method.temi.heads = 2;
+        cfg.method.temi.knn = 5;
+        cfg.method.temi.hidden = 16;
+        cfg.method.temi.bottleneck = 8;
+        cfg.method.scan.knn = 5;
+    }
     cfg
+}
+
+/// 120 8-d vectors in 4 Gaussian blobs as an `.npz` with labels (written once per process),
+/// for the methods that train on precomputed embeddings.
+fn blobs() -> std::path::PathBuf {
+    use clusterlab::data::formats::arrays::encode_npy;
+    static PATH: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| {
+        let mut rng = clusterlab::rng::stream(5, "blobs");
+        let (n, d) = (120, 8);
+        let mut x = Vec::with_capacity(n * d * 4);
+        let mut y = Vec::with_capacity(n * 8);
+        for i in 0..n {
+            let c = i % 4;
+            for j in 0..d {
+                let centre = if j % 4 == c { 3.0 } else { 0.0 };
+                let v = (centre + clusterlab::rng::normal(&mut rng)) as f32;
+                x.extend_from_slice(&v.to_le_bytes());
+            }
+            y.extend_from_slice(&(c as i64).to_le_bytes());
+        }
+        let path =
+            std::env::temp_dir().join(format!("clusterlab-blobs-{}.npz", std::process::id()));
+        let f = std::fs::File::create(&path).unwrap();
+        let mut z = zip::ZipWriter::new(f);
+        let opts = zip::write::SimpleFileOptions::default();
+        z.start_file("embeddings.npy", opts).unwrap();
+        std::io::Write::write_all(&mut z, &encode_npy("<f4", &[n, d], &x)).unwrap();
+        z.start_file("labels.npy", opts).unwrap();
+        std::io::Write::write_all(&mut z, &encode_npy("<i8", &[n], &y)).unwrap();
+        z.finish().unwrap();
+        path
+    })
+    .clone()
 }
 
 fn train(cfg: &RunConfig) -> train::Outcome {

@@ -1,4 +1,4 @@
-//! `clusterlab bench train|augment|report|kernels`: speed figures as one JSON line
+//! `clusterlab bench train|augment|report|heads|kernels`: speed figures as one JSON line
 //! (`tools::bench`), or the device kernels' check against the CPU's (`tools::kernel_check`).
 
 use std::io::Write;
@@ -61,6 +61,13 @@ pub fn run(g: &GlobalArgs, what: BenchWhat, out: &mut dyn Write) -> Result<i32> 
             let cfg = bench::config(grid.as_deref(), &sets)?;
             bench::train(&cfg, steps.max(1), warmup, &select_device(&g.device)?)?
         }
+        BenchWhat::Heads {
+            n,
+            dim,
+            k,
+            steps,
+            methods,
+        } => clusterlab::tools::bench_heads::heads(n, dim, k, steps.max(1), &methods)?,
         BenchWhat::Kernels => clusterlab::tools::kernel_check::check(&select_device(&g.device)?)?,
         BenchWhat::Augment {
             batches,

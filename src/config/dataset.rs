@@ -13,7 +13,8 @@ pub struct DatasetConfig {
     /// `cifar10`, `cifar100-20` (coarse labels), `cifar100` (fine labels), `stl10`,
     /// `imagenet10`, `imagenet-dogs`, `tiny-imagenet`, `mnist`, `fashion-mnist`, `folder`
     /// (one sub-folder per class; or the images directly in the folder, without sub-folders:
-    /// unlabelled data, scored by label-free metrics only), `arrays` (NumPy `.npy`/`.npz`).
+    /// unlabelled data, scored by label-free metrics only), `arrays` (NumPy `.npy`/`.npz`),
+    /// `embeddings` (precomputed N × D vectors from `.npy`/`.npz`/`.parquet`, `data::embeddings`).
     /// See [`DATASET_PROTOCOLS`].
     pub name: String,
     /// Number of images of the synthetic dataset (real datasets use all their images).
@@ -45,6 +46,10 @@ pub struct DatasetConfig {
     /// term, then the labelled splits through every term). Methods with an instance term only
     /// (`cc`, `anchor`).
     pub unlabeled: bool,
+    /// `embeddings` only: where the labels are — an `.npy` path beside `.npy` embeddings, the
+    /// member of an `.npz` (default `labels`), the column of a Parquet file (default `labels`
+    /// or `label`). Absent: the embeddings have no labels (label-free scores only).
+    pub labels: Option<String>,
 }
 
 impl Default for DatasetConfig {
@@ -61,6 +66,7 @@ impl Default for DatasetConfig {
             allow_partial: false,
             splits: Vec::new(),
             unlabeled: false,
+            labels: None,
         }
     }
 }
@@ -79,6 +85,7 @@ pub const DATASETS: &[&str] = &[
     "fashion-mnist",
     "folder",
     "arrays",
+    "embeddings",
 ];
 
 /// The protocol of each dataset: (name, classes (0: set by `dataset.num_classes`), the splits
@@ -96,6 +103,7 @@ pub const DATASET_PROTOCOLS: &[(&str, usize, &[&str])] = &[
     ("fashion-mnist", 10, &["train", "test"]),
     ("folder", 0, &[]),
     ("arrays", 0, &[]),
+    ("embeddings", 0, &[]),
 ];
 
 impl DatasetConfig {
@@ -138,6 +146,13 @@ impl DatasetConfig {
                     },
                 );
             }
+        }
+        if self.labels.is_some() && self.name != "embeddings" {
+            return bad(
+                "dataset.labels",
+                format!("{:?}", self.labels),
+                "no value: dataset.labels is for dataset.name: embeddings".into(),
+            );
         }
         if self.unlabeled && self.name != "stl10" {
             return bad(

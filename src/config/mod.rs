@@ -3,6 +3,7 @@
 pub mod dataset;
 pub mod eval;
 mod expand;
+pub mod frozen;
 pub mod grid;
 pub mod launcher;
 pub mod layers;

@@ -86,6 +86,12 @@ pub struct MethodConfig {
     pub cdc: CdcConfig,
     /// Knobs of self-labelling (SCAN's step 3; a pipeline stage).
     pub selflabel: SelflabelConfig,
+    /// Knobs of TEMI (heads on frozen features, `config::frozen`).
+    pub temi: super::frozen::TemiConfig,
+    /// Knobs of TURTLE.
+    pub turtle: super::frozen::TurtleConfig,
+    /// Knobs of SCAN's clustering step.
+    pub scan: super::frozen::ScanConfig,
 }
 
 /// Self-labelling (`method.name: selflabel`, `methods::selflabel`).
@@ -234,6 +240,9 @@ impl Default for MethodConfig {
             drc: DrcConfig::default(),
             cdc: CdcConfig::default(),
             selflabel: SelflabelConfig::default(),
+            temi: Default::default(),
+            turtle: Default::default(),
+            scan: Default::default(),
         }
     }
 }
@@ -426,7 +435,8 @@ impl Default for AugmentConfig {
 }
 
 /// Backbones known to this build (`model.backbone`).
-pub const BACKBONES: &[&str] = &["cnn", "resnet18", "resnet34"];
+/// `none` (`dataset.name: embeddings` only) hands the vectors to the heads unchanged.
+pub const BACKBONES: &[&str] = &["cnn", "resnet18", "resnet34", "none"];
 
 /// `model.init` for the seeded initialisation (no weights file).
 pub const INIT_RANDOM: &str = "random";

@@ -41,6 +41,10 @@ pub const ADDED_KEYS: &[(&[&str], &str, &str)] = &[
     (&["eval", "epoch"], "*", "final"),
     (&["model", "weight_init"], "*", "kaiming_fan_out"),
     (&["train", "precision"], "*", "f32"),
+    (&["dataset", "labels"], "*", "null"),
+    (&["method", "temi"], "temi", ""),
+    (&["method", "turtle"], "turtle", ""),
+    (&["method", "scan"], "scan", ""),
 ];
 
 /// Sections added after runs were recorded: left out of the identity while every key of them

@@ -99,6 +99,19 @@ impl RunConfig {
                 &format!("one of {}", BACKBONES.join(", ")),
             );
         }
+        let embeddings = self.dataset.name == "embeddings";
+        if embeddings != (self.model.backbone == "none") {
+            return bad(
+                "model.backbone",
+                format!("{:?}", self.model.backbone),
+                if embeddings {
+                    "none for dataset.name: embeddings (the vectors go to the heads unchanged)"
+                } else {
+                    "an image backbone (cnn, resnet18, resnet34): `none` is for dataset.name: \
+                     embeddings"
+                },
+            );
+        }
         if !STEMS.contains(&self.model.stem.as_str()) {
             return bad(
                 "model.stem",

@@ -130,6 +130,7 @@ pub fn read(path: &Path, name: &str) -> Option<Dataset> {
         width: w,
         channels: c,
         num_classes: k,
+        features: None,
     })
 }
 

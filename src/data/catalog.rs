@@ -165,6 +165,12 @@ pub const SPECS: &[Spec] = &[
         downloads: &[],
         how: "set dataset.path to a folder with images.npy + labels.npy, or to an .npz file",
     },
+    Spec {
+        name: "embeddings",
+        folder: "",
+        downloads: &[],
+        how: "set dataset.path to an N×D .npy, .npz or .parquet file of precomputed embeddings",
+    },
 ];
 
 /// The spec of a dataset name.

@@ -144,6 +144,9 @@ pub fn test_batch(
     end: usize,
     device: &Device,
 ) -> Result<Tensor> {
+    if ds.features.is_some() {
+        return super::embeddings::range(ds, start, end, device);
+    }
     build(end - start, ds.channels, aug.size, |k, scratch, out| {
         aug.test_view(ds.view(start + k), scratch, out)
     })

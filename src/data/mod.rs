@@ -10,6 +10,7 @@ pub mod augment;
 pub mod blur;
 pub mod cache;
 pub mod catalog;
+pub mod embeddings;
 pub mod fetch;
 pub mod formats;
 pub mod loader;
@@ -35,6 +36,9 @@ pub struct Dataset {
     pub width: usize,
     pub channels: usize,
     pub num_classes: usize,
+    /// `dataset.name: embeddings`: the N × `channels` f32 vectors (`images` is then empty and
+    /// each sample a 1 × 1 "image" of `channels` values; `data::embeddings`).
+    pub features: Option<std::sync::Arc<Vec<f32>>>,
 }
 
 impl Dataset {
@@ -73,8 +77,12 @@ impl Dataset {
         }
     }
 
-    /// Raw pixels as f32 in [0, 1], one row per image (for the k-means baseline).
+    /// Raw pixels as f32 in [0, 1], one row per image (for the k-means baseline); the
+    /// vectors themselves for `embeddings`.
     pub fn pixels_f32(&self) -> Vec<f32> {
+        if let Some(f) = &self.features {
+            return f.to_vec();
+        }
         self.images.iter().map(|&b| b as f32 / 255.0).collect()
     }
 }
@@ -129,11 +137,12 @@ pub fn check_labels(cfg: &crate::config::RunConfig, labelled: bool) -> Result<()
     if labelled {
         return Ok(());
     }
-    let why = "the images of dataset.name: folder at {path} have no labels (no class folders)";
-    let why = why.replace(
-        "{path}",
-        cfg.dataset.path.as_deref().unwrap_or("the data root"),
-    );
+    let path = cfg.dataset.path.as_deref().unwrap_or("the data root");
+    let why = if cfg.dataset.name == "embeddings" {
+        format!("the embeddings at {path} have no labels (no dataset.labels)")
+    } else {
+        format!("the images of dataset.name: folder at {path} have no labels (no class folders)")
+    };
     if cfg.eval.epoch == crate::config::run::EvalEpoch::BestByLabel {
         return Err(Error::BadInput(format!(
             "invalid value for `eval.epoch`: best_by_label; {why}: use final or lowest_loss"
@@ -199,6 +208,7 @@ pub fn load_unlabeled(cfg: &DatasetConfig) -> Result<Dataset> {
         width: side,
         channels: 3,
         num_classes: cfg.num_classes,
+        features: None,
     })
 }
 
@@ -237,6 +247,7 @@ pub fn check_run_data(cfg: &crate::config::RunConfig) -> Result<()> {
 pub fn load(cfg: &DatasetConfig) -> Result<Dataset> {
     match cfg.name.as_str() {
         "synthetic" => Ok(synthetic::generate(cfg)),
+        "embeddings" => embeddings::load(cfg),
         name if catalog::spec(name).is_some() => {
             let dir = source::data_root().join(".cache");
             cache::cached(cfg, &dir, || formats::read(cfg))

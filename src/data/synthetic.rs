@@ -112,6 +112,7 @@ pub fn generate_range(cfg: &DatasetConfig, range: std::ops::Range<usize>) -> Dat
         width: s,
         channels: 3,
         num_classes: k,
+        features: None,
     }
 }
 

@@ -10,9 +10,14 @@ pub mod anchor;
 pub mod cc;
 pub mod cdc;
 pub mod drc;
+pub mod frozen;
 pub mod kmeans;
 pub mod losses;
+pub mod neighbours;
+pub mod scan;
 pub mod selflabel;
+pub mod temi;
+pub mod turtle;
 
 use candle_core::Tensor;
 
@@ -30,6 +35,9 @@ pub enum View {
     Clean,
     /// A random training view (crop, flip, colour jitter, grayscale).
     Augmented,
+    /// One of the sample's [`Method::neighbours`] nearest neighbours in the feature space,
+    /// drawn per epoch (`methods::neighbours`; precomputed embeddings only).
+    Neighbour,
 }
 
 /// Two augmented views (CC, DRC, CDC).
@@ -42,6 +50,11 @@ pub trait Method {
     /// Number of views per image.
     fn num_views(&self) -> usize {
         self.views().len()
+    }
+    /// How many nearest neighbours [`View::Neighbour`] draws from (0: the method has no
+    /// neighbour view).
+    fn neighbours(&self) -> usize {
+        0
     }
     /// Whether [`Method::init`] needs the backbone's features of the whole dataset.
     fn needs_init(&self) -> bool {
@@ -101,6 +114,9 @@ pub const REGISTRY: &[&Spec] = &[
     &cdc::SPEC,
     &selflabel::SPEC,
     &kmeans::SPEC,
+    &temi::SPEC,
+    &turtle::SPEC,
+    &scan::SPEC,
 ];
 
 /// The registry entry of `name`.
@@ -137,6 +153,7 @@ pub fn validate(cfg: &RunConfig) -> Result<()> {
             &format!("one of {}", names.join(", ")),
         );
     };
+    frozen::check(cfg)?;
     if cfg.dataset.unlabeled && !has_instance_term(&cfg.method.name) {
         let with: Vec<_> = REGISTRY
             .iter()

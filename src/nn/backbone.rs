@@ -14,6 +14,8 @@ pub enum Backbone {
     Cnn(Cnn),
     /// ResNet-18 or ResNet-34 with the configured stem.
     ResNet(ResNet),
+    /// `none`: precomputed embeddings (B, D) — or (B, D, 1, 1) — passed on as (B, D).
+    Identity(usize),
 }
 
 impl Backbone {
@@ -27,6 +29,7 @@ impl Backbone {
                 let stem = Stem::parse(&cfg.stem)?;
                 Ok(Self::ResNet(ResNet::new(p, depth, stem, in_channels)?))
             }
+            "none" => Ok(Self::Identity(in_channels)),
             other => Err(Error::Config(format!(
                 "invalid value for `model.backbone`: {other:?}; expected one of {}",
                 BACKBONES.join(", ")
@@ -39,6 +42,7 @@ impl Backbone {
         match self {
             Self::Cnn(m) => m.forward(x, train),
             Self::ResNet(m) => m.forward(x, train),
+            Self::Identity(d) => Ok(x.reshape((x.dim(0)?, *d))?),
         }
     }
 
@@ -47,6 +51,7 @@ impl Backbone {
         match self {
             Self::Cnn(m) => m.out_dim,
             Self::ResNet(m) => m.out_dim,
+            Self::Identity(d) => *d,
         }
     }
 }

@@ -106,6 +106,33 @@ impl Params {
         self.insert(name, data, shape, true)
     }
 
+    /// N(0, std²) truncated to [−2, 2] (absolute bounds, redrawn outside them): timm's and
+    /// DINO's `trunc_normal_(w, std)` for head weights.
+    pub fn trunc_normal(&mut self, name: &str, shape: &[usize], std: f64) -> Result<Var> {
+        let n: usize = shape.iter().product();
+        let data = (0..n)
+            .map(|_| loop {
+                let v = normal(&mut self.rng) * std;
+                if (-2.0..=2.0).contains(&v) {
+                    break v as f32;
+                }
+            })
+            .collect();
+        self.insert(name, data, shape, true)
+    }
+
+    /// A tensor with the given values: trainable, or a buffer (an EMA teacher's copy, a
+    /// running statistic).
+    pub fn values(
+        &mut self,
+        name: &str,
+        data: Vec<f32>,
+        shape: &[usize],
+        trainable: bool,
+    ) -> Result<Var> {
+        self.insert(name, data, shape, trainable)
+    }
+
     /// A trainable tensor filled with `value` (BatchNorm γ = 1, β = 0).
     pub fn constant(&mut self, name: &str, shape: &[usize], value: f32) -> Result<Var> {
         let n: usize = shape.iter().product();

@@ -26,6 +26,9 @@ pub fn contact_sheets(
     clusters: &[i64],
     confidence: &[f64],
 ) -> Result<Vec<(i64, String)>> {
+    if ds.features.is_some() {
+        return Ok(Vec::new()); // precomputed embeddings: no images to show
+    }
     if clusters.len() != ds.len() || confidence.len() != ds.len() {
         return Err(Error::BadInput(format!(
             "contact sheets: {} images, {} clusters, {} confidences",
@@ -56,6 +59,9 @@ pub fn contact_sheets(
 /// The images `rows` (dataset indices; at most [`PER_ROW`] a row) as one PNG: tiles on white,
 /// a grey rule between rows. Also the web UI's sheet of a cluster.
 pub fn sheet_png(ds: &Dataset, rows: &[Vec<usize>]) -> std::result::Result<Vec<u8>, String> {
+    if ds.features.is_some() {
+        return Err("the run's dataset is precomputed embeddings: it has no images".into());
+    }
     let mut bytes = Vec::new();
     draw(ds, rows)
         .write_to(
@@ -121,6 +127,7 @@ mod tests {
             width: 2,
             channels: 1,
             num_classes: 2,
+            features: None,
         };
         let clusters: Vec<i64> = (0..n as i64).map(|i| i % 2).collect();
         let confidence: Vec<f64> = (0..n).map(|i| i as f64 / 10.0).collect();

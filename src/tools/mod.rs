@@ -3,5 +3,6 @@
 //! or between devices ([`kernel_check`]).
 
 pub mod bench;
+pub mod bench_heads;
 pub mod golden;
 pub mod kernel_check;

@@ -145,8 +145,10 @@ impl Session<'_> {
             steps,
             u_steps,
             progress,
+            knn,
             ..
         } = self;
+        let knn = knn.as_deref();
         let (cfg, ds, device, ctx, b, steps, u_steps) =
             (*cfg, *ds, *device, *ctx, *b, *steps, *u_steps);
         let order = permutation(
@@ -162,9 +164,21 @@ impl Session<'_> {
             let idx = &order[step * b..(step + 1) * b];
             (kinds.iter().enumerate())
                 .map(|(v, kind)| {
+                    if ds.features.is_some() {
+                        // Embeddings: every view is the vector itself, or a neighbour's.
+                        return Ok(Staged::Rows(match (kind, knn) {
+                            (View::Neighbour, Some(knn)) => knn.pick(idx, cfg.seed, epoch, v),
+                            _ => idx.to_vec(),
+                        }));
+                    }
                     let host = match kind {
                         View::Augmented => loader::train_views(ds, aug, idx, cfg.seed, epoch, v),
                         View::Clean => loader::clean_views(ds, aug, idx),
+                        View::Neighbour => {
+                            return Err(Error::BadInput(
+                                "a neighbour view needs dataset.name: embeddings".into(),
+                            ))
+                        }
                     };
                     Ok(if on_cpu {
                         Staged::Ready(host.to_device(device)?)
@@ -183,6 +197,7 @@ impl Session<'_> {
                 .map(|s| match s {
                     Staged::Ready(t) => Ok(t),
                     Staged::Host(h) => h.to_device(device),
+                    Staged::Rows(r) => crate::data::embeddings::rows(ds, &r, device),
                 })
                 .collect::<Result<Vec<Tensor>>>()?;
             let losses = trainer.step_deferred(&views).map_err(|e| match e {
@@ -270,6 +285,8 @@ pub(super) fn save_checkpoint(
 enum Staged {
     Ready(Tensor),
     Host(HostBatch),
+    /// Rows of precomputed embeddings.
+    Rows(Vec<usize>),
 }
 
 /// Runs `consume(step, batch)` for every step in order, each batch made by `prepare(step)`;

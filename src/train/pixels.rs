@@ -75,7 +75,11 @@ pub(super) fn run_kmeans(
     let n = clusters.len();
     Ok(Outcome {
         epochs: vec![row],
-        protocol: "k-means on raw pixels".into(),
+        protocol: if ds.features.is_some() {
+            "k-means on the embeddings".into()
+        } else {
+            "k-means on raw pixels".into()
+        },
         num_params: 0,
         probes: Vec::new(),
         rule: cfg.eval.epoch,

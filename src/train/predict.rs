@@ -34,6 +34,13 @@ pub fn predict(
             "predict needs a trained network; the raw-pixel k-means baseline has none".into(),
         ));
     }
+    if cfg.model.backbone == "none" {
+        return Err(Error::BadInput(format!(
+            "run {} trained on precomputed embeddings (model.backbone: none); predict applies a \
+             run to images",
+            run_dir.display()
+        )));
+    }
     let (path, tensors) = checkpoint::final_tensors(run_dir, device)?;
     // The first convolution's input channels: 1 for a grayscale dataset (MNIST), else 3.
     let channels = (tensors.iter())

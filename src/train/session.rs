@@ -63,6 +63,8 @@ pub(super) struct Session<'a> {
     pub steps: usize,
     pub u_steps: usize,
     pub progress: Progress,
+    /// The mined neighbours the method's [`crate::methods::View::Neighbour`] draws from.
+    pub knn: Option<std::sync::Arc<crate::methods::neighbours::Neighbours>>,
 }
 
 impl<'a> Session<'a> {
@@ -93,6 +95,14 @@ impl<'a> Session<'a> {
         // Unlabelled images (a `folder` without class folders): label-free scores only.
         let labelled = heldout.as_ref().unwrap_or(ds).is_labelled();
         crate::data::check_labels(cfg, labelled)?;
+        let knn = match trainer.method.neighbours() {
+            0 => None,
+            k => Some(crate::methods::neighbours::for_dataset(
+                &serde_json::to_string(&cfg.dataset)?,
+                ds,
+                k,
+            )?),
+        };
         let unlabeled = unlabeled::Phase::new(cfg)?;
         let u_steps = unlabeled.as_ref().map_or(0, |u| u.steps(b));
         let (resumed, skipped) = match ctx.dir {
@@ -163,6 +173,7 @@ impl<'a> Session<'a> {
             steps: ds.len() / b,
             u_steps,
             progress,
+            knn,
         })
     }
 

@@ -125,8 +125,11 @@ impl Trainer {
             .filter(|(k, _)| k.starts_with(pretrained::BACKBONE_PREFIX))
             .map(|(k, t)| (k.clone(), t.clone()))
             .collect();
-        let got = pretrained::load_backbone(&self.params, &backbone, "the source run")?;
-        let mut taken = got.loaded;
+        // `model.backbone: none` has no tensors to take.
+        let mut taken = match self.backbone {
+            crate::nn::Backbone::Identity(_) => 0,
+            _ => pretrained::load_backbone(&self.params, &backbone, "the source run")?.loaded,
+        };
         let mut kept = 0;
         for (name, var) in self.params.entries_under("") {
             if name.starts_with(pretrained::BACKBONE_PREFIX) {

@@ -274,6 +274,7 @@ pub fn load(cfg: &DatasetConfig) -> Result<Dataset> {
         width: w,
         channels: 3,
         num_classes: values.len(),
+        features: None,
     })
 }
 

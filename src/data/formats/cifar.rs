@@ -125,6 +125,7 @@ pub fn load(cfg: &DatasetConfig) -> Result<Dataset> {
         width: 32,
         channels: 3,
         num_classes: lay.label_limits[lay.label_index],
+        features: None,
     })
 }
 

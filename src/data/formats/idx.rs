@@ -132,6 +132,7 @@ pub fn load(cfg: &DatasetConfig) -> Result<Dataset> {
         width: side.1,
         channels: 3,
         num_classes: 10,
+        features: None,
     })
 }
 

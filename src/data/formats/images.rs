@@ -250,6 +250,7 @@ pub fn load_unlabelled(paths: &[PathBuf], size: usize) -> Result<Dataset> {
         width: size,
         channels: 3,
         num_classes: 0,
+        features: None,
     })
 }
 
@@ -379,6 +380,7 @@ pub fn load(cfg: &DatasetConfig) -> Result<Dataset> {
         width: size,
         channels: 3,
         num_classes: classes.len(),
+        features: None,
     })
 }
 

@@ -101,6 +101,7 @@ pub fn load(cfg: &DatasetConfig) -> Result<Dataset> {
         width: SIDE,
         channels: 3,
         num_classes: 10,
+        features: None,
     })
 }
 
