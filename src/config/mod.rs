@@ -4,6 +4,7 @@ pub mod dataset;
 pub mod eval;
 mod expand;
 pub mod grid;
+pub mod hf;
 pub mod launcher;
 pub mod layers;
 pub mod locate;

@@ -425,7 +425,18 @@ impl Default for AugmentConfig {
 }
 
 /// Backbones known to this build (`model.backbone`).
-pub const BACKBONES: &[&str] = &["cnn", "resnet18", "resnet34"];
+pub const BACKBONES: &[&str] = &[
+    "cnn",
+    "resnet18",
+    "resnet34",
+    // Frozen foundation backbones (src/features/, docs/foundation.md).
+    "dinov2_vits14",
+    "dinov2_vitb14",
+    "dinov2_vitl14",
+    "clip_vitb32",
+    "clip_vitb16",
+    "clip_vitl14",
+];
 
 /// `model.init` for the seeded initialisation (no weights file).
 pub const INIT_RANDOM: &str = "random";

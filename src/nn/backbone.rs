@@ -14,6 +14,9 @@ pub enum Backbone {
     Cnn(Cnn),
     /// ResNet-18 or ResNet-34 with the configured stem.
     ResNet(ResNet),
+    /// Features computed elsewhere (a frozen foundation backbone's, from the feature cache:
+    /// `train::cached`), of this dimension: the input is passed through.
+    Precomputed(usize),
 }
 
 impl Backbone {
@@ -27,6 +30,13 @@ impl Backbone {
                 let stem = Stem::parse(&cfg.stem)?;
                 Ok(Self::ResNet(ResNet::new(p, depth, stem, in_channels)?))
             }
+            other if other.starts_with("dinov2_") || other.starts_with("clip_") => {
+                Err(Error::Config(format!(
+                    "`model.backbone: {other}` is a frozen foundation backbone: it is not \
+                     trained; its features come from the feature cache (`clusterlab features \
+                     GRID`, docs/foundation.md)"
+                )))
+            }
             other => Err(Error::Config(format!(
                 "invalid value for `model.backbone`: {other:?}; expected one of {}",
                 BACKBONES.join(", ")
@@ -39,6 +49,14 @@ impl Backbone {
         match self {
             Self::Cnn(m) => m.forward(x, train),
             Self::ResNet(m) => m.forward(x, train),
+            Self::Precomputed(d) => match x.dims() {
+                [_, n] if n == d => Ok(x.clone()),
+                dims => Err(Error::BadInput(format!(
+                    "a run on a foundation backbone takes its {d}-d cached features, not \
+                     input of shape {dims:?} (`predict` on new images is not supported for \
+                     these runs yet)"
+                ))),
+            },
         }
     }
 
@@ -47,6 +65,7 @@ impl Backbone {
         match self {
             Self::Cnn(m) => m.out_dim,
             Self::ResNet(m) => m.out_dim,
+            Self::Precomputed(d) => *d,
         }
     }
 }

@@ -47,7 +47,7 @@ impl Session<'_> {
             let eval_ds = self.eval_ds();
             let (pred, features, dim) = predict_with_features(
                 cfg,
-                eval_ds,
+                (eval_ds, self.cached.as_ref().map(|c| c.scored())),
                 &self.aug,
                 &self.trainer.backbone,
                 self.trainer.method.as_ref(),
@@ -153,8 +153,10 @@ impl Session<'_> {
             steps,
             u_steps,
             progress,
+            cached,
             ..
         } = self;
+        let cached = cached.as_ref().map(|c| &c.train);
         let (cfg, ds, device, ctx, b, steps, u_steps) =
             (*cfg, *ds, *device, *ctx, *b, *steps, *u_steps);
         let order = permutation(
@@ -168,6 +170,10 @@ impl Session<'_> {
         let aug = &*aug;
         let prepare = |step: usize| -> Result<Vec<Staged>> {
             let idx = &order[step * b..(step + 1) * b];
+            if cached.is_some() {
+                // Cached features stand in for the clean views (`cached.rs`).
+                return Ok(kinds.iter().map(|_| Staged::Rows(idx.to_vec())).collect());
+            }
             (kinds.iter().enumerate())
                 .map(|(v, kind)| {
                     let host = match kind {
@@ -191,6 +197,10 @@ impl Session<'_> {
                 .map(|s| match s {
                     Staged::Ready(t) => Ok(t),
                     Staged::Host(h) => h.to_device(device),
+                    Staged::Rows(idx) => match cached {
+                        Some(f) => super::cached::rows(f, idx.into_iter(), device),
+                        None => Err(Error::Other("rows staged without cached features".into())),
+                    },
                 })
                 .collect::<Result<Vec<Tensor>>>()?;
             let losses = trainer.step_deferred(&views).map_err(|e| match e {
@@ -278,6 +288,8 @@ pub(super) fn save_checkpoint(
 enum Staged {
     Ready(Tensor),
     Host(HostBatch),
+    /// Rows of the cached features (`cached.rs`).
+    Rows(Vec<usize>),
 }
 
 /// Runs `consume(step, batch)` for every step in order, each batch made by `prepare(step)`;
