@@ -9,7 +9,9 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/foundation").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/foundation")
+        .join(name)
 }
 
 fn reference() -> HashMap<String, Tensor> {
@@ -23,16 +25,33 @@ fn weights(name: &str) -> HashMap<String, Tensor> {
 /// max |a − b| / max(1, max |b|).
 fn diff(a: &Tensor, b: &Tensor) -> f32 {
     assert_eq!(a.dims(), b.dims());
-    let d = (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
-    let m = b.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+    let d = (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    let m = b
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
     d / m.max(1.0)
 }
 
 #[test]
 fn dinov2_equals_transformers_at_its_grid_and_interpolated() {
     let r = reference();
-    let m = clusterlab::features::dinov2::Dinov2::new(weights("dinov2_tiny.safetensors"), 2, &Device::Cpu)
-        .unwrap();
+    let m = clusterlab::features::dinov2::Dinov2::new(
+        weights("dinov2_tiny.safetensors"),
+        2,
+        &Device::Cpu,
+    )
+    .unwrap();
     for s in [16, 24] {
         let got = m.forward(&r[&format!("dinov2.pixels.{s}")]).unwrap();
         let d = diff(&got, &r[&format!("dinov2.pooled.{s}")]);
@@ -54,17 +73,23 @@ fn dinov2_reads_the_hub_checkpoints_older_key_names() {
             (k, v)
         })
         .collect();
-    assert!(renamed.keys().any(|k| k.contains("attention.attention.query")));
+    assert!(renamed
+        .keys()
+        .any(|k| k.contains("attention.attention.query")));
     let m = clusterlab::features::dinov2::Dinov2::new(renamed, 2, &Device::Cpu).unwrap();
-    let d = diff(&m.forward(&r["dinov2.pixels.24"]).unwrap(), &r["dinov2.pooled.24"]);
+    let d = diff(
+        &m.forward(&r["dinov2.pixels.24"]).unwrap(),
+        &r["dinov2.pooled.24"],
+    );
     assert!(d < 1e-4, "{d:e}");
 }
 
 #[test]
 fn clip_equals_transformers_pooled_and_projected() {
     let r = reference();
-    let m = clusterlab::features::clip::Clip::new(weights("clip_tiny.safetensors"), 2, &Device::Cpu)
-        .unwrap();
+    let m =
+        clusterlab::features::clip::Clip::new(weights("clip_tiny.safetensors"), 2, &Device::Cpu)
+            .unwrap();
     let x = &r["clip.pixels"];
     let d = diff(&m.pooled(x).unwrap(), &r["clip.pooled"]);
     assert!(d < 1e-4, "pooled: {d:e}");
@@ -87,7 +112,8 @@ fn preprocessing_equals_the_pil_image_processors() {
                 crop: 32,
                 ..base.clone()
             };
-            let got = Tensor::from_vec(p.apply(&bytes, h, w, 3), (3, 32, 32), &Device::Cpu).unwrap();
+            let got =
+                Tensor::from_vec(p.apply(&bytes, h, w, 3), (3, 32, 32), &Device::Cpu).unwrap();
             let want = &r[&format!("pre.{name}.{tag}")];
             let d = diff(&got, want);
             // Bit-exact pixels: what is left is f32 rounding of (v/255 − mean)/std.

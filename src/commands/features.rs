@@ -14,9 +14,10 @@ use super::select_device;
 use crate::cli::{FeaturesArgs, GlobalArgs};
 
 pub fn run(g: &GlobalArgs, store: &Store, a: FeaturesArgs, out: &mut dyn Write) -> Result<i32> {
-    let (_, grid, cells) = launch::resolve_pipeline(Some(&a.grid), &a.overrides.sets)?;
+    let (_, grid, cells) = launch::resolve_pipeline(Some(a.grid.as_str()), &a.overrides.sets)?;
     let device = select_device(&g.device)?;
-    let w = |out: &mut dyn Write, s: String| writeln!(out, "{s}").map_err(|e| Error::io("stdout", e));
+    let w =
+        |out: &mut dyn Write, s: String| writeln!(out, "{s}").map_err(|e| Error::io("stdout", e));
     let mut seen = std::collections::HashSet::new();
     let mut entries = 0;
     for cell in &cells {
@@ -35,7 +36,10 @@ pub fn run(g: &GlobalArgs, store: &Store, a: FeaturesArgs, out: &mut dyn Write) 
             }
             entries += 1;
             let bar = match std::io::stderr().is_terminal() {
-                true => ProgressBar::with_draw_target(Some(ds.len() as u64), ProgressDrawTarget::stderr()),
+                true => ProgressBar::with_draw_target(
+                    Some(ds.len() as u64),
+                    ProgressDrawTarget::stderr(),
+                ),
                 false => ProgressBar::hidden(),
             };
             bar.set_style(
@@ -51,7 +55,10 @@ pub fn run(g: &GlobalArgs, store: &Store, a: FeaturesArgs, out: &mut dyn Write) 
             let what = match f.computed {
                 true => {
                     let e = features::cache::entry(&store.root, &key)?;
-                    format!("computed in {:.1} s, {:.1} images/s", e.seconds, e.images_per_second)
+                    format!(
+                        "computed in {:.1} s, {:.1} images/s",
+                        e.seconds, e.images_per_second
+                    )
                 }
                 false => "cached".to_string(),
             };
@@ -59,13 +66,23 @@ pub fn run(g: &GlobalArgs, store: &Store, a: FeaturesArgs, out: &mut dyn Write) 
                 out,
                 format!(
                     "{} {} {split}: {} × {} features ({}), {what}",
-                    cfg.model.backbone, ds.name, f.rows, f.dim, key.id()
+                    cfg.model.backbone,
+                    ds.name,
+                    f.rows,
+                    f.dim,
+                    key.id()
                 ),
             )?;
         }
     }
     if entries == 0 {
-        w(out, format!("grid {}: no cell has a foundation backbone; nothing to do", grid.name))?;
+        w(
+            out,
+            format!(
+                "grid {}: no cell has a foundation backbone; nothing to do",
+                grid.name
+            ),
+        )?;
     }
     Ok(exit::OK)
 }

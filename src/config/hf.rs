@@ -83,7 +83,9 @@ pub fn resolve(reference: &str, env: &HfEnv) -> Result<PathBuf> {
     if let Some(e) = &env.endpoint {
         b = b.with_endpoint(e.clone());
     }
-    let api = b.build().map_err(|e| Error::Other(format!("Hugging Face client: {e}")))?;
+    let api = b
+        .build()
+        .map_err(|e| Error::Other(format!("Hugging Face client: {e}")))?;
     api.model(repo.clone()).get(&file).map_err(|e| {
         Error::Config(format!(
             "invalid value for `model.init`: \"hf:{reference}\"; downloading {file} of {repo} \
@@ -123,8 +125,13 @@ mod tests {
             resolve("facebook/dinov2-small/sub/other.safetensors", &env).unwrap(),
             snap.join("sub/other.safetensors")
         );
-        let e = resolve("facebook/dinov2-base", &env).unwrap_err().to_string();
-        assert!(e.contains("HF_HUB_OFFLINE") && e.contains("dinov2-base"), "{e}");
+        let e = resolve("facebook/dinov2-base", &env)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("HF_HUB_OFFLINE") && e.contains("dinov2-base"),
+            "{e}"
+        );
         let e = resolve("dinov2-small", &env).unwrap_err().to_string();
         assert!(e.contains("hf:<org>/<name>"), "{e}");
     }

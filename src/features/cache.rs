@@ -101,7 +101,11 @@ pub fn load(root: &Path, key: &Key) -> Option<Features> {
     }
     let bytes = std::fs::read(&data).ok()?;
     if bytes.len() as u64 != entry.bytes || hex(&Sha256::digest(&bytes)) != entry.sha256 {
-        tracing::warn!("{}: does not match {}; recomputing", data.display(), meta.display());
+        tracing::warn!(
+            "{}: does not match {}; recomputing",
+            data.display(),
+            meta.display()
+        );
         return None;
     }
     let t = candle_core::safetensors::load_buffer(&bytes, &candle_core::Device::Cpu).ok()?;
@@ -135,12 +139,16 @@ pub fn get_or_compute(
         .write(true)
         .open(&lock)
         .map_err(|e| Error::io(&lock, e))?;
-    if let Ok(false) | Err(_) = file.try_lock().map(|_| true).or_else(|e| match e {
-        std::fs::TryLockError::WouldBlock => Ok(false),
-        std::fs::TryLockError::Error(e) => Err(e),
-    }) {
-        tracing::info!("waiting for {} (another process computes these features)", lock.display());
-        file.lock().map_err(|e| Error::io(&lock, e))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            tracing::info!(
+                "waiting for {} (another process computes these features)",
+                lock.display()
+            );
+            file.lock().map_err(|e| Error::io(&lock, e))?;
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(&lock, e)),
     }
     // Whoever held the lock may have stored them.
     if let Some(f) = load(root, key) {
@@ -158,7 +166,11 @@ pub fn get_or_compute(
         sha256: hex(&Sha256::digest(&bytes)),
         bytes: bytes.len() as u64,
         seconds,
-        images_per_second: if seconds > 0.0 { rows as f64 / seconds } else { 0.0 },
+        images_per_second: if seconds > 0.0 {
+            rows as f64 / seconds
+        } else {
+            0.0
+        },
     };
     write_atomic(&meta, serde_json::to_string_pretty(&entry)?.as_bytes())?;
     drop(file);

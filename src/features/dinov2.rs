@@ -88,7 +88,10 @@ impl Dinov2 {
     pub fn new(tensors: HashMap<String, Tensor>, heads: usize, device: &Device) -> Result<Self> {
         let mut t: HashMap<String, Tensor> = HashMap::new();
         for (k, v) in tensors {
-            t.insert(canonical_key(&k), v.to_dtype(DType::F32)?.to_device(device)?);
+            t.insert(
+                canonical_key(&k),
+                v.to_dtype(DType::F32)?.to_device(device)?,
+            );
         }
         let patch_w = take(&mut t, "embeddings.patch_embeddings.projection.weight")?;
         let patch_b = take(&mut t, "embeddings.patch_embeddings.projection.bias")?;
@@ -166,7 +169,9 @@ impl Dinov2 {
         for l in &self.layers {
             let a = self.attention(l, &l.norm1.forward(&xs)?)?;
             xs = (xs + a.broadcast_mul(&l.ls1)?)?;
-            let m = l.fc2.forward(&l.fc1.forward(&l.norm2.forward(&xs)?)?.gelu_erf()?)?;
+            let m = l
+                .fc2
+                .forward(&l.fc1.forward(&l.norm2.forward(&xs)?)?.gelu_erf()?)?;
             xs = (xs + m.broadcast_mul(&l.ls2)?)?;
         }
         let cls = xs.narrow(1, 0, 1)?.squeeze(1)?;

@@ -170,10 +170,22 @@ impl Extractor {
         let (w, m, p, g) = (spec.width, spec.intermediate, spec.patch, spec.grid);
         match spec.family {
             Family::Dinov2 => {
-                put("embeddings.patch_embeddings.projection.weight".into(), &[w, 3, p, p], None)?;
-                put("embeddings.patch_embeddings.projection.bias".into(), &[w], Some(0.0))?;
+                put(
+                    "embeddings.patch_embeddings.projection.weight".into(),
+                    &[w, 3, p, p],
+                    None,
+                )?;
+                put(
+                    "embeddings.patch_embeddings.projection.bias".into(),
+                    &[w],
+                    Some(0.0),
+                )?;
                 put("embeddings.cls_token".into(), &[1, 1, w], None)?;
-                put("embeddings.position_embeddings".into(), &[1, g * g + 1, w], None)?;
+                put(
+                    "embeddings.position_embeddings".into(),
+                    &[1, g * g + 1, w],
+                    None,
+                )?;
                 for i in 0..spec.layers {
                     let l = format!("encoder.layer.{i}");
                     for n in ["norm1", "norm2"] {
@@ -197,8 +209,16 @@ impl Extractor {
             Family::Clip => {
                 let v = "vision_model";
                 put(format!("{v}.embeddings.class_embedding"), &[w], None)?;
-                put(format!("{v}.embeddings.patch_embedding.weight"), &[w, 3, p, p], None)?;
-                put(format!("{v}.embeddings.position_embedding.weight"), &[g * g + 1, w], None)?;
+                put(
+                    format!("{v}.embeddings.patch_embedding.weight"),
+                    &[w, 3, p, p],
+                    None,
+                )?;
+                put(
+                    format!("{v}.embeddings.position_embedding.weight"),
+                    &[g * g + 1, w],
+                    None,
+                )?;
                 for n in ["pre_layrnorm", "post_layernorm"] {
                     put(format!("{v}.{n}.weight"), &[w], Some(1.0))?;
                     put(format!("{v}.{n}.bias"), &[w], Some(0.0))?;
@@ -242,7 +262,11 @@ impl Extractor {
             .map(|&i| pre.apply(ds.image(i), ds.height, ds.width, ds.channels))
             .collect();
         let flat: Vec<f32> = per.into_iter().flatten().collect();
-        Ok(Tensor::from_vec(flat, (indices.len(), 3, s, s), &self.device)?)
+        Ok(Tensor::from_vec(
+            flat,
+            (indices.len(), 3, s, s),
+            &self.device,
+        )?)
     }
 
     /// Features of every image of `ds`, in order, `batch` at a time; `progress(done)` after
@@ -272,7 +296,11 @@ pub fn extractor(cfg: &crate::config::RunConfig, device: &Device) -> Result<Extr
         Error::Config(format!(
             "`model.backbone: {}` is not a foundation backbone; expected one of {}",
             cfg.model.backbone,
-            FOUNDATIONS.iter().map(|f| f.name).collect::<Vec<_>>().join(", ")
+            FOUNDATIONS
+                .iter()
+                .map(|f| f.name)
+                .collect::<Vec<_>>()
+                .join(", ")
         ))
     })?;
     if cfg.model.init == crate::config::run::INIT_RANDOM {

@@ -178,7 +178,9 @@ mod tests {
         let img: Vec<u8> = (0..5 * 4 * 3).map(|i| (i * 7 % 256) as u8).collect();
         assert_eq!(resize_bicubic(&img, 5, 4, 5, 4), img);
         let flat = vec![200u8; 9 * 7 * 3];
-        assert!(resize_bicubic(&flat, 9, 7, 20, 13).iter().all(|&v| v == 200));
+        assert!(resize_bicubic(&flat, 9, 7, 20, 13)
+            .iter()
+            .all(|&v| v == 200));
         assert!(resize_bicubic(&flat, 9, 7, 3, 2).iter().all(|&v| v == 200));
     }
 
