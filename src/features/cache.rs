@@ -183,12 +183,12 @@ pub fn get_or_compute(
 }
 
 fn safetensors_bytes(t: &candle_core::Tensor) -> Result<Vec<u8>> {
-    let tmp = tempfile::NamedTempFile::new().map_err(|e| Error::io("temp file", e))?;
-    candle_core::safetensors::save(
-        &std::collections::HashMap::from([("features".to_string(), t.clone())]),
-        tmp.path(),
-    )?;
-    std::fs::read(tmp.path()).map_err(|e| Error::io(tmp.path(), e))
+    use safetensors::tensor::{serialize, Dtype, TensorView};
+    let values = t.flatten_all()?.to_vec1::<f32>()?;
+    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let view = TensorView::new(Dtype::F32, t.dims().to_vec(), &bytes)
+        .map_err(|e| Error::Other(format!("safetensors: {e}")))?;
+    serialize([("features", view)], None).map_err(|e| Error::Other(format!("safetensors: {e}")))
 }
 
 /// Removes the entry a damaged file (its JSON or tensors file) belongs to.

@@ -183,7 +183,7 @@ impl<'a> Session<'a> {
     /// unless the run resumed from a checkpoint taken after it) and the probes.
     pub fn finish(self) -> Result<Outcome> {
         let cfg = self.cfg;
-        let eval_ds = self.eval_ds();
+        let eval_ds = self.heldout.as_ref().unwrap_or(self.ds);
         let (clusters, features, dim) = match self.progress.last_eval {
             Some(e) => e,
             None => predict_with_features(

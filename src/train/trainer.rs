@@ -158,7 +158,7 @@ impl Trainer {
         self.opt.load_state(state, adam_step)
     }
 
-    fn weight(&self, term: &str) -> f64 {
+    pub(super) fn weight(&self, term: &str) -> f64 {
         self.weights
             .iter()
             .find(|(t, _)| t == term)

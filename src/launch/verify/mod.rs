@@ -133,7 +133,7 @@ pub fn run(
     repair_: bool,
     out: &mut dyn Write,
 ) -> Result<Summary> {
-    let grids = grids_;
+    let whole_store = grids_.is_empty();
     let grids_ = match grids_.is_empty() {
         true => grids(store)?,
         false => grids_.to_vec(),
@@ -187,7 +187,7 @@ pub fn run(
     }
     // The feature cache (`features::cache`), with the whole store: damaged entries are
     // reported, and with --repair removed (they are recomputed when next needed).
-    if grids.is_empty() {
+    if whole_store {
         for (path, what) in crate::features::cache::check(&store.root) {
             sum.damage += 1;
             w(out, format!("  DAMAGED {}: {what}", path.display()))?;
