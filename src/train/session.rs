@@ -100,7 +100,7 @@ impl<'a> Session<'a> {
         let u_steps = unlabeled.as_ref().map_or(0, |u| u.steps(b));
         let views = trainer.method.views();
         let has_u = unlabeled.is_some();
-        let cached = Cached::start(cfg, ds, heldout.as_ref(), &ctx, device, &views, has_u)?;
+        let cached = Cached::start(cfg, ds, heldout.as_ref(), &ctx, device, views, has_u)?;
         let (resumed, skipped) = match ctx.dir {
             Some(dir) => checkpoint::resume(dir, device, |meta, tensors| {
                 trainer.load_state(tensors, meta.adam_step)
