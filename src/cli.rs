@@ -79,6 +79,13 @@ pub enum Command {
     /// rewrites the index and removes leftovers. Exit 0 when no damage is (left), 1 otherwise,
     /// 2 when there is no such grid.
     Verify(VerifyArgs),
+    /// Precompute the foundation-backbone features a grid's cells need, into the store's
+    /// feature cache (runs/.features/), with a progress bar and images/s.
+    ///
+    /// One entry per (weights SHA-256, preprocessing, dataset fingerprint, split), computed
+    /// once and shared by every cell, worker and Slurm task (a process that needs an entry
+    /// another is computing waits for it). Cells on other backbones are skipped.
+    Features(FeaturesArgs),
     /// Re-run a recorded run from its stored config in a scratch directory and compare its
     /// metrics bit for bit with the recorded ones (the original run is never touched).
     ///
@@ -222,6 +229,15 @@ pub struct StatusArgs {
     /// Seconds between redraws of --watch.
     #[arg(long, default_value_t = 2.0, value_name = "SECS")]
     pub interval: f64,
+    #[command(flatten)]
+    pub overrides: OverrideArgs,
+}
+
+// Arguments of `features` (its help text is the doc comment of `Command::…`).
+#[derive(Debug, Args)]
+pub struct FeaturesArgs {
+    /// Grid file or name.
+    pub grid: String,
     #[command(flatten)]
     pub overrides: OverrideArgs,
 }

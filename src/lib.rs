@@ -10,6 +10,7 @@ pub mod data;
 pub mod device;
 pub mod error;
 pub mod eval;
+pub mod features;
 pub mod launch;
 pub mod logging;
 pub mod methods;

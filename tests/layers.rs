@@ -18,6 +18,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("data", 4),
     ("nn", 4),
     ("methods", 5),
+    ("features", 5),
     ("train", 6),
     ("launch", 7),
     ("report", 8),

@@ -6,6 +6,7 @@
 mod bench;
 mod data;
 mod diff;
+mod features;
 mod golden;
 mod k8s;
 mod predict;
@@ -42,6 +43,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::Sql(a) => query::sql(&store, a, out),
         Command::Status(a) => status::run(&store, a, out),
         Command::Verify(a) => verify::run(&store, a, out),
+        Command::Features(a) => features::run(g, &store, a, out),
         Command::Reproduce(a) => reproduce::run(&store, a, out),
         Command::Diff(a) => diff::run(&store, a, out),
         Command::Predict(a) => predict::run(g, &store, a, out),

@@ -5,6 +5,7 @@ pub mod eval;
 mod expand;
 pub mod frozen;
 pub mod grid;
+pub mod hf;
 pub mod launcher;
 pub mod layers;
 pub mod locate;

@@ -435,8 +435,20 @@ impl Default for AugmentConfig {
 }
 
 /// Backbones known to this build (`model.backbone`).
-/// `none` (`dataset.name: embeddings` only) hands the vectors to the heads unchanged.
-pub const BACKBONES: &[&str] = &["cnn", "resnet18", "resnet34", "none"];
+pub const BACKBONES: &[&str] = &[
+    "cnn",
+    "resnet18",
+    "resnet34",
+    // `none` (`dataset.name: embeddings` only) hands the vectors to the heads unchanged.
+    "none",
+    // Frozen foundation backbones (src/features/, docs/foundation.md).
+    "dinov2_vits14",
+    "dinov2_vitb14",
+    "dinov2_vitl14",
+    "clip_vitb32",
+    "clip_vitb16",
+    "clip_vitl14",
+];
 
 /// `model.init` for the seeded initialisation (no weights file).
 pub const INIT_RANDOM: &str = "random";

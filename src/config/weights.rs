@@ -70,6 +70,15 @@ pub fn file_sha256(path: &Path) -> Result<String> {
     Ok(hex)
 }
 
+/// The local file of a `model.init` value: the path itself, or for `hf:<repo>[/<file>]` its
+/// file in the Hugging Face cache (downloaded there when missing: `config::hf`).
+pub fn init_path(init: &str) -> Result<PathBuf> {
+    match init.strip_prefix(super::hf::PREFIX) {
+        Some(r) => super::hf::resolve(r, &super::hf::HfEnv::from_env()),
+        None => Ok(PathBuf::from(init)),
+    }
+}
+
 impl RunConfig {
     /// Fills `model.init_sha256` from the `model.init` file (nothing to do for `random`). A
     /// missing or unreadable file, an unknown extension, or a recorded digest that the file no
@@ -86,11 +95,12 @@ impl RunConfig {
             }
             return Ok(());
         }
-        let path = Path::new(&m.init);
+        let resolved = init_path(&m.init)?;
+        let path = resolved.as_path();
         if is_safetensors(path).is_none() {
             return Err(Error::Config(format!(
-                "invalid value for `model.init`: {:?}; expected `random` or the path of a \
-                 weights file ending in .{}",
+                "invalid value for `model.init`: {:?}; expected `random`, \
+                 `hf:<org>/<name>[/<file>]` or the path of a weights file ending in .{}",
                 m.init,
                 WEIGHT_EXTENSIONS.join(", .")
             )));

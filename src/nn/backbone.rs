@@ -16,6 +16,9 @@ pub enum Backbone {
     ResNet(ResNet),
     /// `none`: precomputed embeddings (B, D) — or (B, D, 1, 1) — passed on as (B, D).
     Identity(usize),
+    /// Features computed elsewhere (a frozen foundation backbone's, from the feature cache:
+    /// `train::cached`), of this dimension: the input is passed through.
+    Precomputed(usize),
 }
 
 impl Backbone {
@@ -30,6 +33,13 @@ impl Backbone {
                 Ok(Self::ResNet(ResNet::new(p, depth, stem, in_channels)?))
             }
             "none" => Ok(Self::Identity(in_channels)),
+            other if other.starts_with("dinov2_") || other.starts_with("clip_") => {
+                Err(Error::Config(format!(
+                    "`model.backbone: {other}` is a frozen foundation backbone: it is not \
+                     trained; its features come from the feature cache (`clusterlab features \
+                     GRID`, docs/foundation.md)"
+                )))
+            }
             other => Err(Error::Config(format!(
                 "invalid value for `model.backbone`: {other:?}; expected one of {}",
                 BACKBONES.join(", ")
@@ -43,6 +53,14 @@ impl Backbone {
             Self::Cnn(m) => m.forward(x, train),
             Self::ResNet(m) => m.forward(x, train),
             Self::Identity(d) => Ok(x.reshape((x.dim(0)?, *d))?),
+            Self::Precomputed(d) => match x.dims() {
+                [_, n] if n == d => Ok(x.clone()),
+                dims => Err(Error::BadInput(format!(
+                    "a run on a foundation backbone takes its {d}-d cached features, not \
+                     input of shape {dims:?} (`predict` on new images is not supported for \
+                     these runs yet)"
+                ))),
+            },
         }
     }
 
@@ -52,6 +70,7 @@ impl Backbone {
             Self::Cnn(m) => m.out_dim,
             Self::ResNet(m) => m.out_dim,
             Self::Identity(d) => *d,
+            Self::Precomputed(d) => *d,
         }
     }
 }

@@ -146,9 +146,11 @@ impl Session<'_> {
             u_steps,
             progress,
             knn,
+            cached,
             ..
         } = self;
         let knn = knn.as_deref();
+        let cached = cached.as_ref().map(|c| &c.train);
         let (cfg, ds, device, ctx, b, steps, u_steps) =
             (*cfg, *ds, *device, *ctx, *b, *steps, *u_steps);
         let order = permutation(
@@ -162,6 +164,10 @@ impl Session<'_> {
         let aug = &*aug;
         let prepare = |step: usize| -> Result<Vec<Staged>> {
             let idx = &order[step * b..(step + 1) * b];
+            if cached.is_some() {
+                // Cached features stand in for the clean views (`cached.rs`).
+                return Ok(kinds.iter().map(|_| Staged::Rows(idx.to_vec())).collect());
+            }
             (kinds.iter().enumerate())
                 .map(|(v, kind)| {
                     if ds.features.is_some() {
@@ -197,7 +203,10 @@ impl Session<'_> {
                 .map(|s| match s {
                     Staged::Ready(t) => Ok(t),
                     Staged::Host(h) => h.to_device(device),
-                    Staged::Rows(r) => crate::data::embeddings::rows(ds, &r, device),
+                    Staged::Rows(r) => match cached {
+                        Some(f) => super::cached::rows(f, r.into_iter(), device),
+                        None => crate::data::embeddings::rows(ds, &r, device),
+                    },
                 })
                 .collect::<Result<Vec<Tensor>>>()?;
             let losses = trainer.step_deferred(&views).map_err(|e| match e {
@@ -285,7 +294,7 @@ pub(super) fn save_checkpoint(
 enum Staged {
     Ready(Tensor),
     Host(HostBatch),
-    /// Rows of precomputed embeddings.
+    /// Rows of precomputed embeddings, or of the cached features (`cached.rs`).
     Rows(Vec<usize>),
 }
 

@@ -8,11 +8,11 @@ use super::Trainer;
 use crate::config::run::EvalProtocol;
 use crate::config::RunConfig;
 use crate::data::augment::Augmenter;
-use crate::data::loader;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::eval::labelfree::SILHOUETTE_SAMPLES;
 use crate::eval::LabelFree;
+use crate::features::cache::Features;
 use crate::methods::{kmeans::kmeans, Method};
 use crate::nn::Backbone;
 use crate::rng::{permutation, stream, stream_at};
@@ -51,7 +51,7 @@ pub(super) fn protocol(cfg: &RunConfig, method: &dyn Method) -> String {
 /// training steps see them), in near-equal chunks of at most `train.eval_batch_size`.
 pub(super) fn init_method(
     cfg: &RunConfig,
-    ds: &Dataset,
+    (ds, feats): (&Dataset, Option<&Features>),
     aug: &Augmenter,
     trainer: &mut Trainer,
     device: &Device,
@@ -59,15 +59,15 @@ pub(super) fn init_method(
     let n = ds.len();
     let chunks = n.div_ceil(cfg.train.eval_batch_size.max(2));
     let per = n.div_ceil(chunks);
-    let mut feats = Vec::with_capacity(chunks);
+    let mut out = Vec::with_capacity(chunks);
     let mut start = 0;
     while start < n {
         let end = (start + per).min(n);
-        let x = loader::test_batch(ds, aug, start, end, device)?;
-        feats.push(crate::nn::no_grad(|| trainer.train_features(&x))?);
+        let x = super::cached::test_batch(feats, ds, aug, (start, end), device)?;
+        out.push(crate::nn::no_grad(|| trainer.train_features(&x))?);
         start = end;
     }
-    let feats = Tensor::cat(&feats, 0)?;
+    let feats = Tensor::cat(&out, 0)?;
     trainer
         .method
         .init(&feats, &mut stream(cfg.seed, "kmeans_init"))
@@ -78,7 +78,7 @@ pub(super) fn init_method(
 /// protocol (`epoch` keys the k-means stream of the k-means protocols).
 pub(super) fn predict_with_features(
     cfg: &RunConfig,
-    ds: &Dataset,
+    (ds, cached): (&Dataset, Option<&Features>),
     aug: &Augmenter,
     backbone: &Backbone,
     method: &dyn Method,
@@ -95,7 +95,7 @@ pub(super) fn predict_with_features(
         let per = forward_batch(cfg);
         while start < ds.len() {
             let end = (start + per).min(ds.len());
-            let x = loader::test_batch(ds, aug, start, end, device)?;
+            let x = super::cached::test_batch(cached, ds, aug, (start, end), device)?;
             let mut h = backbone.forward(&x, false)?;
             if own {
                 ids.extend(method.predict(&h)?);

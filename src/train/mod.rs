@@ -5,6 +5,7 @@
 //! optimiser and one step), `evaluate` (the forward passes that do not train), `outcome`
 //! (what a finished run reports).
 
+mod cached;
 pub mod checkpoint;
 mod epoch;
 mod evaluate;

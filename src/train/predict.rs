@@ -75,7 +75,7 @@ pub fn predict(
     let aug = Augmenter::new(cfg.augment.clone(), cfg.dataset.image_size);
     let (clusters, feats, dim) = predict_with_features(
         cfg,
-        ds,
+        (ds, None),
         &aug,
         &trainer.backbone,
         trainer.method.as_ref(),

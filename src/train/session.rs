@@ -6,6 +6,7 @@
 use candle_core::Device;
 use std::time::Instant;
 
+use super::cached::Cached;
 use super::checkpoint::{self, Position};
 use super::evaluate::{init_method, predict_with_features, protocol};
 use super::unlabeled;
@@ -58,6 +59,8 @@ pub(super) struct Session<'a> {
     pub labelled: bool,
     /// Phase one of an epoch: the unlabelled images through the instance term.
     pub unlabeled: Option<unlabeled::Phase>,
+    /// A foundation backbone's cached features of the images (`cached.rs`).
+    pub cached: Option<Cached>,
     /// Images per step, training steps per epoch, unlabelled steps per epoch.
     pub batch: usize,
     pub steps: usize,
@@ -105,6 +108,9 @@ impl<'a> Session<'a> {
         };
         let unlabeled = unlabeled::Phase::new(cfg)?;
         let u_steps = unlabeled.as_ref().map_or(0, |u| u.steps(b));
+        let views = trainer.method.views();
+        let has_u = unlabeled.is_some();
+        let cached = Cached::start(cfg, ds, heldout.as_ref(), &ctx, device, views, has_u)?;
         let (resumed, skipped) = match ctx.dir {
             Some(dir) => checkpoint::resume(dir, device, |meta, tensors| {
                 trainer.load_state(tensors, meta.adam_step)
@@ -145,7 +151,8 @@ impl<'a> Session<'a> {
                     take_source(cfg, ctx, device, &mut trainer)?;
                 }
                 if trainer.method.needs_init() {
-                    init_method(cfg, ds, &aug, &mut trainer, device)?;
+                    let feats = cached.as_ref().map(|c| &c.train);
+                    init_method(cfg, (ds, feats), &aug, &mut trainer, device)?;
                 }
                 Progress {
                     pos: Position { epoch: 1, step: 0 },
@@ -169,6 +176,7 @@ impl<'a> Session<'a> {
             heldout,
             labelled,
             unlabeled,
+            cached,
             batch: b,
             steps: ds.len() / b,
             u_steps,
@@ -188,7 +196,8 @@ impl<'a> Session<'a> {
         let method = self.trainer.method.as_ref();
         let (cfg, ds, aug, backbone) =
             (self.cfg, self.eval_ds(), &self.aug, &self.trainer.backbone);
-        predict_with_features(cfg, ds, aug, backbone, method, self.device, epoch)
+        let cached = self.cached.as_ref().map(|c| c.scored());
+        predict_with_features(cfg, (ds, cached), aug, backbone, method, self.device, epoch)
     }
 
     /// The outcome after the last epoch: the final assignment (the last epoch's evaluation,

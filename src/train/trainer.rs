@@ -54,9 +54,14 @@ impl Trainer {
     /// backbone's parameters are left out of the optimiser.
     pub fn new(cfg: &RunConfig, channels: usize, device: &Device) -> Result<Self> {
         let mut params = Params::new(stream(cfg.seed, "init"), device.clone());
-        let backbone = Backbone::new(&mut params, &cfg.model, channels)?;
+        // A foundation backbone's features come from the feature cache (`cached.rs`).
+        let foundation = crate::features::foundation(&cfg.model.backbone);
+        let backbone = match foundation {
+            Some(f) => Backbone::Precomputed(f.dim),
+            None => Backbone::new(&mut params, &cfg.model, channels)?,
+        };
         let method = methods::build(cfg, &mut params, backbone.out_dim())?;
-        if cfg.model.init != crate::config::run::INIT_RANDOM {
+        if cfg.model.init != crate::config::run::INIT_RANDOM && foundation.is_none() {
             let path = std::path::Path::new(&cfg.model.init);
             let loaded = pretrained::load_file(&params, path, &cfg.model.init_sha256)?;
             tracing::info!(

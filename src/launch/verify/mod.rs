@@ -133,6 +133,7 @@ pub fn run(
     repair_: bool,
     out: &mut dyn Write,
 ) -> Result<Summary> {
+    let whole_store = grids_.is_empty();
     let grids_ = match grids_.is_empty() {
         true => grids(store)?,
         false => grids_.to_vec(),
@@ -181,6 +182,22 @@ pub fn run(
                     sum.left += 1;
                     w(out, format!("  NOT repaired {}: {e}", path.display()))?
                 }
+            }
+        }
+    }
+    // The feature cache (`features::cache`), with the whole store: damaged entries are
+    // reported, and with --repair removed (they are recomputed when next needed).
+    if whole_store {
+        for (path, what) in crate::features::cache::check(&store.root) {
+            sum.damage += 1;
+            w(out, format!("  DAMAGED {}: {what}", path.display()))?;
+            if !repair_ {
+                sum.left += 1;
+            } else if let Err(e) = crate::features::cache::remove(&path) {
+                sum.left += 1;
+                w(out, format!("  NOT repaired {}: {e}", path.display()))?;
+            } else {
+                w(out, format!("  repaired {}: entry removed", path.display()))?;
             }
         }
     }

@@ -1,0 +1,108 @@
+//! Runs on a frozen foundation backbone (`model.backbone: dinov2_* | clip_*`): the backbone is
+//! never run per epoch. Its features of the training images (and of the held-out ones under
+//! `eval.split: heldout`) are read from the store's feature cache (`features::cache`; computed
+//! there first, under its lock, when missing) and stand in for the clean views: every batch of
+//! images becomes the cached rows of those images, and the trainer's backbone passes them
+//! through (`Backbone::Precomputed`). Methods that train on augmented views need the backbone
+//! on each view and are refused; so is an unlabelled phase.
+
+use candle_core::{Device, Tensor};
+
+use super::Context;
+use crate::config::RunConfig;
+use crate::data::augment::Augmenter;
+use crate::data::{loader, Dataset};
+use crate::error::{Error, Result};
+use crate::features::cache::Features;
+use crate::methods::View;
+
+/// The cached features of a run's images.
+pub struct Cached {
+    pub train: Features,
+    pub heldout: Option<Features>,
+}
+
+impl Cached {
+    /// The features of `ds` (and `heldout`), for a run on a foundation backbone; `None` for
+    /// any other backbone. The cache is the store's (the run directory's grandparent); a run
+    /// without a directory computes them without caching.
+    pub fn start(
+        cfg: &RunConfig,
+        ds: &Dataset,
+        heldout: Option<&Dataset>,
+        ctx: &Context,
+        device: &Device,
+        views: &[View],
+        unlabeled: bool,
+    ) -> Result<Option<Self>> {
+        if crate::features::foundation(&cfg.model.backbone).is_none() {
+            return Ok(None);
+        }
+        if views.contains(&View::Neighbour) {
+            return Err(Error::Config(format!(
+                "method `{}` trains on mined neighbours, which runs on a foundation backbone do \
+                 not mine yet: export the features (`clusterlab features GRID`) as an N×D \
+                 `.npy` and run it on `dataset.name: embeddings` with `model.backbone: none`",
+                cfg.method.name
+            )));
+        }
+        if views.contains(&View::Augmented) || unlabeled {
+            return Err(Error::Config(format!(
+                "method `{}` trains on augmented views, but `model.backbone: {}` is a frozen \
+                 foundation backbone whose features are computed once, of the clean images: \
+                 use a method on features (kmeans, or the feature-space heads), or a trained \
+                 backbone",
+                cfg.method.name, cfg.model.backbone
+            )));
+        }
+        let get = |d: &Dataset, split: &str| -> Result<Features> {
+            match ctx.dir.and_then(|d| d.parent()).and_then(|g| g.parent()) {
+                Some(root) => crate::features::cached(cfg, d, split, root, device, |_| {}),
+                None => {
+                    let e = crate::features::extractor(cfg, device)?;
+                    let (values, dim, _) = e.extract(d, cfg.train.eval_batch_size, |_| {})?;
+                    Ok(Features {
+                        rows: d.len(),
+                        dim,
+                        values,
+                        computed: true,
+                    })
+                }
+            }
+        };
+        let train = get(ds, "train")?;
+        let heldout = heldout.map(|h| get(h, "heldout")).transpose()?;
+        Ok(Some(Self { train, heldout }))
+    }
+
+    /// The features of the scored images (`eval.split`).
+    pub fn scored(&self) -> &Features {
+        self.heldout.as_ref().unwrap_or(&self.train)
+    }
+}
+
+/// Rows `indices` of `f`, (B, dim) on `device`.
+pub fn rows(f: &Features, indices: impl Iterator<Item = usize>, device: &Device) -> Result<Tensor> {
+    let mut v = Vec::new();
+    let mut n = 0;
+    for i in indices {
+        v.extend_from_slice(&f.values[i * f.dim..(i + 1) * f.dim]);
+        n += 1;
+    }
+    Ok(Tensor::from_vec(v, (n, f.dim), device)?)
+}
+
+/// Images `start..end` of `ds` as the backbone takes them: the test views, or the cached
+/// features of those images.
+pub fn test_batch(
+    feats: Option<&Features>,
+    ds: &Dataset,
+    aug: &Augmenter,
+    (start, end): (usize, usize),
+    device: &Device,
+) -> Result<Tensor> {
+    match feats {
+        Some(f) => rows(f, start..end, device),
+        None => loader::test_batch(ds, aug, start, end, device),
+    }
+}

@@ -1,0 +1,208 @@
+//! The foundation backbones against transformers (fixtures from
+//! `tests/fixtures/foundation/make_fixtures.py`: tiny random-weight Dinov2Model and
+//! CLIPVisionModelWithProjection, transformers 5.25 / torch 2.15, and the PIL image processors),
+//! and the feature cache's lifecycle.
+
+use candle_core::{Device, Tensor};
+use clusterlab::features::{cache, foundation, preprocess::Preprocess, Extractor, Family};
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/foundation")
+        .join(name)
+}
+
+fn reference() -> HashMap<String, Tensor> {
+    candle_core::safetensors::load(fixture("reference.safetensors"), &Device::Cpu).unwrap()
+}
+
+fn weights(name: &str) -> HashMap<String, Tensor> {
+    candle_core::safetensors::load(fixture(name), &Device::Cpu).unwrap()
+}
+
+/// max |a − b| / max(1, max |b|).
+fn diff(a: &Tensor, b: &Tensor) -> f32 {
+    assert_eq!(a.dims(), b.dims());
+    let d = (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    let m = b
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    d / m.max(1.0)
+}
+
+#[test]
+fn dinov2_equals_transformers_at_its_grid_and_interpolated() {
+    let r = reference();
+    let m = clusterlab::features::dinov2::Dinov2::new(
+        weights("dinov2_tiny.safetensors"),
+        2,
+        &Device::Cpu,
+    )
+    .unwrap();
+    for s in [16, 24] {
+        let got = m.forward(&r[&format!("dinov2.pixels.{s}")]).unwrap();
+        let d = diff(&got, &r[&format!("dinov2.pooled.{s}")]);
+        assert!(d < 1e-4, "{s} px: differs from transformers by {d:e}");
+    }
+}
+
+#[test]
+fn dinov2_reads_the_hub_checkpoints_older_key_names() {
+    let r = reference();
+    let renamed: HashMap<String, Tensor> = weights("dinov2_tiny.safetensors")
+        .into_iter()
+        .map(|(k, v)| {
+            let k = k
+                .replace(".attention.q_proj.", ".attention.attention.query.")
+                .replace(".attention.k_proj.", ".attention.attention.key.")
+                .replace(".attention.v_proj.", ".attention.attention.value.")
+                .replace(".attention.o_proj.", ".attention.output.dense.");
+            (k, v)
+        })
+        .collect();
+    assert!(renamed
+        .keys()
+        .any(|k| k.contains("attention.attention.query")));
+    let m = clusterlab::features::dinov2::Dinov2::new(renamed, 2, &Device::Cpu).unwrap();
+    let d = diff(
+        &m.forward(&r["dinov2.pixels.24"]).unwrap(),
+        &r["dinov2.pooled.24"],
+    );
+    assert!(d < 1e-4, "{d:e}");
+}
+
+#[test]
+fn clip_equals_transformers_pooled_and_projected() {
+    let r = reference();
+    let m =
+        clusterlab::features::clip::Clip::new(weights("clip_tiny.safetensors"), 2, &Device::Cpu)
+            .unwrap();
+    let x = &r["clip.pixels"];
+    let d = diff(&m.pooled(x).unwrap(), &r["clip.pooled"]);
+    assert!(d < 1e-4, "pooled: {d:e}");
+    let d = diff(&m.forward(x).unwrap(), &r["clip.embeds"]);
+    assert!(d < 1e-4, "image_embeds: {d:e}");
+}
+
+#[test]
+fn preprocessing_equals_the_pil_image_processors() {
+    let r = reference();
+    let clip = foundation("clip_vitb32").unwrap().preprocess.clone();
+    let dino = foundation("dinov2_vits14").unwrap().preprocess.clone();
+    for tag in ["a", "b"] {
+        let img = &r[&format!("pre.image.{tag}")];
+        let (h, w, _) = img.dims3().unwrap();
+        let bytes: Vec<u8> = img.flatten_all().unwrap().to_vec1::<u8>().unwrap();
+        for (name, base, short) in [("clip", &clip, 32), ("dinov2", &dino, 40)] {
+            let p = Preprocess {
+                resize_short: short,
+                crop: 32,
+                ..base.clone()
+            };
+            let got =
+                Tensor::from_vec(p.apply(&bytes, h, w, 3), (3, 32, 32), &Device::Cpu).unwrap();
+            let want = &r[&format!("pre.{name}.{tag}")];
+            let d = diff(&got, want);
+            // Bit-exact pixels: what is left is f32 rounding of (v/255 − mean)/std.
+            assert!(d < 1e-5, "{name} {tag} ({h}x{w}): {d:e}");
+        }
+    }
+}
+
+#[test]
+fn every_backbone_builds_at_its_real_size_with_random_weights() {
+    for f in clusterlab::features::FOUNDATIONS {
+        if f.layers > 12 {
+            continue; // the large ones: same code, 4× the time
+        }
+        let e = Extractor::random(f, 1, &Device::Cpu).unwrap();
+        let x = Tensor::zeros((1, 3, 224, 224), candle_core::DType::F32, &Device::Cpu).unwrap();
+        let y = e.forward(&x).unwrap();
+        assert_eq!(y.dims(), [1, f.dim], "{}", f.name);
+        assert!(matches!(f.family, Family::Dinov2 | Family::Clip));
+    }
+}
+
+#[test]
+fn cache_computes_once_and_verify_finds_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = cache::Key {
+        backbone: "clip_vitb32".into(),
+        weights_sha256: "ab".repeat(32),
+        preprocess: "p".into(),
+        dataset: cache::fingerprint(&[1, 2, 3], 1, 1, 1, 3),
+        split: "train".into(),
+    };
+    let mut calls = 0;
+    let f = cache::get_or_compute(dir.path(), &key, || {
+        calls += 1;
+        Ok((vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], 3, 0.5))
+    })
+    .unwrap();
+    assert!(f.computed && f.rows == 2 && f.dim == 3);
+    let g = cache::get_or_compute(dir.path(), &key, || panic!("recomputed")).unwrap();
+    assert!(!g.computed);
+    assert_eq!(g.values, vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+    assert_eq!(calls, 1);
+    assert!(cache::check(dir.path()).is_empty());
+    // Another key is another entry.
+    let other = cache::Key {
+        split: "heldout".into(),
+        ..key.clone()
+    };
+    assert!(cache::load(dir.path(), &other).is_none());
+    // A damaged tensors file is reported and never read.
+    let data = dir
+        .path()
+        .join(cache::DIR)
+        .join(format!("{}.safetensors", key.id()));
+    let mut b = std::fs::read(&data).unwrap();
+    let last = b.len() - 1;
+    b[last] ^= 0xff;
+    std::fs::write(&data, b).unwrap();
+    let found = cache::check(dir.path());
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0].1.contains("SHA-256"), "{found:?}");
+    assert!(cache::load(dir.path(), &key).is_none());
+}
+
+/// Two threads needing the same entry: one computes under the lock, the other waits and reads.
+#[test]
+fn a_second_process_waits_for_the_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = cache::Key {
+        backbone: "dinov2_vits14".into(),
+        weights_sha256: "cd".repeat(32),
+        preprocess: "p".into(),
+        dataset: "d".into(),
+        split: "train".into(),
+    };
+    let computed = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            s.spawn(|| {
+                let f = cache::get_or_compute(dir.path(), &key, || {
+                    computed.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    std::thread::sleep(std::time::Duration::from_millis(300));
+                    Ok((vec![7.0; 8], 4, 0.3))
+                })
+                .unwrap();
+                assert_eq!(f.values, vec![7.0; 8]);
+            });
+        }
+    });
+    assert_eq!(computed.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
