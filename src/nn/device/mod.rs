@@ -14,6 +14,64 @@
 //! Not yet run on a GPU (docs/gpu.md): what is proven is the kernels' arithmetic and indexing
 //! (emulated on the CPU) and that nvcc compiles them; not their speed, nor the cudarc launch.
 
+/// `cpu_fwd` and (feature `cuda`) `cuda_fwd` of a two-input custom op whose generic
+/// `run((s1, l1), (s2, l2))` serves every storage: the same launches on either.
+macro_rules! fwd2_by_run {
+    () => {
+        fn cpu_fwd(
+            &self,
+            s1: &candle_core::CpuStorage,
+            l1: &candle_core::Layout,
+            s2: &candle_core::CpuStorage,
+            l2: &candle_core::Layout,
+        ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
+            self.run((s1, l1), (s2, l2))
+        }
+
+        #[cfg(feature = "cuda")]
+        fn cuda_fwd(
+            &self,
+            s1: &candle_core::CudaStorage,
+            l1: &candle_core::Layout,
+            s2: &candle_core::CudaStorage,
+            l2: &candle_core::Layout,
+        ) -> candle_core::Result<(candle_core::CudaStorage, candle_core::Shape)> {
+            self.run((s1, l1), (s2, l2))
+        }
+    };
+}
+
+/// `cpu_fwd` and (feature `cuda`) `cuda_fwd` of a three-input custom op whose generic
+/// `run([(s1, l1), (s2, l2), (s3, l3)])` serves every storage.
+macro_rules! fwd3_by_run {
+    () => {
+        fn cpu_fwd(
+            &self,
+            s1: &candle_core::CpuStorage,
+            l1: &candle_core::Layout,
+            s2: &candle_core::CpuStorage,
+            l2: &candle_core::Layout,
+            s3: &candle_core::CpuStorage,
+            l3: &candle_core::Layout,
+        ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
+            self.run([(s1, l1), (s2, l2), (s3, l3)])
+        }
+
+        #[cfg(feature = "cuda")]
+        fn cuda_fwd(
+            &self,
+            s1: &candle_core::CudaStorage,
+            l1: &candle_core::Layout,
+            s2: &candle_core::CudaStorage,
+            l2: &candle_core::Layout,
+            s3: &candle_core::CudaStorage,
+            l3: &candle_core::Layout,
+        ) -> candle_core::Result<(candle_core::CudaStorage, candle_core::Shape)> {
+            self.run([(s1, l1), (s2, l2), (s3, l3)])
+        }
+    };
+}
+
 pub mod adam;
 pub mod batchnorm;
 pub mod conv;

@@ -7,7 +7,7 @@
 //! without ReLU). γ and β enter as one (2C) tensor, their concatenation (the op has three
 //! inputs with a gradient: x, r and the affine parameters).
 
-use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor};
+use candle_core::{CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor};
 
 use super::batchnorm::{self, BnTrain};
 use super::launch::{self, with_buffer, Arg, DeviceStorage, Launch};
@@ -63,30 +63,7 @@ impl CustomOp3 for BnAddRelu {
         "bn-add-relu-device"
     }
 
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-        s3: &CpuStorage,
-        l3: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        self.run([(s1, l1), (s2, l2), (s3, l3)])
-    }
-
-    #[cfg(feature = "cuda")]
-    fn cuda_fwd(
-        &self,
-        s1: &candle_core::CudaStorage,
-        l1: &Layout,
-        s2: &candle_core::CudaStorage,
-        l2: &Layout,
-        s3: &candle_core::CudaStorage,
-        l3: &Layout,
-    ) -> Result<(candle_core::CudaStorage, Shape)> {
-        self.run([(s1, l1), (s2, l2), (s3, l3)])
-    }
+    fwd3_by_run!();
 
     fn bwd(
         &self,
@@ -131,26 +108,7 @@ impl CustomOp2 for MaskPositive {
         "mask-positive-device"
     }
 
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        self.run((s1, l1), (s2, l2))
-    }
-
-    #[cfg(feature = "cuda")]
-    fn cuda_fwd(
-        &self,
-        s1: &candle_core::CudaStorage,
-        l1: &Layout,
-        s2: &candle_core::CudaStorage,
-        l2: &Layout,
-    ) -> Result<(candle_core::CudaStorage, Shape)> {
-        self.run((s1, l1), (s2, l2))
-    }
+    fwd2_by_run!();
 }
 
 /// max(0, BN(x) + r) with batch statistics (x, r: N×C×H×W; γ, β: C): the output and the
