@@ -3,6 +3,8 @@
 //! CLIPVisionModelWithProjection, transformers 5.25 / torch 2.15, and the PIL image processors),
 //! and the feature cache's lifecycle.
 
+mod common;
+
 use candle_core::{Device, Tensor};
 use clusterlab::features::{cache, foundation, preprocess::Preprocess, Extractor, Family};
 use std::collections::HashMap;
@@ -205,4 +207,71 @@ fn a_second_process_waits_for_the_first() {
         }
     });
     assert_eq!(computed.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
+
+const SWEEP: &str = r#"
+name: fm
+base:
+  dataset: {name: synthetic, size: 48, image_size: 16, num_classes: 4}
+  model: {backbone: dinov2_vits14, init: random}
+  method:
+    head_hidden: 32
+    kmeans_restarts: 1
+    temi: {heads: 2, knn: 5, hidden: 32, bottleneck: 16}
+    scan: {knn: 5}
+    turtle: {inner_steps: 3}
+  train: {epochs: 4, batch_size: 16, eval_batch_size: 16, eval_every: 2}
+grid:
+  method.name: [kmeans, temi, turtle, scan]
+"#;
+
+/// k-means, TEMI, TURTLE and SCAN on a foundation backbone (DINOv2 ViT-S/14 at its real size,
+/// seeded random weights) through `sweep`: the features are extracted once into the store's
+/// cache and every cell reads them; TEMI and SCAN mine their neighbours among them; k-means
+/// clusters them (not the pixels); a method that needs augmented views is refused up front.
+#[test]
+fn a_grid_on_a_foundation_backbone_shares_one_extraction() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("fm.yaml"), SWEEP).unwrap();
+    let out = common::clusterlab(d, &["sweep", "fm.yaml"]);
+    assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
+    let table = std::fs::read_to_string(d.join("reports/fm/table.md")).unwrap();
+    for m in ["kmeans", "temi", "turtle", "scan"] {
+        assert!(table.contains(&format!("| {m} |")), "{m}:\n{table}");
+    }
+    let entries: Vec<_> = std::fs::read_dir(d.join("runs").join(cache::DIR))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+        .collect();
+    assert_eq!(entries.len(), 1, "one extraction shared by the 4 cells");
+    let logs: String = common::run_dirs(d, "fm")
+        .iter()
+        .map(|r| std::fs::read_to_string(r.join("run.log")).unwrap())
+        .collect();
+    assert!(
+        logs.contains("mined 5 nearest neighbours of 48 samples (384-d)"),
+        "neighbours not mined among the 384-d features:\n{logs}"
+    );
+    let results: String = common::run_dirs(d, "fm")
+        .iter()
+        .map(|r| {
+            String::from_utf8_lossy(&std::fs::read(r.join("result.parquet")).unwrap()).into_owned()
+        })
+        .collect();
+    assert!(results.contains("k-means on the dinov2_vits14 features"));
+
+    let bad = SWEEP
+        .replace("[kmeans, temi, turtle, scan]", "[cc]")
+        .replace("name: fm\n", "name: fm-cc\n");
+    std::fs::write(d.join("bad.yaml"), bad).unwrap();
+    let out = common::clusterlab(d, &["sweep", "bad.yaml"]);
+    assert_eq!(out.status.code(), Some(2));
+    let e = common::stderr(&out);
+    assert!(
+        e.contains("bad.yaml") && e.contains("frozen foundation backbone"),
+        "{e}"
+    );
+    assert!(!d.join("runs/fm-cc").exists());
 }

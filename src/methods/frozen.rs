@@ -18,9 +18,13 @@ pub const ON_EMBEDDINGS: &[&str] = &["kmeans", "temi", "turtle", "scan", "selfla
 /// embedding space, or their heads read several representation spaces).
 pub const NEED_EMBEDDINGS: &[&str] = &["temi", "turtle", "scan"];
 
-/// Checks the method against the dataset (see [`ON_EMBEDDINGS`], [`NEED_EMBEDDINGS`]).
+/// Checks the method against the dataset and backbone (see [`ON_EMBEDDINGS`],
+/// [`NEED_EMBEDDINGS`]). A frozen foundation backbone (`model.backbone: dinov2_* | clip_*`)
+/// gives every image one cached feature vector, so it takes the same methods as embeddings.
 pub fn check(cfg: &RunConfig) -> Result<()> {
-    let (method, embeddings) = (cfg.method.name.as_str(), cfg.dataset.name == "embeddings");
+    let method = cfg.method.name.as_str();
+    let embeddings = cfg.dataset.name == "embeddings";
+    let foundation = crate::features::foundation(&cfg.model.backbone).is_some();
     if embeddings && !ON_EMBEDDINGS.contains(&method) {
         return Err(Error::Config(format!(
             "invalid value for `method.name`: {method:?}; dataset.name: embeddings has no images \
@@ -28,10 +32,21 @@ pub fn check(cfg: &RunConfig) -> Result<()> {
             ON_EMBEDDINGS.join(", ")
         )));
     }
-    if !embeddings && NEED_EMBEDDINGS.contains(&method) {
+    if foundation && !ON_EMBEDDINGS.contains(&method) {
+        return Err(Error::Config(format!(
+            "invalid value for `method.name`: {method:?}; `model.backbone: {}` is a frozen \
+             foundation backbone whose features are computed once, of the clean images, so \
+             there are no augmented views to contrast: expected one of {} (or a trainable \
+             backbone: cnn, resnet18, resnet34)",
+            cfg.model.backbone,
+            ON_EMBEDDINGS.join(", ")
+        )));
+    }
+    if !embeddings && !foundation && NEED_EMBEDDINGS.contains(&method) {
         return Err(Error::Config(format!(
             "invalid value for `dataset.name`: {:?}; method `{method}` trains heads on \
-             precomputed features: dataset.name: embeddings with model.backbone: none",
+             features: a foundation backbone (model.backbone: dinov2_* or clip_*), or \
+             dataset.name: embeddings with model.backbone: none",
             cfg.dataset.name
         )));
     }

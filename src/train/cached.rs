@@ -3,8 +3,11 @@
 //! `eval.split: heldout`) are read from the store's feature cache (`features::cache`; computed
 //! there first, under its lock, when missing) and stand in for the clean views: every batch of
 //! images becomes the cached rows of those images, and the trainer's backbone passes them
-//! through (`Backbone::Precomputed`). Methods that train on augmented views need the backbone
-//! on each view and are refused; so is an unlabelled phase.
+//! through (`Backbone::Precomputed`). Methods that draw mined neighbours (TEMI, SCAN) mine
+//! them among the cached training features, once per process and feature set
+//! (`methods::neighbours::mine_cached`), as they would on `dataset.name: embeddings`. Methods
+//! that train on augmented views need the backbone on each view and are refused; so is an
+//! unlabelled phase.
 
 use candle_core::{Device, Tensor};
 
@@ -14,10 +17,14 @@ use crate::data::augment::Augmenter;
 use crate::data::{loader, Dataset};
 use crate::error::{Error, Result};
 use crate::features::cache::Features;
+use crate::methods::neighbours::Neighbours;
 use crate::methods::View;
 
 /// The cached features of a run's images.
 pub struct Cached {
+    /// The training features' cache key id (`features::cache::Key::id`): names them in the
+    /// process's table of mined neighbours.
+    pub key: String,
     pub train: Features,
     pub heldout: Option<Features>,
 }
@@ -37,14 +44,6 @@ impl Cached {
     ) -> Result<Option<Self>> {
         if crate::features::foundation(&cfg.model.backbone).is_none() {
             return Ok(None);
-        }
-        if views.contains(&View::Neighbour) {
-            return Err(Error::Config(format!(
-                "method `{}` trains on mined neighbours, which runs on a foundation backbone do \
-                 not mine yet: export the features (`clusterlab features GRID`) as an N×D \
-                 `.npy` and run it on `dataset.name: embeddings` with `model.backbone: none`",
-                cfg.method.name
-            )));
         }
         if views.contains(&View::Augmented) || unlabeled {
             return Err(Error::Config(format!(
@@ -72,12 +71,23 @@ impl Cached {
         };
         let train = get(ds, "train")?;
         let heldout = heldout.map(|h| get(h, "heldout")).transpose()?;
-        Ok(Some(Self { train, heldout }))
+        let key = crate::features::key(cfg, ds, "train").id();
+        Ok(Some(Self {
+            key,
+            train,
+            heldout,
+        }))
     }
 
     /// The features of the scored images (`eval.split`).
     pub fn scored(&self) -> &Features {
         self.heldout.as_ref().unwrap_or(&self.train)
+    }
+
+    /// The `k` nearest neighbours of every training image in the feature space.
+    pub fn neighbours(&self, k: usize) -> Result<std::sync::Arc<Neighbours>> {
+        let f = &self.train;
+        crate::methods::neighbours::mine_cached(&self.key, &f.values, f.rows, f.dim, k)
     }
 }
 

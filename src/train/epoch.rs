@@ -164,14 +164,12 @@ impl Session<'_> {
         let aug = &*aug;
         let prepare = |step: usize| -> Result<Vec<Staged>> {
             let idx = &order[step * b..(step + 1) * b];
-            if cached.is_some() {
-                // Cached features stand in for the clean views (`cached.rs`).
-                return Ok(kinds.iter().map(|_| Staged::Rows(idx.to_vec())).collect());
-            }
             (kinds.iter().enumerate())
                 .map(|(v, kind)| {
-                    if ds.features.is_some() {
-                        // Embeddings: every view is the vector itself, or a neighbour's.
+                    if ds.features.is_some() || cached.is_some() {
+                        // Embeddings, or a foundation backbone's cached features standing in
+                        // for the clean views (`cached.rs`): every view is the vector itself,
+                        // or a neighbour's.
                         return Ok(Staged::Rows(match (kind, knn) {
                             (View::Neighbour, Some(knn)) => knn.pick(idx, cfg.seed, epoch, v),
                             _ => idx.to_vec(),

@@ -75,7 +75,7 @@ pub fn run(
     observer: &mut dyn Observer,
 ) -> Result<Outcome> {
     if cfg.method.name == "kmeans" {
-        return pixels::run_kmeans(cfg, ds, observer);
+        return pixels::run_kmeans(cfg, ds, device, &ctx, observer);
     }
     // Evaluation passes run under the run's precision too.
     let _precision = crate::nn::PrecisionScope::set(cfg.train.precision);

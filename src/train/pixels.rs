@@ -1,28 +1,52 @@
-//! The raw-pixel k-means baseline (`method.name: kmeans`): no network, one "epoch" 0 row.
+//! k-means (`method.name: kmeans`): no network, one "epoch" 0 row. It clusters the raw pixels,
+//! the vectors of `dataset.name: embeddings`, or on a foundation backbone the backbone's
+//! cached features (`cached.rs`; the k-means-on-DINOv2/CLIP baseline of the frozen-feature
+//! papers).
 
 use std::time::Instant;
 
-use super::{Assignment, Observer, Outcome};
+use candle_core::Device;
+
+use super::cached::Cached;
+use super::{Assignment, Context, Observer, Outcome};
 use crate::config::run::EvalSplit;
 use crate::config::RunConfig;
 use crate::data::Dataset;
 use crate::error::Result;
 use crate::eval::{cluster_size_entropy, Scores};
 use crate::methods::kmeans::kmeans;
+use crate::methods::View;
 use crate::rng::stream;
 use crate::store::tables::EpochRow;
 
-/// The raw-pixel k-means baseline: one "epoch" 0 row with its scores. Under `eval.split:
-/// heldout` the centres fitted on the training images assign the held-out images (nearest
-/// centre), and those are scored.
+/// The k-means baseline: one "epoch" 0 row with its scores. Under `eval.split: heldout` the
+/// centres fitted on the training images assign the held-out images (nearest centre), and
+/// those are scored.
 pub(super) fn run_kmeans(
     cfg: &RunConfig,
     ds: &Dataset,
+    device: &Device,
+    ctx: &Context,
     observer: &mut dyn Observer,
 ) -> Result<Outcome> {
     let start = Instant::now();
-    let x = ds.pixels_f32();
-    let d = ds.image_len();
+    let heldout = match cfg.eval.split {
+        EvalSplit::Train => None,
+        EvalSplit::Heldout => Some(crate::data::load_heldout(cfg)?),
+    };
+    let cached = Cached::start(
+        cfg,
+        ds,
+        heldout.as_ref(),
+        ctx,
+        device,
+        &[View::Clean],
+        false,
+    )?;
+    let (x, d) = match &cached {
+        Some(c) => (c.train.values.clone(), c.train.dim),
+        None => (ds.pixels_f32(), ds.image_len()),
+    };
     let r = kmeans(
         &x,
         ds.len(),
@@ -32,14 +56,13 @@ pub(super) fn run_kmeans(
         cfg.method.kmeans_iterations,
         &mut stream(cfg.seed, "kmeans"),
     )?;
-    let heldout = match cfg.eval.split {
-        EvalSplit::Train => None,
-        EvalSplit::Heldout => Some(crate::data::load_heldout(cfg)?),
-    };
     let (labels, pixels, clusters) = match &heldout {
         None => (&ds.labels, x, r.labels),
         Some(h) => {
-            let hx = h.pixels_f32();
+            let hx = match cached.as_ref().and_then(|c| c.heldout.as_ref()) {
+                Some(f) => f.values.clone(),
+                None => h.pixels_f32(),
+            };
             let nearest = hx
                 .chunks_exact(d)
                 .map(|p| {
@@ -75,7 +98,9 @@ pub(super) fn run_kmeans(
     let n = clusters.len();
     Ok(Outcome {
         epochs: vec![row],
-        protocol: if ds.features.is_some() {
+        protocol: if cached.is_some() {
+            format!("k-means on the {} features", cfg.model.backbone)
+        } else if ds.features.is_some() {
             "k-means on the embeddings".into()
         } else {
             "k-means on raw pixels".into()

@@ -98,19 +98,20 @@ impl<'a> Session<'a> {
         // Unlabelled images (a `folder` without class folders): label-free scores only.
         let labelled = heldout.as_ref().unwrap_or(ds).is_labelled();
         crate::data::check_labels(cfg, labelled)?;
-        let knn = match trainer.method.neighbours() {
-            0 => None,
-            k => Some(crate::methods::neighbours::for_dataset(
-                &serde_json::to_string(&cfg.dataset)?,
-                ds,
-                k,
-            )?),
-        };
         let unlabeled = unlabeled::Phase::new(cfg)?;
         let u_steps = unlabeled.as_ref().map_or(0, |u| u.steps(b));
         let views = trainer.method.views();
         let has_u = unlabeled.is_some();
         let cached = Cached::start(cfg, ds, heldout.as_ref(), &ctx, device, views, has_u)?;
+        let knn = match (trainer.method.neighbours(), &cached) {
+            (0, _) => None,
+            (k, Some(c)) => Some(c.neighbours(k)?),
+            (k, None) => Some(crate::methods::neighbours::for_dataset(
+                &serde_json::to_string(&cfg.dataset)?,
+                ds,
+                k,
+            )?),
+        };
         let (resumed, skipped) = match ctx.dir {
             Some(dir) => checkpoint::resume(dir, device, |meta, tensors| {
                 trainer.load_state(tensors, meta.adam_step)
