@@ -10,9 +10,19 @@
 //! epoch by label (`mynameischaos/GCC` 1f577fe, `end2end.py`); the baselines of CC's table
 //! are as CC reports them, their own protocols unchecked.
 //!
+//! The heads on frozen foundation-model features (TEMI, TURTLE) carry the backbone whose
+//! features they clustered ([`RowProtocol::backbone`]); a row is compared with a cell only
+//! when the backbone is the same, and a foundation-backbone cell is never compared with a
+//! row measured on raw pixels or a trained network (k-means on CLIP features is not CC's
+//! raw-pixel k-means). Their numbers are the papers' tables as Papers with Code lists them;
+//! their protocols are read from the authors' code (`mlbio-epfl/turtle` 1ec7cd4
+//! `run_turtle.py`: fit on the train split's features, ACC of the final step on the test
+//! split's; `HHU-MMBS/TEMI-official-BMVC2023` c02631b `eval_experiment.py`: fit on the train
+//! split, scored on the test split, the best checkpoint by label).
+//!
 //! Dataset names: `cifar10`, `cifar100-20`, `stl10`, `imagenet10`, `imagenet-dogs`,
 //! `tiny-imagenet`. Method names: `kmeans`, `dac`, `dccm`, `iic`, `pica`, `cc`, `drc`,
-//! `anchor`, `gcc`.
+//! `anchor`, `gcc`, `temi`, `turtle`.
 
 /// One published (method, dataset) result. A metric the source does not report is `None`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -45,14 +55,23 @@ pub struct RowProtocol {
     pub image_size: &'static str,
     /// Which epoch is reported: `final`, `best by label` (chosen with the labels), `unknown`.
     pub epoch: &'static str,
+    /// The frozen foundation backbone(s) whose features were clustered (`model.backbone`
+    /// names; `+` joins two representation spaces); `None` for raw pixels or a network
+    /// trained by the method.
+    pub backbone: Option<&'static str>,
 }
 
 impl RowProtocol {
     /// One line for tables: `trained / evaluated / size / epoch`.
     pub fn render(&self) -> String {
+        let backbone = self.backbone.map(|b| format!("; features {b}"));
         format!(
-            "train {}; eval {}; {}; epoch {}",
-            self.trained_on, self.evaluated_on, self.image_size, self.epoch
+            "train {}; eval {}; {}; epoch {}{}",
+            self.trained_on,
+            self.evaluated_on,
+            self.image_size,
+            self.epoch,
+            backbone.unwrap_or_default()
         )
     }
 }
@@ -71,6 +90,8 @@ pub struct RunProtocol {
     /// The epoch rule of the cell: its runs' `eval.epoch` (`final` for runs recorded before
     /// the key), or `best by label` when the report selects a best epoch.
     pub epoch: String,
+    /// `model.backbone` (empty for runs recorded before the key).
+    pub backbone: String,
 }
 
 impl RowProtocol {
@@ -113,6 +134,11 @@ impl RowProtocol {
         item("evaluated on", self.evaluated_on, evaluated);
         item("image size", self.image_size, &size);
         item("epoch", self.epoch, epoch);
+        if let Some(b) = self.backbone {
+            if b != run.backbone {
+                out.push(format!("features: published {b}, ours {}", run.backbone));
+            }
+        }
         out
     }
 }
@@ -123,6 +149,7 @@ pub const P_CC: RowProtocol = RowProtocol {
     evaluated_on: "merged",
     image_size: "224 px",
     epoch: "final",
+    backbone: None,
 };
 /// The baselines of CC's Table 2: as CC reports them; their own protocols are not checked.
 pub const P_CC_BASELINE: RowProtocol = RowProtocol {
@@ -130,6 +157,7 @@ pub const P_CC_BASELINE: RowProtocol = RowProtocol {
     evaluated_on: "merged (per CC's table)",
     image_size: "unknown",
     epoch: "unknown",
+    backbone: None,
 };
 /// GCC's code (`end2end.py`): trains on the train split (+ unlabelled for STL-10), evaluates
 /// on the train split every 5 epochs and keeps the checkpoint of the best ACC.
@@ -138,6 +166,7 @@ pub const P_GCC: RowProtocol = RowProtocol {
     evaluated_on: "train split",
     image_size: "32 px CIFAR (GCC configs), else unknown",
     epoch: "best by label",
+    backbone: None,
 };
 /// The anchor paper's abstract (its code: CIFAR-10 train+test, 224 px, evaluation every 25
 /// epochs; which epoch the abstract reports is not stated).
@@ -146,6 +175,29 @@ pub const P_ANCHOR: RowProtocol = RowProtocol {
     evaluated_on: "merged",
     image_size: "224 px",
     epoch: "unknown",
+    backbone: None,
+};
+
+/// TURTLE's code (`run_turtle.py`): the task encoder fits the train split's features; the
+/// cluster ACC printed at the end is the final step's on the test split. CIFAR images at
+/// their own 32 px, resized by the backbones' preprocessing. Its headline row uses two
+/// representation spaces, CLIP ViT-L/14 and DINOv2 ViT-g/14 (the latter not built here).
+pub const P_TURTLE: RowProtocol = RowProtocol {
+    trained_on: "train split",
+    evaluated_on: "held-out split",
+    image_size: "32 px (resized to 224 by the backbones' preprocessing)",
+    epoch: "final",
+    backbone: Some("clip_vitl14+dinov2_vitg14"),
+};
+/// TEMI's code (`train_main.py --precomputed`, `eval_experiment.py`): heads fit on the train
+/// split's CLIP ViT-L/14 features, scored on the test split; `best-results.json` holds the
+/// best checkpoint by label (which one the paper's table reports is not stated).
+pub const P_TEMI_CLIP: RowProtocol = RowProtocol {
+    trained_on: "train split",
+    evaluated_on: "held-out split",
+    image_size: "32 px (resized to 224 by the backbone's preprocessing)",
+    epoch: "best by label (eval_experiment.py; the paper's choice unstated)",
+    backbone: Some("clip_vitl14"),
 };
 
 /// CC's ablations (preprint Tables 3–5; methods.md §1.7), CIFAR-10 and ImageNet-10:
@@ -180,6 +232,8 @@ pub const CC_ABLATIONS: &[(&str, &str, f64, f64, f64)] = &[
 const CC_T2: &str = "CC paper (Li et al., AAAI 2021) Table 2";
 const GCC_T1: &str = "GCC (Zhong et al., ICCV 2021) Table 1, images/res.jpg";
 const ANCHOR_ABS: &str = "Sundareswaran et al., arXiv 2109.12714, abstract";
+const TURTLE_T: &str = "TURTLE (Gadetsky et al., ICML 2024), as Papers with Code lists it";
+const TEMI_T: &str = "TEMI (Adaloglou et al., BMVC 2023), as Papers with Code lists it";
 
 /// A row with all three metrics.
 const fn row(
@@ -284,13 +338,43 @@ pub const PUBLISHED: &[Published] = &[
     row("gcc", "imagenet10", 0.842, 0.901, 0.822, GCC_T1),
     row("gcc", "imagenet-dogs", 0.490, 0.526, 0.362, GCC_T1),
     row("gcc", "tiny-imagenet", 0.347, 0.138, 0.075, GCC_T1),
+    // Heads on frozen foundation-model features: only the rows whose source was read.
+    Published {
+        method: "turtle",
+        dataset: "cifar10",
+        nmi: Some(0.985),
+        acc: Some(0.995),
+        ari: Some(0.989),
+        source: TURTLE_T,
+        protocol: &P_TURTLE,
+    },
+    Published {
+        method: "temi",
+        dataset: "cifar10",
+        nmi: Some(0.926),
+        acc: Some(0.969),
+        ari: Some(0.932),
+        source: TEMI_T,
+        protocol: &P_TEMI_CLIP,
+    },
 ];
 
-/// The published row for a method on a dataset (exact, case-sensitive names), if any.
-pub fn lookup(method: &str, dataset: &str) -> Option<&'static Published> {
-    PUBLISHED
-        .iter()
-        .find(|p| p.method == method && p.dataset == dataset)
+/// The published row for a method on a dataset (exact, case-sensitive names), if any; for a
+/// cell on a foundation backbone (`backbone`: its `model.backbone`), only rows measured on
+/// foundation features — the one on the same backbone first — and for any other cell only
+/// rows that were not.
+pub fn lookup(method: &str, dataset: &str, backbone: &str) -> Option<&'static Published> {
+    let foundation = crate::features::foundation(backbone).is_some();
+    let rows = || {
+        PUBLISHED.iter().filter(move |p| {
+            p.method == method
+                && p.dataset == dataset
+                && p.protocol.backbone.is_some() == foundation
+        })
+    };
+    rows()
+        .find(|p| p.protocol.backbone == Some(backbone))
+        .or_else(|| rows().next())
 }
 
 #[cfg(test)]
@@ -308,36 +392,91 @@ mod tests {
 
     #[test]
     fn known_values() {
-        let cc = lookup("cc", "cifar10").unwrap();
+        let cc = lookup("cc", "cifar10", "resnet34").unwrap();
         assert_eq!(
             (cc.nmi, cc.acc, cc.ari),
             (Some(0.705), Some(0.790), Some(0.637))
         );
         assert!(cc.source.contains("Table 2"));
-        assert_eq!(lookup("drc", "stl10").unwrap().acc, Some(0.747));
-        assert!(lookup("drc", "stl10").unwrap().source.starts_with("GCC"));
-        let anchor = lookup("anchor", "cifar10").unwrap();
+        assert_eq!(lookup("drc", "stl10", "resnet34").unwrap().acc, Some(0.747));
+        assert!(lookup("drc", "stl10", "resnet34")
+            .unwrap()
+            .source
+            .starts_with("GCC"));
+        let anchor = lookup("anchor", "cifar10", "resnet34").unwrap();
         assert_eq!(
             (anchor.nmi, anchor.acc, anchor.ari),
             (Some(0.772), None, None)
         );
-        assert_eq!(lookup("anchor", "stl10"), None);
-        assert_eq!(lookup("kmeans", "tiny-imagenet").unwrap().ari, Some(0.005));
-        assert_eq!(lookup("gcc", "imagenet-dogs").unwrap().acc, Some(0.526));
-        let iic = lookup("iic", "stl10").unwrap();
+        assert_eq!(lookup("anchor", "stl10", "resnet34"), None);
+        assert_eq!(
+            lookup("kmeans", "tiny-imagenet", "resnet34").unwrap().ari,
+            Some(0.005)
+        );
+        assert_eq!(
+            lookup("gcc", "imagenet-dogs", "resnet34").unwrap().acc,
+            Some(0.526)
+        );
+        let iic = lookup("iic", "stl10", "resnet34").unwrap();
         assert_eq!((iic.nmi, iic.acc, iic.ari), (None, Some(0.610), None));
-        assert_eq!(lookup("iic", "imagenet10"), None);
-        assert_eq!(lookup("CC", "cifar10"), None);
+        assert_eq!(lookup("iic", "imagenet10", "resnet34"), None);
+        assert_eq!(lookup("CC", "cifar10", "resnet34"), None);
         // Every row carries its protocol.
         assert_eq!(cc.protocol, &P_CC);
         assert_eq!(
-            lookup("drc", "cifar10").unwrap().protocol.epoch,
+            lookup("drc", "cifar10", "resnet34").unwrap().protocol.epoch,
             "best by label"
         );
-        assert_eq!(lookup("gcc", "stl10").unwrap().protocol, &P_GCC);
-        assert_eq!(lookup("dac", "stl10").unwrap().protocol, &P_CC_BASELINE);
+        assert_eq!(lookup("gcc", "stl10", "resnet34").unwrap().protocol, &P_GCC);
+        assert_eq!(
+            lookup("dac", "stl10", "resnet34").unwrap().protocol,
+            &P_CC_BASELINE
+        );
         assert_eq!(anchor.protocol, &P_ANCHOR);
         assert_eq!(CC_ABLATIONS.len(), 12);
+        // Foundation features: never the raw-pixel k-means row; the same backbone's row first.
+        assert_eq!(lookup("kmeans", "cifar10", "clip_vitl14"), None);
+        assert_eq!(lookup("temi", "cifar10", "resnet34"), None);
+        let temi = lookup("temi", "cifar10", "clip_vitl14").unwrap();
+        assert_eq!(
+            (temi.acc, temi.protocol.backbone),
+            (Some(0.969), Some("clip_vitl14"))
+        );
+        assert_eq!(lookup("temi", "cifar10", "dinov2_vitb14"), Some(temi));
+        assert_eq!(
+            lookup("turtle", "cifar10", "clip_vitl14").unwrap().acc,
+            Some(0.995)
+        );
+    }
+
+    #[test]
+    fn foundation_rows_compare_the_backbone() {
+        let run = RunProtocol {
+            splits: vec!["train".into()],
+            eval_split: "heldout".into(),
+            image_size: 32,
+            epoch: "best by label".into(),
+            backbone: "clip_vitl14".into(),
+        };
+        assert!(P_TEMI_CLIP.differences(&run, "cifar10").is_empty());
+        let dino = RunProtocol {
+            backbone: "dinov2_vitb14".into(),
+            ..run.clone()
+        };
+        assert_eq!(
+            P_TEMI_CLIP.differences(&dino, "cifar10"),
+            ["features: published clip_vitl14, ours dinov2_vitb14"]
+        );
+        let d = P_TURTLE.differences(&run, "cifar10");
+        assert_eq!(d.len(), 2, "{d:?}");
+        assert!(
+            d[0].contains("published final, ours best by label"),
+            "{d:?}"
+        );
+        assert!(d[1].contains("clip_vitl14+dinov2_vitg14"), "{d:?}");
+        assert!(P_TURTLE
+            .render()
+            .ends_with("features clip_vitl14+dinov2_vitg14"));
     }
 
     #[test]
@@ -347,6 +486,7 @@ mod tests {
             eval_split: "train".into(),
             image_size: 224,
             epoch: "final".into(),
+            backbone: "resnet34".into(),
         };
         assert!(P_CC.differences(&cc_run, "cifar10").is_empty());
         let fast = RunProtocol {
@@ -363,6 +503,7 @@ mod tests {
             eval_split: "train".into(),
             image_size: 32,
             epoch: "best_by_label".into(),
+            backbone: "resnet18".into(),
         };
         assert!(P_GCC.differences(&gcc_run, "cifar10").is_empty());
         let d = P_GCC.differences(&cc_run, "cifar10");
@@ -385,20 +526,28 @@ mod tests {
         // Six datasets for every method except IIC (three) and the anchor method (one).
         for m in ["kmeans", "dac", "dccm", "pica", "cc", "drc", "gcc"] {
             for d in DATASETS {
-                assert!(lookup(m, d).is_some(), "{m} {d}");
+                assert!(lookup(m, d, "resnet34").is_some(), "{m} {d}");
             }
         }
-        assert_eq!(PUBLISHED.len(), 7 * 6 + 3 + 1);
+        assert_eq!(PUBLISHED.len(), 7 * 6 + 3 + 1 + 2);
         for (i, p) in PUBLISHED.iter().enumerate() {
             assert!(DATASETS.contains(&p.dataset), "{}", p.dataset);
+            // A foundation row names backbones this build knows (or says which it lacks).
+            for b in p.protocol.backbone.iter().flat_map(|b| b.split('+')) {
+                assert!(
+                    crate::features::foundation(b).is_some() || b == "dinov2_vitg14",
+                    "{b}"
+                );
+            }
             assert!(!p.source.is_empty());
             for v in [p.nmi, p.acc, p.ari].into_iter().flatten() {
                 assert!((0.0..=1.0).contains(&v), "{} {}: {v}", p.method, p.dataset);
             }
-            // No duplicate (method, dataset) pairs.
+            // No duplicate (method, dataset, features) rows.
             assert!(PUBLISHED[..i]
                 .iter()
-                .all(|q| (q.method, q.dataset) != (p.method, p.dataset)));
+                .all(|q| (q.method, q.dataset, q.protocol.backbone)
+                    != (p.method, p.dataset, p.protocol.backbone)));
         }
     }
 }

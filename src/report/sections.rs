@@ -84,15 +84,16 @@ impl Table {
         for (r, row) in self.rows.iter().enumerate() {
             for (g, group) in self.groups.iter().enumerate() {
                 let dataset = group.split(' ').next().unwrap_or(group);
-                let Some(p) = super::published::lookup(&row[mi], dataset) else {
-                    continue;
-                };
                 let run = self
                     .protocols
                     .get(r)
                     .and_then(|x| x.get(g))
                     .cloned()
                     .flatten();
+                let backbone = run.as_ref().map_or("", |r| r.backbone.as_str());
+                let Some(p) = super::published::lookup(&row[mi], dataset, backbone) else {
+                    continue;
+                };
                 let diffs = match run {
                     Some(mut run) => {
                         if matches!(self.epoch, super::EpochSel::Best(_)) {

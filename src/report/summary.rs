@@ -199,6 +199,7 @@ pub fn summarise_frame(
         ("eval.split", "proto_eval_split"),
         ("dataset.image_size", "proto_image_size"),
         ("eval.epoch", "proto_epoch"),
+        ("model.backbone", "proto_backbone"),
     ] {
         if has(from) {
             aggs.push(col(from).cast(DataType::String).first().alias(to));

@@ -22,11 +22,12 @@ fn protocols_of(df: &DataFrame) -> Vec<Option<RunProtocol>> {
             })
             .unwrap_or_else(|| vec![None; df.height()])
     };
-    let (splits, split, size, epoch) = (
+    let (splits, split, size, epoch, backbone) = (
         text("proto_splits"),
         text("proto_eval_split"),
         text("proto_image_size"),
         text("proto_epoch"),
+        text("proto_backbone"),
     );
     (0..df.height())
         .map(|i| {
@@ -41,6 +42,7 @@ fn protocols_of(df: &DataFrame) -> Vec<Option<RunProtocol>> {
                 eval_split: split.get(i).cloned().flatten().unwrap_or("train".into()),
                 image_size,
                 epoch: epoch.get(i).cloned().flatten().unwrap_or("final".into()),
+                backbone: backbone.get(i).cloned().flatten().unwrap_or_default(),
             })
         })
         .collect()
@@ -570,6 +572,7 @@ mod tests {
             eval_split: "train".into(),
             image_size: 224,
             epoch: "final".into(),
+            backbone: "resnet34".into(),
         };
         t.protocols = vec![
             vec![Some(cc_protocol.clone())],
