@@ -275,3 +275,68 @@ fn a_grid_on_a_foundation_backbone_shares_one_extraction() {
     );
     assert!(!d.join("runs/fm-cc").exists());
 }
+
+/// Every foundation grid resolves every cell on a dry run without touching the network: the
+/// `hf:` weights are not in the (empty) cache and the endpoint refuses connections, yet each
+/// cell's config is printed, and a note says which weights the run ids still wait for.
+#[test]
+fn foundation_grids_resolve_on_a_dry_run_without_downloading() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for g in ["cifar10", "cifar100-20", "stl10", "imagenet10"] {
+        let grid = root.join(format!("experiments/foundation-{g}.yaml"));
+        let out = common::command(dir.path(), &["sweep"])
+            .arg(&grid)
+            .args(["--dry-run", "--show-config"])
+            .env("HF_HUB_CACHE", dir.path().join("hf"))
+            .env("HF_ENDPOINT", "http://127.0.0.1:9")
+            .env_remove("HF_HUB_OFFLINE")
+            .output()
+            .unwrap();
+        let (o, e) = (common::stdout(&out), common::stderr(&out));
+        assert_eq!(out.status.code(), Some(0), "{g}: {e}");
+        let docs: Vec<serde_yaml::Value> = serde_yaml::Deserializer::from_str(&o)
+            .map(|d| serde::Deserialize::deserialize(d).unwrap())
+            .collect();
+        assert_eq!(docs.len(), 24, "{g}: 2 backbones × 4 methods × 3 seeds");
+        let methods: std::collections::BTreeSet<&str> = docs
+            .iter()
+            .map(|d| d["method"]["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            methods.into_iter().collect::<Vec<_>>(),
+            ["kmeans", "scan", "temi", "turtle"]
+        );
+        assert!(docs
+            .iter()
+            .all(|d| d["model"]["init"].as_str().unwrap().starts_with("hf:")));
+        assert!(
+            e.contains("hf:openai/clip-vit-large-patch14, hf:facebook/dinov2-base not in the Hugging Face cache")
+                && e.contains("not downloaded by --dry-run"),
+            "{g}: {e}"
+        );
+        assert!(
+            !dir.path().join("hf").exists()
+                || std::fs::read_dir(dir.path().join("hf"))
+                    .unwrap()
+                    .next()
+                    .is_none()
+        );
+    }
+    // Without --dry-run the download is attempted and its failure is a config error (exit 2)
+    // naming the weights, before anything is written.
+    let out = common::command(dir.path(), &["sweep"])
+        .arg(root.join("experiments/foundation-cifar10.yaml"))
+        .env("HF_HUB_CACHE", dir.path().join("hf"))
+        .env("HF_ENDPOINT", "http://127.0.0.1:9")
+        .env_remove("HF_HUB_OFFLINE")
+        .output()
+        .unwrap();
+    let e = common::stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{e}");
+    assert!(
+        e.contains("hf:openai/clip-vit-large-patch14") && e.contains("failed"),
+        "{e}"
+    );
+    assert!(!dir.path().join("runs").exists());
+}

@@ -15,9 +15,12 @@ use super::{print_report, say, select_device};
 use crate::cli::{GlobalArgs, SweepArgs};
 
 pub fn run(g: &GlobalArgs, store: &Store, a: SweepArgs, out: &mut dyn Write) -> Result<i32> {
+    // A dry run lists the cells without downloading `hf:` weights (`deferred_note`).
+    clusterlab::config::weights::defer_downloads(a.dry_run);
     let (upstream, grid, cells) = launch::resolve_pipeline(a.grid.as_deref(), &a.overrides.sets)?;
     if a.show_config {
         clusterlab::launch::sweep::show_configs(&cells, out)?;
+        deferred_note();
         return Ok(exit::OK);
     }
     for d in &a.devices {
@@ -116,6 +119,7 @@ pub fn run(g: &GlobalArgs, store: &Store, a: SweepArgs, out: &mut dyn Write) -> 
     }
     let mut summary = launch::sweep(store, &grid, &cells, &opts, out)?;
     if a.dry_run {
+        deferred_note();
         return Ok(exit::OK);
     }
     summary.failed.extend(upstream_failed);
@@ -179,4 +183,23 @@ fn worker_args(g: &GlobalArgs, grid: Option<&str>, sets: &[String]) -> Vec<Strin
         a.push(s.clone());
     }
     a
+}
+
+/// Says on stderr which `hf:` weights a dry run did not find in the Hugging Face cache: their
+/// cells' run ids are provisional until the weights are there (the sweep, or `clusterlab
+/// features GRID`, downloads them; the run id then includes their SHA-256).
+fn deferred_note() {
+    let missing = clusterlab::config::weights::deferred();
+    if missing.is_empty() {
+        return;
+    }
+    let cache = clusterlab::config::hf::HfEnv::from_env().cache;
+    eprintln!(
+        "note: {} not in the Hugging Face cache {} and not downloaded by --dry-run; the run \
+         ids of the cells on {} are provisional (the run id takes the weights' SHA-256): \
+         `clusterlab features GRID` or the sweep downloads them",
+        missing.join(", "),
+        cache.display(),
+        if missing.len() == 1 { "it" } else { "them" }
+    );
 }

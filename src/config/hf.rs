@@ -64,13 +64,19 @@ pub fn parse(reference: &str) -> Result<(String, String)> {
     Ok((format!("{}/{}", parts[0], parts[1]), file))
 }
 
+/// The local path of `hf:<reference>` if the cache holds it (never asks the network).
+pub fn cached(reference: &str, env: &HfEnv) -> Result<Option<PathBuf>> {
+    let (repo, file) = parse(reference)?;
+    Ok(hf_hub::Cache::new(env.cache.clone()).model(repo).get(&file))
+}
+
 /// The local path of `hf:<reference>`: from the cache, or downloaded into it.
 pub fn resolve(reference: &str, env: &HfEnv) -> Result<PathBuf> {
-    let (repo, file) = parse(reference)?;
-    let cache = hf_hub::Cache::new(env.cache.clone());
-    if let Some(p) = cache.model(repo.clone()).get(&file) {
+    if let Some(p) = cached(reference, env)? {
         return Ok(p);
     }
+    let (repo, file) = parse(reference)?;
+    let cache = hf_hub::Cache::new(env.cache.clone());
     if env.offline {
         return Err(Error::Config(format!(
             "invalid value for `model.init`: \"hf:{reference}\"; {file} of {repo} is not in \

@@ -175,11 +175,18 @@ impl RunConfig {
         if !(e.linear_c.is_finite() && e.linear_c > 0.0) {
             return bad("eval.linear_c", format!("{}", e.linear_c), "a number > 0");
         }
-        if self.method.name == "kmeans" && self.model.init != super::run::INIT_RANDOM {
+        // k-means clusters raw pixels or embeddings, or a frozen foundation backbone's
+        // features (whose weights `model.init` names).
+        let on_features = crate::features::foundation(&self.model.backbone).is_some();
+        if self.method.name == "kmeans"
+            && !on_features
+            && self.model.init != super::run::INIT_RANDOM
+        {
             return bad(
                 "model.init",
                 format!("{:?}", self.model.init),
-                "random for `kmeans` (it clusters raw pixels; it has no backbone)",
+                "random for `kmeans` on pixels or embeddings (it has no backbone; on a \
+                 foundation backbone's features it takes that backbone's weights)",
             );
         }
         if self.method.name == "kmeans" && self.model.freeze_backbone {

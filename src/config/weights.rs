@@ -6,6 +6,7 @@ use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::SystemTime;
 
@@ -70,6 +71,27 @@ pub fn file_sha256(path: &Path) -> Result<String> {
     Ok(hex)
 }
 
+/// Whether `hf:` weights missing from the Hugging Face cache are left unresolved instead of
+/// downloaded ([`defer_downloads`]).
+static DEFER: AtomicBool = AtomicBool::new(false);
+
+/// The `hf:` references left unresolved while downloads were deferred.
+static DEFERRED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// Makes this process resolve `hf:` weights from the Hugging Face cache only: a reference
+/// whose file is not there is left without its SHA-256 (the cell's run id is then
+/// provisional) and remembered for [`deferred`]. `sweep --dry-run` lists a grid this way,
+/// without fetching gigabytes of weights it will not use.
+pub fn defer_downloads(on: bool) {
+    DEFER.store(on, Ordering::SeqCst);
+}
+
+/// The `hf:` references (with `hf:`) that were not in the cache while downloads were
+/// deferred, each once, in the order met.
+pub fn deferred() -> Vec<String> {
+    DEFERRED.lock().map(|d| d.clone()).unwrap_or_default()
+}
+
 /// The local file of a `model.init` value: the path itself, or for `hf:<repo>[/<file>]` its
 /// file in the Hugging Face cache (downloaded there when missing: `config::hf`).
 pub fn init_path(init: &str) -> Result<PathBuf> {
@@ -94,6 +116,17 @@ impl RunConfig {
                 )));
             }
             return Ok(());
+        }
+        if let Some(r) = m.init.strip_prefix(super::hf::PREFIX) {
+            let env = super::hf::HfEnv::from_env();
+            if DEFER.load(Ordering::SeqCst) && super::hf::cached(r, &env)?.is_none() {
+                if let Ok(mut d) = DEFERRED.lock() {
+                    if !d.contains(&m.init) {
+                        d.push(m.init.clone());
+                    }
+                }
+                return Ok(());
+            }
         }
         let resolved = init_path(&m.init)?;
         let path = resolved.as_path();
