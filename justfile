@@ -8,6 +8,11 @@ sweep NAME="smoke" *ARGS:
 dry NAME="smoke":
     cargo run --release -- sweep experiments/{{NAME}}.yaml --dry-run
 
+# Extract the foundation-backbone features experiments/NAME.yaml needs into runs/.features
+# (once per backbone, weights and images), e.g. `just features foundation-cifar10`.
+features NAME *ARGS:
+    cargo run --release -- features experiments/{{NAME}}.yaml {{ARGS}}
+
 # Print the results table of a grid and write reports/NAME/table.md.
 report NAME="smoke":
     cargo run --release -- report {{NAME}}

@@ -238,6 +238,11 @@ pub struct StatusArgs {
 pub struct FeaturesArgs {
     /// Grid file or name.
     pub grid: String,
+    /// Also write each entry as NumPy arrays into DIR: `<backbone>-<dataset>-<split>.npy`
+    /// (N × D float32, the images in dataset order) and `<dataset>-<split>-labels.npy` (N
+    /// int64, −1 where unlabelled) — for `dataset.name: embeddings`, or any other tool.
+    #[arg(long, value_name = "DIR")]
+    pub export: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub overrides: OverrideArgs,
 }

@@ -262,6 +262,37 @@ fn a_grid_on_a_foundation_backbone_shares_one_extraction() {
         .collect();
     assert!(results.contains("k-means on the dinov2_vits14 features"));
 
+    // Exported, the cached features are a dataset of their own: k-means on them (same seed)
+    // finds the same clusters as k-means on the backbone did.
+    let out = common::clusterlab(d, &["features", "fm.yaml", "--export", "exp"]);
+    assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
+    let o = common::stdout(&out);
+    assert!(
+        o.contains("48 × 384 features") && o.contains("cached"),
+        "{o}"
+    );
+    std::fs::write(
+        d.join("emb.yaml"),
+        "name: emb\nbase:\n  dataset: {name: embeddings, path: exp/dinov2_vits14-synthetic-train.npy, \
+         labels: exp/synthetic-train-labels.npy, num_classes: 4}\n  model: {backbone: none}\n  \
+         method: {name: kmeans, kmeans_restarts: 1}\ngrid:\n  seed: [0]\n",
+    )
+    .unwrap();
+    let out = common::clusterlab(d, &["sweep", "emb.yaml"]);
+    assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
+    let nmi = |grid: &str| -> String {
+        let csv = std::fs::read_to_string(d.join(format!("reports/{grid}/table.csv"))).unwrap();
+        let line = csv
+            .lines()
+            .find(|l| l.starts_with("kmeans,") && l.contains(",nmi,"))
+            .unwrap_or_else(|| panic!("{csv}"))
+            .to_string();
+        // mean,std,n (then the run ids, which differ).
+        let rest = line.split(",nmi,").nth(1).unwrap();
+        rest.split(',').take(3).collect::<Vec<_>>().join(",")
+    };
+    assert_eq!(nmi("fm"), nmi("emb"));
+
     let bad = SWEEP
         .replace("[kmeans, temi, turtle, scan]", "[cc]")
         .replace("name: fm\n", "name: fm-cc\n");

@@ -1,6 +1,6 @@
 //! `clusterlab features GRID`: precompute the foundation-backbone features of every cell of a
 //! grid into the store's feature cache (`features::cache`), one bar per entry, then a line per
-//! entry with its images/s (or `cached`).
+//! entry with its images/s (or `cached`); `--export DIR` also writes each entry as `.npy`.
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::{IsTerminal, Write};
@@ -73,6 +73,11 @@ pub fn run(g: &GlobalArgs, store: &Store, a: FeaturesArgs, out: &mut dyn Write) 
                     key.id()
                 ),
             )?;
+            if let Some(dir) = &a.export {
+                for p in export(dir, &cfg.model.backbone, &ds, split, &f)? {
+                    w(out, format!("  wrote {}", p.display()))?;
+                }
+            }
         }
     }
     if entries == 0 {
@@ -85,4 +90,33 @@ pub fn run(g: &GlobalArgs, store: &Store, a: FeaturesArgs, out: &mut dyn Write) 
         )?;
     }
     Ok(exit::OK)
+}
+
+/// Writes `f` (the features of `ds`'s `split`) and the images' labels as `.npy` into `dir`,
+/// each file atomically; returns their paths.
+fn export(
+    dir: &std::path::Path,
+    backbone: &str,
+    ds: &clusterlab::data::Dataset,
+    split: &str,
+    f: &features::cache::Features,
+) -> Result<Vec<std::path::PathBuf>> {
+    use clusterlab::data::formats::arrays::encode_npy;
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir.display().to_string(), e))?;
+    let x: Vec<u8> = f.values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let y: Vec<u8> = ds.labels.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let files = [
+        (
+            dir.join(format!("{backbone}-{}-{split}.npy", ds.name)),
+            encode_npy("<f4", &[f.rows, f.dim], &x),
+        ),
+        (
+            dir.join(format!("{}-{split}-labels.npy", ds.name)),
+            encode_npy("<i8", &[ds.len()], &y),
+        ),
+    ];
+    for (path, bytes) in &files {
+        clusterlab::store::atomic::write_atomic(path, bytes)?;
+    }
+    Ok(files.into_iter().map(|(p, _)| p).collect())
 }

@@ -278,7 +278,7 @@ pub fn load(cfg: &DatasetConfig) -> Result<Dataset> {
     })
 }
 
-/// Encodes a C-order `.npy` (version 1) of raw little-endian data; for tests.
+/// Encodes a C-order `.npy` (version 1) of raw little-endian data (`features --export`, tests).
 pub fn encode_npy(descr: &str, shape: &[usize], data: &[u8]) -> Vec<u8> {
     let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
     let shape_txt = if shape.len() == 1 {
