@@ -223,6 +223,8 @@ base:
   train: {epochs: 4, batch_size: 16, eval_batch_size: 16, eval_every: 2}
 grid:
   method.name: [kmeans, temi, turtle, scan]
+include:
+  - {method.name: turtle, model.backbone: dinov2_vits14+clip_vitb32}
 "#;
 
 /// k-means, TEMI, TURTLE and SCAN on a foundation backbone (DINOv2 ViT-S/14 at its real size,
@@ -238,14 +240,42 @@ fn a_grid_on_a_foundation_backbone_shares_one_extraction() {
     assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
     let table = std::fs::read_to_string(d.join("reports/fm/table.md")).unwrap();
     for m in ["kmeans", "temi", "turtle", "scan"] {
-        assert!(table.contains(&format!("| {m} |")), "{m}:\n{table}");
+        assert!(table.contains(&format!("| {m} ")), "{m}:\n{table}");
     }
     let entries: Vec<_> = std::fs::read_dir(d.join("runs").join(cache::DIR))
         .unwrap()
         .filter_map(|e| e.ok())
         .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
         .collect();
-    assert_eq!(entries.len(), 1, "one extraction shared by the 4 cells");
+    assert_eq!(
+        entries.len(),
+        2,
+        "one extraction of DINOv2 ViT-S/14 shared by the 5 cells, one of CLIP ViT-B/32"
+    );
+    // TURTLE on two joined backbones: one task encoder per representation space.
+    let two = (common::run_dirs(d, "fm").into_iter())
+        .find(|r| {
+            std::fs::read_to_string(r.join("config.yaml"))
+                .unwrap()
+                .contains("dinov2_vits14+clip_vitb32")
+        })
+        .unwrap();
+    let ckpt = (std::fs::read_dir(two.join("checkpoints")).unwrap())
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "safetensors"))
+        .max()
+        .unwrap();
+    let t = candle_core::safetensors::load(&ckpt, &Device::Cpu).unwrap();
+    let width = |k: &str| t[k].dims()[1];
+    assert_eq!(
+        (
+            width("task_encoder.0.weight_v"),
+            width("task_encoder.1.weight_v")
+        ),
+        (384, 512),
+        "{:?}",
+        t.keys().collect::<Vec<_>>()
+    );
     let logs: String = common::run_dirs(d, "fm")
         .iter()
         .map(|r| std::fs::read_to_string(r.join("run.log")).unwrap())
@@ -329,7 +359,9 @@ fn foundation_grids_resolve_on_a_dry_run_without_downloading() {
         let docs: Vec<serde_yaml::Value> = serde_yaml::Deserializer::from_str(&o)
             .map(|d| serde::Deserialize::deserialize(d).unwrap())
             .collect();
-        assert_eq!(docs.len(), 24, "{g}: 2 backbones × 4 methods × 3 seeds");
+        // 2 backbones × 4 methods × 3 seeds (+ CIFAR-10: two-space TURTLE × 3 seeds).
+        let want = if g == "cifar10" { 27 } else { 24 };
+        assert_eq!(docs.len(), want, "{g}");
         let methods: std::collections::BTreeSet<&str> = docs
             .iter()
             .map(|d| d["method"]["name"].as_str().unwrap())
@@ -342,8 +374,10 @@ fn foundation_grids_resolve_on_a_dry_run_without_downloading() {
             .iter()
             .all(|d| d["model"]["init"].as_str().unwrap().starts_with("hf:")));
         assert!(
-            e.contains("hf:openai/clip-vit-large-patch14, hf:facebook/dinov2-base not in the Hugging Face cache")
-                && e.contains("not downloaded by --dry-run"),
+            e.contains("hf:openai/clip-vit-large-patch14, hf:facebook/dinov2-base")
+                && e.contains("not in the Hugging Face cache")
+                && e.contains("not downloaded by --dry-run")
+                && (g != "cifar10" || e.contains("hf:facebook/dinov2-large")),
             "{g}: {e}"
         );
         assert!(

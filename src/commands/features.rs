@@ -20,11 +20,13 @@ pub fn run(g: &GlobalArgs, store: &Store, a: FeaturesArgs, out: &mut dyn Write) 
         |out: &mut dyn Write, s: String| writeln!(out, "{s}").map_err(|e| Error::io("stdout", e));
     let mut seen = std::collections::HashSet::new();
     let mut entries = 0;
-    for cell in &cells {
-        let cfg = &cell.config;
-        if features::foundation(&cfg.model.backbone).is_none() {
-            continue;
-        }
+    // Every part of every cell (`a+b` backbones: each part on its own).
+    let parts = cells.iter().flat_map(|c| {
+        let n = features::parts(&c.config.model.backbone).map_or(0, |p| p.len());
+        (0..n).map(|i| features::part_config(&c.config, i))
+    });
+    for cfg in parts {
+        let cfg = &cfg;
         let mut splits = vec![("train", clusterlab::data::load(&cfg.dataset)?)];
         if cfg.eval.split == EvalSplit::Heldout {
             splits.push(("heldout", clusterlab::data::load_heldout(cfg)?));

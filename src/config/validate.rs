@@ -92,12 +92,35 @@ impl RunConfig {
         if !(0.0..=1.0).contains(&self.dataset.noise) {
             return bad("dataset.noise", format!("{}", self.dataset.noise), "0..=1");
         }
-        if !BACKBONES.contains(&self.model.backbone.as_str()) {
+        let composite = self.model.backbone.contains('+');
+        if !BACKBONES.contains(&self.model.backbone.as_str())
+            && !(composite && crate::features::is_foundation(&self.model.backbone))
+        {
             return bad(
                 "model.backbone",
                 format!("{:?}", self.model.backbone),
-                &format!("one of {}", BACKBONES.join(", ")),
+                &format!(
+                    "one of {}, or foundation backbones joined by `+` (their features \
+                     concatenated, e.g. clip_vitl14+dinov2_vitb14)",
+                    BACKBONES.join(", ")
+                ),
             );
+        }
+        if composite && self.model.init != super::run::INIT_RANDOM {
+            let (n, m) = (
+                self.model.backbone.split('+').count(),
+                self.model.init.split('+').count(),
+            );
+            if n != m {
+                return bad(
+                    "model.init",
+                    format!("{:?}", self.model.init),
+                    &format!(
+                        "{n} weights joined by `+`, one per backbone of `{}` (or `random`)",
+                        self.model.backbone
+                    ),
+                );
+            }
         }
         let embeddings = self.dataset.name == "embeddings";
         if embeddings != (self.model.backbone == "none") {
@@ -177,7 +200,7 @@ impl RunConfig {
         }
         // k-means clusters raw pixels or embeddings, or a frozen foundation backbone's
         // features (whose weights `model.init` names).
-        let on_features = crate::features::foundation(&self.model.backbone).is_some();
+        let on_features = crate::features::is_foundation(&self.model.backbone);
         if self.method.name == "kmeans"
             && !on_features
             && self.model.init != super::run::INIT_RANDOM

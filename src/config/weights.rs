@@ -117,51 +117,72 @@ impl RunConfig {
             }
             return Ok(());
         }
-        if let Some(r) = m.init.strip_prefix(super::hf::PREFIX) {
-            let env = super::hf::HfEnv::from_env();
-            if DEFER.load(Ordering::SeqCst) && super::hf::cached(r, &env)?.is_none() {
-                if let Ok(mut d) = DEFERRED.lock() {
-                    if !d.contains(&m.init) {
-                        d.push(m.init.clone());
-                    }
-                }
-                return Ok(());
-            }
+        // A composite backbone (`a+b`, `features`) names one weights file per part.
+        let parts: Vec<&str> = if m.backbone.contains('+') {
+            m.init.split('+').collect()
+        } else {
+            vec![m.init.as_str()]
+        };
+        let recorded: Vec<&str> = match m.init_sha256.as_str() {
+            "" => vec![""; parts.len()],
+            r => r.split('+').collect(),
+        };
+        let shas = (parts.iter().enumerate())
+            .map(|(i, init)| resolve_one(init, recorded.get(i).copied().unwrap_or("")))
+            .collect::<Result<Vec<_>>>()?;
+        // A part deferred (`defer_downloads`): the digest waits for the download.
+        if let Some(shas) = shas.into_iter().collect::<Option<Vec<_>>>() {
+            m.init_sha256 = shas.join("+");
         }
-        let resolved = init_path(&m.init)?;
-        let path = resolved.as_path();
-        if is_safetensors(path).is_none() {
-            return Err(Error::Config(format!(
-                "invalid value for `model.init`: {:?}; expected `random`, \
-                 `hf:<org>/<name>[/<file>]` or the path of a weights file ending in .{}",
-                m.init,
-                WEIGHT_EXTENSIONS.join(", .")
-            )));
-        }
-        if !path.is_file() {
-            return Err(Error::Config(format!(
-                "invalid value for `model.init`: {:?}; no such file (a relative path is \
-                 relative to the directory clusterlab runs in: {})",
-                m.init,
-                std::env::current_dir()
-                    .map(|d| d.display().to_string())
-                    .unwrap_or_default()
-            )));
-        }
-        let sha = file_sha256(path).map_err(|e| {
-            Error::Config(format!("invalid value for `model.init`: {:?}: {e}", m.init))
-        })?;
-        if !m.init_sha256.is_empty() && m.init_sha256 != sha {
-            return Err(Error::Config(format!(
-                "invalid value for `model.init_sha256`: {:?}; the file {:?} has SHA-256 {sha} \
-                 (the weights changed since they were recorded: remove the key, or point \
-                 `model.init` at the recorded file)",
-                m.init_sha256, m.init
-            )));
-        }
-        m.init_sha256 = sha;
         Ok(())
     }
+}
+
+/// The SHA-256 of one `model.init` weights file (`recorded`: the digest the config already
+/// holds, checked); `None` when its `hf:` download is deferred.
+fn resolve_one(init: &str, recorded: &str) -> Result<Option<String>> {
+    if let Some(r) = init.strip_prefix(super::hf::PREFIX) {
+        let env = super::hf::HfEnv::from_env();
+        if DEFER.load(Ordering::SeqCst) && super::hf::cached(r, &env)?.is_none() {
+            if let Ok(mut d) = DEFERRED.lock() {
+                if !d.contains(&init.to_string()) {
+                    d.push(init.to_string());
+                }
+            }
+            return Ok(None);
+        }
+    }
+    let resolved = init_path(init)?;
+    let path = resolved.as_path();
+    if is_safetensors(path).is_none() {
+        return Err(Error::Config(format!(
+            "invalid value for `model.init`: {:?}; expected `random`, \
+                 `hf:<org>/<name>[/<file>]` or the path of a weights file ending in .{}",
+            init,
+            WEIGHT_EXTENSIONS.join(", .")
+        )));
+    }
+    if !path.is_file() {
+        return Err(Error::Config(format!(
+            "invalid value for `model.init`: {:?}; no such file (a relative path is \
+                 relative to the directory clusterlab runs in: {})",
+            init,
+            std::env::current_dir()
+                .map(|d| d.display().to_string())
+                .unwrap_or_default()
+        )));
+    }
+    let sha = file_sha256(path)
+        .map_err(|e| Error::Config(format!("invalid value for `model.init`: {:?}: {e}", init)))?;
+    if !recorded.is_empty() && recorded != sha {
+        return Err(Error::Config(format!(
+            "invalid value for `model.init_sha256`: {:?}; the file {:?} has SHA-256 {sha} \
+                 (the weights changed since they were recorded: remove the key, or point \
+                 `model.init` at the recorded file)",
+            recorded, init
+        )));
+    }
+    Ok(Some(sha))
 }
 
 #[cfg(test)]

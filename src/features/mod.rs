@@ -4,6 +4,11 @@
 //! file, resolved from `hf:<repo>[/<file>]` by `config::hf`; `random` draws seeded weights
 //! at the real sizes, for benchmarks only), and the feature cache (`cache.rs`). What each model
 //! is and how it was checked against transformers: docs/foundation.md.
+//!
+//! Several backbones joined by `+` (`model.backbone: clip_vitl14+dinov2_vitb14`, with as many
+//! `+`-joined `model.init` weights) give each image the concatenation of their features, one
+//! representation space each: TURTLE's two-space setting ([`parts`], [`part_config`]). Each
+//! part is extracted and cached on its own.
 
 pub mod cache;
 pub mod clip;
@@ -101,6 +106,42 @@ pub const FOUNDATIONS: &[Foundation] = &[
 /// The foundation backbone named `name`, if it is one.
 pub fn foundation(name: &str) -> Option<&'static Foundation> {
     FOUNDATIONS.iter().find(|f| f.name == name)
+}
+
+/// The foundation backbones of a `model.backbone` value: one name, or several joined by `+`;
+/// `None` unless every part is a foundation backbone.
+pub fn parts(backbone: &str) -> Option<Vec<&'static Foundation>> {
+    backbone.split('+').map(foundation).collect()
+}
+
+/// Whether `model.backbone` is a frozen foundation backbone (or several joined by `+`).
+pub fn is_foundation(backbone: &str) -> bool {
+    parts(backbone).is_some()
+}
+
+/// The feature dimension of `model.backbone` (the sum over its parts), if foundation.
+pub fn feature_dim(backbone: &str) -> Option<usize> {
+    parts(backbone).map(|p| p.iter().map(|f| f.dim).sum())
+}
+
+/// Part `i` of a composite `cfg` as a config of its own (its backbone, its `model.init` and
+/// digest): what extracts and caches that part's features. A single backbone is its own part 0.
+pub fn part_config(cfg: &crate::config::RunConfig, i: usize) -> crate::config::RunConfig {
+    let mut c = cfg.clone();
+    let pick = |v: &str| -> String {
+        let p: Vec<&str> = v.split('+').collect();
+        p.get(i)
+            .or(p.first())
+            .copied()
+            .unwrap_or_default()
+            .to_string()
+    };
+    c.model.backbone = pick(&cfg.model.backbone);
+    if cfg.model.init != crate::config::run::INIT_RANDOM {
+        c.model.init = pick(&cfg.model.init);
+        c.model.init_sha256 = pick(&cfg.model.init_sha256);
+    }
+    c
 }
 
 /// A loaded model.
@@ -345,4 +386,38 @@ pub fn cached(
     cache::get_or_compute(root, &key, || {
         extractor(cfg, device)?.extract(ds, cfg.train.eval_batch_size, progress)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::RunConfig;
+
+    #[test]
+    fn joined_backbones_split_into_parts_with_their_own_weights() {
+        assert_eq!(feature_dim("clip_vitl14+dinov2_vitb14"), Some(768 + 768));
+        assert_eq!(feature_dim("dinov2_vits14"), Some(384));
+        assert!(!is_foundation("resnet34") && !is_foundation("clip_vitl14+resnet34"));
+        let mut cfg = RunConfig::default();
+        cfg.model.backbone = "clip_vitb32+dinov2_vits14".into();
+        cfg.model.init = "a.safetensors+hf:facebook/dinov2-small".into();
+        cfg.model.init_sha256 = format!("{}+{}", "a".repeat(64), "b".repeat(64));
+        let p1 = part_config(&cfg, 1);
+        assert_eq!(
+            (p1.model.backbone.as_str(), p1.model.init.as_str()),
+            ("dinov2_vits14", "hf:facebook/dinov2-small")
+        );
+        assert_eq!(p1.model.init_sha256, "b".repeat(64));
+        // A mismatched count of weights is refused by name, with what to write.
+        cfg.model.init = "a.safetensors".into();
+        cfg.model.init_sha256.clear();
+        let e = cfg.validate().unwrap_err().to_string();
+        assert!(
+            e.contains("model.init") && e.contains("2 weights joined by `+`"),
+            "{e}"
+        );
+        cfg.model.backbone = "clip_vitb32+resnet18".into();
+        let e = cfg.validate().unwrap_err().to_string();
+        assert!(e.contains("foundation backbones joined by `+`"), "{e}");
+    }
 }

@@ -56,10 +56,14 @@ pub struct Turtle {
 impl Turtle {
     pub fn new(cfg: &RunConfig, p: &mut Params, rep_dim: usize) -> Result<Self> {
         let c = &cfg.method.turtle;
-        let widths = if c.spaces.is_empty() {
-            vec![rep_dim]
-        } else {
-            c.spaces.clone()
+        // Default: one space, or on joined foundation backbones (`a+b`) one per backbone.
+        let widths = match (
+            c.spaces.is_empty(),
+            crate::features::parts(&cfg.model.backbone),
+        ) {
+            (false, _) => c.spaces.clone(),
+            (true, Some(parts)) => parts.iter().map(|f| f.dim).collect(),
+            (true, None) => vec![rep_dim],
         };
         if widths.iter().sum::<usize>() != rep_dim || widths.contains(&0) {
             return Err(Error::BadInput(format!(

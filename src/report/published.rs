@@ -364,7 +364,7 @@ pub const PUBLISHED: &[Published] = &[
 /// foundation features — the one on the same backbone first — and for any other cell only
 /// rows that were not.
 pub fn lookup(method: &str, dataset: &str, backbone: &str) -> Option<&'static Published> {
-    let foundation = crate::features::foundation(backbone).is_some();
+    let foundation = crate::features::is_foundation(backbone);
     let rows = || {
         PUBLISHED.iter().filter(move |p| {
             p.method == method

@@ -42,9 +42,9 @@ impl Cached {
         views: &[View],
         unlabeled: bool,
     ) -> Result<Option<Self>> {
-        if crate::features::foundation(&cfg.model.backbone).is_none() {
+        let Some(parts) = crate::features::parts(&cfg.model.backbone) else {
             return Ok(None);
-        }
+        };
         if views.contains(&View::Augmented) || unlabeled {
             return Err(Error::Config(format!(
                 "method `{}` trains on augmented views, but `model.backbone: {}` is a frozen \
@@ -54,7 +54,8 @@ impl Cached {
                 cfg.method.name, cfg.model.backbone
             )));
         }
-        let get = |d: &Dataset, split: &str| -> Result<Features> {
+        // One cache entry per part (`features::part_config`), concatenated row by row.
+        let part = |cfg: &RunConfig, d: &Dataset, split: &str| -> Result<Features> {
             match ctx.dir.and_then(|d| d.parent()).and_then(|g| g.parent()) {
                 Some(root) => crate::features::cached(cfg, d, split, root, device, |_| {}),
                 None => {
@@ -69,9 +70,21 @@ impl Cached {
                 }
             }
         };
+        let configs: Vec<RunConfig> = (0..parts.len())
+            .map(|i| crate::features::part_config(cfg, i))
+            .collect();
+        let get = |d: &Dataset, split: &str| -> Result<Features> {
+            let each = (configs.iter())
+                .map(|c| part(c, d, split))
+                .collect::<Result<Vec<_>>>()?;
+            Ok(concat(each))
+        };
         let train = get(ds, "train")?;
         let heldout = heldout.map(|h| get(h, "heldout")).transpose()?;
-        let key = crate::features::key(cfg, ds, "train").id();
+        let key = (configs.iter())
+            .map(|c| crate::features::key(c, ds, "train").id())
+            .collect::<Vec<_>>()
+            .join("+");
         Ok(Some(Self {
             key,
             train,
@@ -88,6 +101,27 @@ impl Cached {
     pub fn neighbours(&self, k: usize) -> Result<std::sync::Arc<Neighbours>> {
         let f = &self.train;
         crate::methods::neighbours::mine_cached(&self.key, &f.values, f.rows, f.dim, k)
+    }
+}
+
+/// The parts' features side by side: row i is part 0's row i, then part 1's, ...
+fn concat(mut parts: Vec<Features>) -> Features {
+    if parts.len() == 1 {
+        return parts.remove(0);
+    }
+    let rows = parts[0].rows;
+    let dim = parts.iter().map(|p| p.dim).sum();
+    let mut values = Vec::with_capacity(rows * dim);
+    for i in 0..rows {
+        for p in &parts {
+            values.extend_from_slice(&p.values[i * p.dim..(i + 1) * p.dim]);
+        }
+    }
+    Features {
+        rows,
+        dim,
+        values,
+        computed: parts.iter().any(|p| p.computed),
     }
 }
 

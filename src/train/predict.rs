@@ -34,6 +34,14 @@ pub fn predict(
             "predict needs a trained network; the raw-pixel k-means baseline has none".into(),
         ));
     }
+    if crate::features::is_foundation(&cfg.model.backbone) {
+        return Err(Error::BadInput(format!(
+            "run {} clustered frozen {} features; predict applies runs that trained their own \
+             backbone (a foundation-backbone run's head is not kept apart from the features)",
+            run_dir.display(),
+            cfg.model.backbone
+        )));
+    }
     if cfg.model.backbone == "none" {
         return Err(Error::BadInput(format!(
             "run {} trained on precomputed embeddings (model.backbone: none); predict applies a \

@@ -55,9 +55,9 @@ impl Trainer {
     pub fn new(cfg: &RunConfig, channels: usize, device: &Device) -> Result<Self> {
         let mut params = Params::new(stream(cfg.seed, "init"), device.clone());
         // A foundation backbone's features come from the feature cache (`cached.rs`).
-        let foundation = crate::features::foundation(&cfg.model.backbone);
+        let foundation = crate::features::feature_dim(&cfg.model.backbone);
         let backbone = match foundation {
-            Some(f) => Backbone::Precomputed(f.dim),
+            Some(dim) => Backbone::Precomputed(dim),
             None => Backbone::new(&mut params, &cfg.model, channels)?,
         };
         let method = methods::build(cfg, &mut params, backbone.out_dim())?;
