@@ -122,11 +122,12 @@ grid:
   seed: [0, 1]
 include:
   - {method.name: turtle, method.turtle.spaces: [4, 4], seed: 0}
+  - {method.name: scan, method.scan.heads: 3, method.scan.linear: true, seed: 0}
 "#;
 
 const SELFLABEL: &str = r#"
 name: emb-selflabel
-from: {grid: emb, where: {method.name: scan}}
+from: {grid: emb, where: {method.name: scan, method.scan.heads: 1}}
 base:
   dataset: {name: embeddings, path: x.npy, labels: y.npy, num_classes: 4}
   model: {backbone: none}
@@ -179,7 +180,7 @@ fn a_grid_on_embeddings_sweeps_reports_and_reads_back() {
     let names: Vec<&str> = nmi.iter().map(|(m, _)| m.as_str()).collect();
     assert_eq!(
         names,
-        ["kmeans", "scan", "temi", "turtle", "turtle"],
+        ["kmeans", "scan", "scan", "temi", "turtle", "turtle"],
         "{csv}"
     );
     for (m, v) in &nmi {
@@ -188,8 +189,27 @@ fn a_grid_on_embeddings_sweeps_reports_and_reads_back() {
             assert!(*v > 0.7, "{m}: NMI {v}\n{csv}");
         }
     }
-    // The two-space TURTLE cell is its own row (a config key varies).
-    assert_eq!(common::run_dirs(d, "emb").len(), 9);
+    // The two-space TURTLE cell and SCAN's 3 linear heads are rows of their own (a config
+    // key varies).
+    assert_eq!(common::run_dirs(d, "emb").len(), 10);
+    let heads = (common::run_dirs(d, "emb").into_iter())
+        .find(|r| {
+            std::fs::read_to_string(r.join("config.yaml"))
+                .unwrap()
+                .contains("heads: 3")
+        })
+        .unwrap();
+    let ckpt = (std::fs::read_dir(heads.join("checkpoints")).unwrap())
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "safetensors"))
+        .max()
+        .unwrap();
+    let t = candle_core::safetensors::load(&ckpt, &candle_core::Device::Cpu).unwrap();
+    for h in 0..3 {
+        assert_eq!(t[&format!("scan_head.{h}.weight")].dims(), [4, 8]);
+    }
+    assert_eq!(t["scan.head_loss"].dims(), [3]);
+    assert!(!t.contains_key("cluster_projector.0.weight"));
 
     // SCAN's whole pipeline: self-labelling from the SCAN runs' heads.
     std::fs::write(d.join("emb-selflabel.yaml"), SELFLABEL).unwrap();

@@ -77,10 +77,21 @@ impl Default for TurtleConfig {
 pub struct ScanConfig {
     /// Neighbours mined per sample (`num_neighbors: 20`).
     pub knn: usize,
+    /// Cluster heads trained side by side, each with its own SCAN loss (summed); prediction
+    /// takes the head of lowest running loss (SCAN's configs: `num_heads: 10`).
+    pub heads: usize,
+    /// Linear heads, Linear(D, K), as SCAN's `ClusteringModel` (named `scan_head.{h}`);
+    /// `false` keeps the MLP head `cluster_projector` (Linear → ReLU → Linear, what
+    /// `selflabel` after SCAN takes), one per head (`scan_head.{h}` when several).
+    pub linear: bool,
 }
 
 impl Default for ScanConfig {
     fn default() -> Self {
-        Self { knn: 20 }
+        Self {
+            knn: 20,
+            heads: 1,
+            linear: false,
+        }
     }
 }

@@ -298,13 +298,18 @@ impl Default for ModelConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct OptimizerConfig {
-    /// `adam`.
+    /// `adam` (PyTorch's Adam: `weight_decay` is an L2 term added to the gradient) or `adamw`
+    /// (PyTorch's AdamW: decoupled decay, p ← p·(1 − lr·weight_decay), applied as DINO and
+    /// TEMI do to the weight matrices only, not to biases or 1-d parameters).
     pub name: String,
     pub lr: f64,
     pub beta1: f64,
     pub beta2: f64,
     pub eps: f64,
     pub weight_decay: f64,
+    /// Linear warm-up of the learning rate over this many epochs, per step from 0 (DINO's and
+    /// TEMI's `warmup_epochs`: `np.linspace(0, lr, warmup_iters)`), then `lr`.
+    pub warmup_epochs: usize,
 }
 
 impl Default for OptimizerConfig {
@@ -316,6 +321,7 @@ impl Default for OptimizerConfig {
             beta2: 0.999,
             eps: 1e-8,
             weight_decay: 0.0,
+            warmup_epochs: 0,
         }
     }
 }

@@ -45,6 +45,9 @@ pub const ADDED_KEYS: &[(&[&str], &str, &str)] = &[
     (&["method", "temi"], "temi", ""),
     (&["method", "turtle"], "turtle", ""),
     (&["method", "scan"], "scan", ""),
+    (&["method", "scan", "heads"], "scan", "1"),
+    (&["method", "scan", "linear"], "scan", "false"),
+    (&["optimizer", "warmup_epochs"], "*", "0"),
 ];
 
 /// Sections added after runs were recorded: left out of the identity while every key of them

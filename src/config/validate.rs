@@ -219,11 +219,11 @@ impl RunConfig {
                 "false for `kmeans` (it clusters raw pixels; it has no backbone)",
             );
         }
-        if self.optimizer.name != "adam" {
+        if !["adam", "adamw"].contains(&self.optimizer.name.as_str()) {
             return bad(
                 "optimizer.name",
                 format!("{:?}", self.optimizer.name),
-                "adam",
+                "adam or adamw",
             );
         }
         if !(self.optimizer.lr.is_finite() && self.optimizer.lr > 0.0) {

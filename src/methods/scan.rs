@@ -13,19 +13,22 @@
 //!   SCAN's `entropy_loss`, so that the total with the default weight 5 (SCAN's
 //!   `entropy_weight: 5.0`) is SCAN's `consistency_loss − 5 · entropy_loss`.
 //!
-//! The head is `cluster_projector` (Linear(D, `method.head_hidden`) → ReLU → Linear(·, K)):
-//! CC's name and shape, so that `selflabel` after it (`from:`) takes it and the pipeline is
-//! SCAN's whole one. SCAN trains 10 linear heads on a backbone and keeps the one of lowest
-//! loss; here one MLP head on fixed features (docs/methods.md).
-//! Evaluation: argmax of the head.
+//! The head, by default, is `cluster_projector` (Linear(D, `method.head_hidden`) → ReLU →
+//! Linear(·, K)): CC's name and shape, so that `selflabel` after it (`from:`) takes it and the
+//! pipeline is SCAN's whole one. SCAN's own model trains `num_heads: 10` linear heads side by
+//! side and keeps the one of lowest loss: `method.scan.heads: 10` with `method.scan.linear:
+//! true` (heads `scan_head.{h}`), each head's terms summed as SCAN sums its heads' losses,
+//! the best head by running loss (`frozen::HeadLosses`). Evaluation: argmax of the (best) head.
 
 use candle_core::{Tensor, D};
 
+use super::frozen::HeadLosses;
 use super::losses::softmax_rows;
 use super::{argmax_rows, Method, Spec, View};
 use crate::config::RunConfig;
 use crate::error::{Error, Result};
 use crate::nn::heads::Mlp;
+use crate::nn::layers::Linear;
 use crate::nn::Params;
 
 /// Registry entry: SCAN's terms and weights.
@@ -39,25 +42,70 @@ pub const SPEC: Spec = Spec {
 /// The anchor, then one of its mined neighbours.
 const VIEWS: &[View] = &[View::Clean, View::Neighbour];
 
-/// SCAN's clustering head.
+/// One cluster head: SCAN's linear one, or the MLP.
+enum Head {
+    Linear(Linear),
+    Mlp(Mlp),
+}
+
+impl Head {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        match self {
+            Head::Linear(l) => l.forward(x),
+            Head::Mlp(m) => m.forward(x),
+        }
+    }
+}
+
+/// SCAN's clustering heads.
 pub struct Scan {
-    head: Mlp,
+    heads: Vec<Head>,
     knn: usize,
+    /// The `entropy` term's weight (each head's loss, for picking the best head).
+    entropy_weight: f64,
+    /// Running per-head losses (several heads only: one head keeps its checkpoint layout).
+    best: Option<HeadLosses>,
 }
 
 impl Scan {
     pub fn new(cfg: &RunConfig, p: &mut Params, rep_dim: usize) -> Result<Self> {
         let m = &cfg.method;
+        let (n, k) = (m.scan.heads, cfg.num_clusters());
+        if n == 0 {
+            return Err(Error::Config(
+                "invalid value for `method.scan.heads`: 0; expected at least 1".into(),
+            ));
+        }
+        let heads = (0..n)
+            .map(|h| {
+                let name = match (n, m.scan.linear) {
+                    (1, false) => "cluster_projector".to_string(),
+                    _ => format!("scan_head.{h}"),
+                };
+                Ok(match m.scan.linear {
+                    true => Head::Linear(Linear::new(p, &name, rep_dim, k)?),
+                    false => Head::Mlp(Mlp::new(p, &name, rep_dim, m.head_hidden, k)?),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let best = (n > 1)
+            .then(|| HeadLosses::new(p, "scan.head_loss", n))
+            .transpose()?;
         Ok(Self {
-            head: Mlp::new(
-                p,
-                "cluster_projector",
-                rep_dim,
-                m.head_hidden,
-                cfg.num_clusters(),
-            )?,
+            heads,
             knn: m.scan.knn,
+            entropy_weight: super::weight(cfg, "entropy"),
+            best,
         })
+    }
+
+    /// The head that predicts: the one of lowest running loss.
+    fn chosen(&self) -> Result<&Head> {
+        let h = match &self.best {
+            Some(b) => b.best()?,
+            None => 0,
+        };
+        Ok(&self.heads[h])
     }
 }
 
@@ -91,15 +139,27 @@ impl Method for Scan {
     }
 
     fn losses(&self, feats: &[Tensor]) -> Result<Vec<(&'static str, Tensor)>> {
-        let (c, e) = scan_terms(
-            &self.head.forward(&feats[0])?,
-            &self.head.forward(&feats[1])?,
-        )?;
-        Ok(vec![("consistency", c), ("entropy", e)])
+        let (mut cs, mut es, mut totals) = (Vec::new(), Vec::new(), Vec::new());
+        for head in &self.heads {
+            let (c, e) = scan_terms(&head.forward(&feats[0])?, &head.forward(&feats[1])?)?;
+            totals.push((&c + e.affine(self.entropy_weight, 0.0)?)?);
+            cs.push(c);
+            es.push(e);
+        }
+        if let Some(best) = &self.best {
+            best.record(&Tensor::stack(&totals, 0)?)?;
+        }
+        let sum = |v: Vec<Tensor>| -> Result<Tensor> {
+            match v.len() {
+                1 => Ok(v.into_iter().next().expect("one head")),
+                _ => Ok(Tensor::stack(&v, 0)?.sum(0)?),
+            }
+        };
+        Ok(vec![("consistency", sum(cs)?), ("entropy", sum(es)?)])
     }
 
     fn predict(&self, feats: &Tensor) -> Result<Vec<i64>> {
-        argmax_rows(&self.head.forward(feats)?)
+        argmax_rows(&self.chosen()?.forward(feats)?)
     }
 
     fn protocol(&self) -> &'static str {

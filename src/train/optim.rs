@@ -1,5 +1,6 @@
-//! Adam with PyTorch's update rule (bias-corrected, eps added after the square root), with
-//! moments kept by parameter name so that they can be checkpointed.
+//! Adam and AdamW with PyTorch's update rules (bias-corrected, eps added after the square
+//! root), moments kept by parameter name so that they can be checkpointed, and DINO's linear
+//! learning-rate warm-up (`optimizer.warmup_epochs`).
 
 use candle_core::backprop::GradStore;
 use candle_core::{Tensor, Var};
@@ -13,6 +14,9 @@ pub struct Adam {
     v: Vec<Tensor>,
     pub step: u64,
     cfg: OptimizerConfig,
+    /// Steps of linear warm-up (`optimizer.warmup_epochs` × steps per epoch; the session sets
+    /// it once it knows the epoch's length).
+    pub warmup_steps: u64,
 }
 
 impl Adam {
@@ -32,6 +36,7 @@ impl Adam {
             v,
             step: 0,
             cfg,
+            warmup_steps: 0,
         })
     }
 
@@ -67,6 +72,18 @@ impl Adam {
         Ok(())
     }
 
+    /// The learning rate of step `t` (1-based): `lr · (t − 1)/(W − 1)` during a warm-up of W
+    /// steps (`np.linspace(0, lr, W)` at iteration t − 1, as DINO's `cosine_scheduler`), then
+    /// `lr`.
+    pub fn lr_at(&self, t: u64) -> f64 {
+        let w = self.warmup_steps;
+        match w {
+            0 | 1 => self.cfg.lr,
+            w if t <= w => self.cfg.lr * (t - 1) as f64 / (w - 1) as f64,
+            _ => self.cfg.lr,
+        }
+    }
+
     /// One update from the gradients of a loss. Parameters without a gradient are left alone.
     /// Parameters on our device kernels (`nn::device`: CUDA, or the CPU under
     /// `CLUSTERLAB_KERNELS=emulated`) are updated in place by its Adam kernels, the same
@@ -77,25 +94,38 @@ impl Adam {
         let (b1, b2) = (self.cfg.beta1, self.cfg.beta2);
         let bc1 = 1.0 - b1.powi(t);
         let bc2 = 1.0 - b2.powi(t);
-        let step_size = self.cfg.lr / bc1;
+        let lr = self.lr_at(self.step);
+        let step_size = lr / bc1;
+        // AdamW decays the weights themselves; Adam adds the L2 term to the gradient.
+        let decoupled = self.cfg.name == "adamw";
+        let l2 = if decoupled {
+            0.0
+        } else {
+            self.cfg.weight_decay
+        };
         let fused = crate::nn::device::adam::AdamStep {
             beta1: b1,
             beta2: b2,
             eps: self.cfg.eps,
-            weight_decay: self.cfg.weight_decay,
+            weight_decay: l2,
             step_size,
             bc2,
         };
-        for (i, (_, p)) in self.params.iter().enumerate() {
+        for (i, (name, p)) in self.params.iter().enumerate() {
             let Some(g) = grads.get(p.as_tensor()) else {
                 continue;
             };
+            let decays = p.as_tensor().rank() >= 2 && !name.ends_with(".bias");
+            if decoupled && decays && self.cfg.weight_decay > 0.0 {
+                let keep = 1.0 - lr * self.cfg.weight_decay;
+                p.set(&p.as_tensor().affine(keep, 0.0)?)?;
+            }
             if crate::nn::device::applies(p.as_tensor(), false) {
                 crate::nn::device::adam::step(p.as_tensor(), g, &self.m[i], &self.v[i], fused)?;
                 continue;
             }
-            let g = if self.cfg.weight_decay > 0.0 {
-                (g + (p.as_tensor() * self.cfg.weight_decay)?)?
+            let g = if l2 > 0.0 {
+                (g + (p.as_tensor() * l2)?)?
             } else {
                 g.clone()
             };
@@ -106,6 +136,66 @@ impl Adam {
             p.set(&(p.as_tensor() - update)?)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Adam;
+    use crate::config::run::OptimizerConfig;
+    use candle_core::{Device, Var};
+
+    /// AdamW with the linear warm-up against torch.optim.AdamW (decayed weight matrix, bias
+    /// without decay) on DINO's schedule: tests/fixtures/optim/adamw.py.
+    #[test]
+    fn adamw_with_warmup_equals_pytorch() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/optim/adamw.safetensors"
+        );
+        let t = candle_core::safetensors::load(path, &Device::Cpu).unwrap();
+        let w = Var::from_tensor(&t["w0"]).unwrap();
+        let b = Var::from_tensor(&t["b0"]).unwrap();
+        let cfg = OptimizerConfig {
+            name: "adamw".into(),
+            lr: 0.05,
+            weight_decay: 0.1,
+            warmup_epochs: 1,
+            ..OptimizerConfig::default()
+        };
+        let params = vec![
+            ("head.weight".into(), w.clone()),
+            ("head.bias".into(), b.clone()),
+        ];
+        let mut adam = Adam::new(params, cfg).unwrap();
+        adam.warmup_steps = 3;
+        assert_eq!(
+            (1..=5).map(|s| adam.lr_at(s)).collect::<Vec<_>>(),
+            [0.0, 0.025, 0.05, 0.05, 0.05]
+        );
+        for s in 0..5 {
+            let loss = ((w.as_tensor() * &t[&format!("gw{s}")])
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                + (b.as_tensor() * &t[&format!("gb{s}")])
+                    .unwrap()
+                    .sum_all()
+                    .unwrap())
+            .unwrap();
+            adam.step(&loss.backward().unwrap()).unwrap();
+            for (got, key) in [(&w, format!("w{}", s + 1)), (&b, format!("b{}", s + 1))] {
+                let d = (got.as_tensor() - &t[&key]).unwrap().abs().unwrap();
+                let d = d
+                    .flatten_all()
+                    .unwrap()
+                    .max(0)
+                    .unwrap()
+                    .to_scalar::<f32>()
+                    .unwrap();
+                assert!(d < 1e-6, "{key}: differs from PyTorch by {d:e}");
+            }
+        }
     }
 }
 
@@ -125,10 +215,12 @@ mod device_tests {
     #[test]
     fn adam_equals_the_tensor_update() {
         use crate::config::run::OptimizerConfig;
-        for wd in [0.0, 0.01] {
+        for (name, wd) in [("adam", 0.0), ("adam", 0.01), ("adamw", 0.01)] {
             let cfg = OptimizerConfig {
+                name: name.into(),
                 weight_decay: wd,
                 lr: 3e-3,
+                warmup_epochs: 1,
                 ..OptimizerConfig::default()
             };
             let run = |kernels| {
@@ -137,6 +229,7 @@ mod device_tests {
                     let q = Var::from_tensor(&randn(41, &[13])).unwrap();
                     let params = vec![("p".to_string(), p.clone()), ("q".to_string(), q.clone())];
                     let mut adam = Adam::new(params, cfg.clone()).unwrap();
+                    adam.warmup_steps = 2;
                     for s in 0..3 {
                         let loss = ((p.as_tensor() * &randn(50 + s, &[5, 7]))
                             .unwrap()
@@ -154,7 +247,7 @@ mod device_tests {
             let a = run(Kernels::Native);
             let b = run(Kernels::Emulated);
             for (j, (x, y)) in a.iter().zip(&b).enumerate() {
-                assert_eq!(differing(x, y), 0, "weight decay {wd}: tensor {j}");
+                assert_eq!(differing(x, y), 0, "{name}, weight decay {wd}: tensor {j}");
             }
         }
     }

@@ -167,6 +167,8 @@ impl<'a> Session<'a> {
                 }
             }
         };
+        // The warm-up counts the epoch's steps (training and unlabelled).
+        trainer.opt.warmup_steps = (cfg.optimizer.warmup_epochs * (ds.len() / b + u_steps)) as u64;
         Ok(Self {
             cfg,
             ds,
