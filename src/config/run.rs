@@ -456,6 +456,30 @@ pub const BACKBONES: &[&str] = &[
     "clip_vitl14",
 ];
 
+/// The frozen foundation backbones and their feature dimensions (`features::FOUNDATIONS`
+/// holds their models; a test there keeps the two lists equal).
+pub const FOUNDATION_DIMS: &[(&str, usize)] = &[
+    ("dinov2_vits14", 384),
+    ("dinov2_vitb14", 768),
+    ("dinov2_vitl14", 1024),
+    ("clip_vitb32", 512),
+    ("clip_vitb16", 512),
+    ("clip_vitl14", 768),
+];
+
+/// The feature dimension of each part of `model.backbone` (one foundation backbone, or
+/// several joined by `+`: their features concatenated); `None` unless every part is one.
+pub fn foundation_dims(backbone: &str) -> Option<Vec<usize>> {
+    (backbone.split('+'))
+        .map(|b| {
+            FOUNDATION_DIMS
+                .iter()
+                .find(|(n, _)| *n == b)
+                .map(|(_, d)| *d)
+        })
+        .collect()
+}
+
 /// `model.init` for the seeded initialisation (no weights file).
 pub const INIT_RANDOM: &str = "random";
 

@@ -94,7 +94,7 @@ impl RunConfig {
         }
         let composite = self.model.backbone.contains('+');
         if !BACKBONES.contains(&self.model.backbone.as_str())
-            && !(composite && crate::features::is_foundation(&self.model.backbone))
+            && !(composite && super::run::foundation_dims(&self.model.backbone).is_some())
         {
             return bad(
                 "model.backbone",
@@ -200,7 +200,7 @@ impl RunConfig {
         }
         // k-means clusters raw pixels or embeddings, or a frozen foundation backbone's
         // features (whose weights `model.init` names).
-        let on_features = crate::features::is_foundation(&self.model.backbone);
+        let on_features = super::run::foundation_dims(&self.model.backbone).is_some();
         if self.method.name == "kmeans"
             && !on_features
             && self.model.init != super::run::INIT_RANDOM

@@ -116,12 +116,12 @@ pub fn parts(backbone: &str) -> Option<Vec<&'static Foundation>> {
 
 /// Whether `model.backbone` is a frozen foundation backbone (or several joined by `+`).
 pub fn is_foundation(backbone: &str) -> bool {
-    parts(backbone).is_some()
+    crate::config::run::foundation_dims(backbone).is_some()
 }
 
 /// The feature dimension of `model.backbone` (the sum over its parts), if foundation.
 pub fn feature_dim(backbone: &str) -> Option<usize> {
-    parts(backbone).map(|p| p.iter().map(|f| f.dim).sum())
+    crate::config::run::foundation_dims(backbone).map(|d| d.iter().sum())
 }
 
 /// Part `i` of a composite `cfg` as a config of its own (its backbone, its `model.init` and
@@ -392,6 +392,19 @@ pub fn cached(
 mod tests {
     use super::*;
     use crate::config::RunConfig;
+
+    #[test]
+    fn the_config_knows_every_model_and_its_dimension() {
+        let models: Vec<(&str, usize)> = FOUNDATIONS.iter().map(|f| (f.name, f.dim)).collect();
+        assert_eq!(models, crate::config::run::FOUNDATION_DIMS);
+        for f in FOUNDATIONS {
+            assert!(
+                crate::config::run::BACKBONES.contains(&f.name),
+                "{}",
+                f.name
+            );
+        }
+    }
 
     #[test]
     fn joined_backbones_split_into_parts_with_their_own_weights() {

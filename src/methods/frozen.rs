@@ -24,7 +24,7 @@ pub const NEED_EMBEDDINGS: &[&str] = &["temi", "turtle", "scan"];
 pub fn check(cfg: &RunConfig) -> Result<()> {
     let method = cfg.method.name.as_str();
     let embeddings = cfg.dataset.name == "embeddings";
-    let foundation = crate::features::is_foundation(&cfg.model.backbone);
+    let foundation = crate::config::run::foundation_dims(&cfg.model.backbone).is_some();
     if embeddings && !ON_EMBEDDINGS.contains(&method) {
         return Err(Error::Config(format!(
             "invalid value for `method.name`: {method:?}; dataset.name: embeddings has no images \

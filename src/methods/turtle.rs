@@ -59,10 +59,10 @@ impl Turtle {
         // Default: one space, or on joined foundation backbones (`a+b`) one per backbone.
         let widths = match (
             c.spaces.is_empty(),
-            crate::features::parts(&cfg.model.backbone),
+            crate::config::run::foundation_dims(&cfg.model.backbone),
         ) {
             (false, _) => c.spaces.clone(),
-            (true, Some(parts)) => parts.iter().map(|f| f.dim).collect(),
+            (true, Some(dims)) => dims,
             (true, None) => vec![rep_dim],
         };
         if widths.iter().sum::<usize>() != rep_dim || widths.contains(&0) {
