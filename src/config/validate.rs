@@ -93,9 +93,9 @@ impl RunConfig {
             return bad("dataset.noise", format!("{}", self.dataset.noise), "0..=1");
         }
         let composite = self.model.backbone.contains('+');
-        if !BACKBONES.contains(&self.model.backbone.as_str())
-            && !(composite && super::run::foundation_dims(&self.model.backbone).is_some())
-        {
+        let known = BACKBONES.contains(&self.model.backbone.as_str())
+            || (composite && super::run::foundation_dims(&self.model.backbone).is_some());
+        if !known {
             return bad(
                 "model.backbone",
                 format!("{:?}", self.model.backbone),
