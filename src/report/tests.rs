@@ -222,3 +222,57 @@ fn result_index_matches_the_files() {
         .unwrap();
     assert_eq!(t.cells[1][0].as_ref().unwrap().mean, 0.3);
 }
+
+/// Cells on foundation features meet the published rows of the same features only: TEMI on
+/// CLIP ViT-L/14 under TEMI's protocol is compared; TEMI on DINOv2 is listed with the features
+/// that differ; k-means on CLIP features never meets CC's raw-pixel k-means row.
+#[test]
+fn foundation_cells_meet_the_rows_of_their_features() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::new(dir.path());
+    let s = |v: &str| Value::Str(Some(v.into()));
+    for (id, method, backbone, nmi) in [
+        ("a", "temi", "clip_vitl14", 0.9),
+        ("b", "temi", "dinov2_vitb14", 0.8),
+        ("c", "kmeans", "clip_vitl14", 0.7),
+    ] {
+        let d = store.run_dir("g", id);
+        std::fs::create_dir_all(&d).unwrap();
+        let mut row = vec![
+            ("run_id".to_string(), s(id)),
+            ("grid".into(), s("g")),
+            ("status".into(), s("completed")),
+            ("method.name".into(), s(method)),
+            ("model.backbone".into(), s(backbone)),
+            ("dataset.name".into(), s("cifar10")),
+            ("dataset.splits".into(), s(r#"["train"]"#)),
+            ("dataset.image_size".into(), Value::I64(Some(32))),
+            ("eval.split".into(), s("heldout")),
+            ("eval.epoch".into(), s("best_by_label")),
+            ("seed".into(), Value::I64(Some(0))),
+        ];
+        for m in &crate::launch::cell::SCORE_COLUMNS[..6] {
+            row.push((m.to_string(), Value::F64(Some(nmi))));
+        }
+        write_parquet(
+            &d.join(crate::store::RESULT_FILE),
+            &mut row_frame(&row).unwrap(),
+        )
+        .unwrap();
+    }
+    let opts = ReportOptions {
+        rows: Some(vec!["method.name".into(), "model.backbone".into()]),
+        ..ReportOptions::default()
+    };
+    let t = summarise(&store, "g", &opts).unwrap().unwrap();
+    let p = t.published_markdown().unwrap();
+    assert!(
+        p.contains("| temi clip_vitl14 | cifar10 | NMI | 0.926 | 0.900 (1) | -0.026 | TEMI"),
+        "{p}"
+    );
+    assert!(
+        p.contains("| temi dinov2_vitb14 | cifar10 | TEMI (Adaloglou et al., BMVC 2023), as Papers with Code lists it | features: published clip_vitl14, ours dinov2_vitb14 |"),
+        "{p}"
+    );
+    assert!(!p.contains("| kmeans"), "{p}");
+}
