@@ -192,19 +192,7 @@ fn a_grid_on_embeddings_sweeps_reports_and_reads_back() {
     // The two-space TURTLE cell and SCAN's 3 linear heads are rows of their own (a config
     // key varies).
     assert_eq!(common::run_dirs(d, "emb").len(), 10);
-    let heads = (common::run_dirs(d, "emb").into_iter())
-        .find(|r| {
-            std::fs::read_to_string(r.join("config.yaml"))
-                .unwrap()
-                .contains("heads: 3")
-        })
-        .unwrap();
-    let ckpt = (std::fs::read_dir(heads.join("checkpoints")).unwrap())
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "safetensors"))
-        .max()
-        .unwrap();
-    let t = candle_core::safetensors::load(&ckpt, &candle_core::Device::Cpu).unwrap();
+    let t = common::newest_checkpoint(d, "emb", "heads: 3");
     for h in 0..3 {
         assert_eq!(t[&format!("scan_head.{h}.weight")].dims(), [4, 8]);
     }

@@ -253,19 +253,7 @@ fn a_grid_on_a_foundation_backbone_shares_one_extraction() {
         "one extraction of DINOv2 ViT-S/14 shared by the 5 cells, one of CLIP ViT-B/32"
     );
     // TURTLE on two joined backbones: one task encoder per representation space.
-    let two = (common::run_dirs(d, "fm").into_iter())
-        .find(|r| {
-            std::fs::read_to_string(r.join("config.yaml"))
-                .unwrap()
-                .contains("dinov2_vits14+clip_vitb32")
-        })
-        .unwrap();
-    let ckpt = (std::fs::read_dir(two.join("checkpoints")).unwrap())
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "safetensors"))
-        .max()
-        .unwrap();
-    let t = candle_core::safetensors::load(&ckpt, &Device::Cpu).unwrap();
+    let t = common::newest_checkpoint(d, "fm", "dinov2_vits14+clip_vitb32");
     let width = |k: &str| t[k].dims()[1];
     assert_eq!(
         (

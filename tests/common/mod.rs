@@ -137,3 +137,25 @@ pub fn assert_same_curves(native: &[Vec<f64>], other: &[Vec<f64>], name: &str, t
         }
     }
 }
+
+/// The tensors of the newest checkpoint of the run of `grid` whose config.yaml contains
+/// `config_has`.
+pub fn newest_checkpoint(
+    root: &Path,
+    grid: &str,
+    config_has: &str,
+) -> std::collections::HashMap<String, candle_core::Tensor> {
+    let run = (run_dirs(root, grid).into_iter())
+        .find(|r| {
+            std::fs::read_to_string(r.join("config.yaml"))
+                .unwrap()
+                .contains(config_has)
+        })
+        .unwrap_or_else(|| panic!("no run of {grid} has {config_has:?} in its config"));
+    let ckpt = (std::fs::read_dir(run.join("checkpoints")).unwrap())
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "safetensors"))
+        .max()
+        .unwrap();
+    candle_core::safetensors::load(&ckpt, &candle_core::Device::Cpu).unwrap()
+}
