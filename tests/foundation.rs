@@ -280,6 +280,48 @@ fn a_grid_on_a_foundation_backbone_shares_one_extraction() {
         .collect();
     assert!(results.contains("k-means on the dinov2_vits14 features"));
 
+    // `predict` on PNGs of the TEMI run's own images: the backbone on the new images, then the
+    // run's head, gives the clusters the run assigned them.
+    let run = (common::run_dirs(d, "fm").into_iter())
+        .find(|r| {
+            let c = std::fs::read_to_string(r.join("config.yaml")).unwrap();
+            c.contains("name: temi")
+        })
+        .unwrap();
+    let cfg = clusterlab::config::RunConfig::read(&run.join("config.yaml")).unwrap();
+    let ds = clusterlab::data::synthetic::generate(&cfg.dataset);
+    std::fs::create_dir(d.join("imgs")).unwrap();
+    let picked: Vec<usize> = (0..12).map(|k| k * 4).collect();
+    for &i in &picked {
+        let (h, w) = (ds.height as u32, ds.width as u32);
+        image::RgbImage::from_raw(w, h, ds.image(i).to_vec())
+            .unwrap()
+            .save(d.join(format!("imgs/img-{i:04}.png")))
+            .unwrap();
+    }
+    let id = run.file_name().unwrap().to_string_lossy().into_owned();
+    let out = common::clusterlab(d, &["predict", &id, "imgs", "--out", "p.parquet"]);
+    assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
+    let clusters = |p: &std::path::Path| -> Vec<i64> {
+        let f = clusterlab::store::tables::read_parquet(p).unwrap();
+        f.column("cluster")
+            .unwrap()
+            .i64()
+            .unwrap()
+            .into_no_null_iter()
+            .collect()
+    };
+    let own = clusters(&run.join("assignments.parquet"));
+    let want: Vec<i64> = picked.iter().map(|&i| own[i]).collect();
+    assert_eq!(clusters(&d.join("p.parquet")), want);
+    let mut distinct = want.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert!(
+        distinct.len() > 1,
+        "a one-cluster answer would prove little: {want:?}"
+    );
+
     // Exported, the cached features are a dataset of their own: k-means on them (same seed)
     // finds the same clusters as k-means on the backbone did.
     let out = common::clusterlab(d, &["features", "fm.yaml", "--export", "exp"]);

@@ -58,16 +58,7 @@ impl Cached {
         let part = |cfg: &RunConfig, d: &Dataset, split: &str| -> Result<Features> {
             match ctx.dir.and_then(|d| d.parent()).and_then(|g| g.parent()) {
                 Some(root) => crate::features::cached(cfg, d, split, root, device, |_| {}),
-                None => {
-                    let e = crate::features::extractor(cfg, device)?;
-                    let (values, dim, _) = e.extract(d, cfg.train.eval_batch_size, |_| {})?;
-                    Ok(Features {
-                        rows: d.len(),
-                        dim,
-                        values,
-                        computed: true,
-                    })
-                }
+                None => extract(cfg, d, device),
             }
         };
         let configs: Vec<RunConfig> = (0..parts.len())
@@ -104,8 +95,20 @@ impl Cached {
     }
 }
 
+/// The features of `ds` under `cfg`'s (single) foundation backbone, computed here, not cached.
+pub fn extract(cfg: &RunConfig, ds: &Dataset, device: &Device) -> Result<Features> {
+    let e = crate::features::extractor(cfg, device)?;
+    let (values, dim, _) = e.extract(ds, cfg.train.eval_batch_size, |_| {})?;
+    Ok(Features {
+        rows: ds.len(),
+        dim,
+        values,
+        computed: true,
+    })
+}
+
 /// The parts' features side by side: row i is part 0's row i, then part 1's, ...
-fn concat(mut parts: Vec<Features>) -> Features {
+pub fn concat(mut parts: Vec<Features>) -> Features {
     if parts.len() == 1 {
         return parts.remove(0);
     }

@@ -31,16 +31,13 @@ pub fn predict(
     }
     if cfg.method.name == "kmeans" {
         return Err(Error::BadInput(
-            "predict needs a trained network; the raw-pixel k-means baseline has none".into(),
+            "predict needs a trained cluster head; the k-means baseline keeps none (its centres \
+             are not stored)"
+                .into(),
         ));
     }
     if crate::features::is_foundation(&cfg.model.backbone) {
-        return Err(Error::BadInput(format!(
-            "run {} clustered frozen {} features; predict applies runs that trained their own \
-             backbone (a foundation-backbone run's head is not kept apart from the features)",
-            run_dir.display(),
-            cfg.model.backbone
-        )));
+        return predict_on_features(cfg, run_dir, ds, device);
     }
     if cfg.model.backbone == "none" {
         return Err(Error::BadInput(format!(
@@ -92,6 +89,56 @@ pub fn predict(
     )?;
     let n = clusters.len();
     Ok(Assignment::from_features(clusters, &feats, n, dim))
+}
+
+/// [`predict`] for a run on a frozen foundation backbone: the new images' features from the
+/// run's own backbone weights (each part's file, its SHA-256 checked against the run's), then
+/// the run's head on them, as the run scored its own images.
+fn predict_on_features(
+    cfg: &RunConfig,
+    run_dir: &Path,
+    ds: &Dataset,
+    device: &Device,
+) -> Result<Assignment> {
+    let (path, tensors) = checkpoint::final_tensors(run_dir, device)?;
+    let parts = crate::features::parts(&cfg.model.backbone).map_or(0, |p| p.len());
+    let each = (0..parts)
+        .map(|i| {
+            let part = crate::features::part_config(cfg, i);
+            if part.model.init != crate::config::run::INIT_RANDOM {
+                let file = crate::config::weights::init_path(&part.model.init)?;
+                let sha = crate::config::weights::file_sha256(&file)?;
+                if !part.model.init_sha256.is_empty() && sha != part.model.init_sha256 {
+                    return Err(Error::BadInput(format!(
+                        "run {}: its {} weights {} now have SHA-256 {sha}, not the {} it \
+                         was trained with; restore that file",
+                        run_dir.display(),
+                        part.model.backbone,
+                        part.model.init,
+                        part.model.init_sha256
+                    )));
+                }
+            }
+            super::cached::extract(&part, ds, device)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let feats = super::cached::concat(each);
+    let _precision = crate::nn::PrecisionScope::set(cfg.train.precision);
+    let trainer = Trainer::new(cfg, ds.channels, device)?;
+    trainer.params.load_state(&tensors)?;
+    tracing::info!("predicting with {}", path.display());
+    let aug = Augmenter::new(cfg.augment.clone(), cfg.dataset.image_size);
+    let (clusters, f, dim) = predict_with_features(
+        cfg,
+        (ds, Some(&feats)),
+        &aug,
+        &trainer.backbone,
+        trainer.method.as_ref(),
+        device,
+        cfg.train.epochs,
+    )?;
+    let n = clusters.len();
+    Ok(Assignment::from_features(clusters, &f, n, dim))
 }
 
 /// RGB images as grayscale, PIL's `convert("L")` (ITU-R 601-2 luma in 16-bit fixed point).
