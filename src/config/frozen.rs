@@ -27,6 +27,10 @@ pub struct TemiConfig {
     pub hidden: usize,
     /// Bottleneck width before the weight-normalised last layer (`--bottleneck_dim 256`).
     pub bottleneck: usize,
+    /// Epochs during which the student's last layer stays fixed (`--freeze_last_layer`, 1 in
+    /// TEMI's code; 0 here by default, what runs did before the key: the foundation grids set
+    /// 1).
+    pub freeze_last_layer: usize,
 }
 
 impl Default for TemiConfig {
@@ -41,6 +45,7 @@ impl Default for TemiConfig {
             probs_momentum: 0.9,
             hidden: 512,
             bottleneck: 256,
+            freeze_last_layer: 0,
         }
     }
 }

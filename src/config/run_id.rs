@@ -46,6 +46,7 @@ pub const ADDED_KEYS: &[(&[&str], &str, &str)] = &[
     (&["method", "turtle"], "turtle", ""),
     (&["method", "scan"], "scan", ""),
     (&["method", "scan", "heads"], "scan", "1"),
+    (&["method", "temi", "freeze_last_layer"], "temi", "0"),
     (&["method", "scan", "linear"], "scan", "false"),
     (&["optimizer", "warmup_epochs"], "*", "0"),
 ];

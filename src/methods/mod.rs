@@ -67,6 +67,13 @@ pub trait Method {
     }
     /// Unweighted loss terms for one batch, from the backbone features of each view.
     fn losses(&self, feats: &[Tensor]) -> Result<Vec<(&'static str, Tensor)>>;
+
+    /// Names of the parameters whose gradients are dropped in `epoch` (1-based): the optimiser
+    /// leaves them untouched, as PyTorch does a parameter whose `grad` is `None` (DINO's
+    /// `cancel_gradients_last_layer`).
+    fn frozen(&self, _epoch: usize) -> Vec<String> {
+        Vec::new()
+    }
     /// Cluster id per row of backbone features (the method's own protocol, e.g. an argmax).
     fn predict(&self, feats: &Tensor) -> Result<Vec<i64>>;
     /// The method's own evaluation protocol, recorded with the results.

@@ -23,9 +23,10 @@
 //! The teacher's EMA update runs at the start of the next step rather than at the end of this
 //! one (a method sees no end of step): after any step the stored teacher is one update behind,
 //! and prediction applies that update on the fly, so what is predicted is TEMI's teacher; on
-//! resume the pending update is applied by the first step, so resumption is exact. Not taken
-//! (docs/methods.md): AdamW's weight decay 1e-4, the learning-rate warm-up, the frozen last
-//! layer in epoch 0 (`freeze_last_layer`).
+//! resume the pending update is applied by the first step, so resumption is exact. TEMI's
+//! optimiser is the run's (`optimizer.name: adamw`, `weight_decay`, `warmup_epochs`: set by
+//! the foundation grids); its last layer frozen in the first epoch is
+//! `method.temi.freeze_last_layer` (`Method::frozen`).
 
 use candle_core::{Tensor, Var, D};
 
@@ -237,6 +238,19 @@ impl Method for Temi {
         Ok(vec![("pmi", per_head.mean_all()?)])
     }
 
+    fn frozen(&self, epoch: usize) -> Vec<String> {
+        if epoch > self.cfg.freeze_last_layer {
+            return Vec::new();
+        }
+        (0..self.cfg.heads)
+            .flat_map(|h| {
+                PARTS[4..]
+                    .iter()
+                    .map(move |p| format!("temi.student.{h}.{p}"))
+            })
+            .collect()
+    }
+
     fn predict(&self, feats: &Tensor) -> Result<Vec<i64>> {
         let h = self.best.best()?;
         argmax_rows(&head_forward(feats, &self.teacher_now(h)?)?)
@@ -244,5 +258,52 @@ impl Method for Temi {
 
     fn protocol(&self) -> &'static str {
         "argmax of the teacher's head of lowest loss"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::RunConfig;
+    use candle_core::Device;
+
+    /// With `freeze_last_layer: 1` a step of epoch 1 leaves every student head's last layer
+    /// as it was and moves the rest; in epoch 2 the last layer moves too.
+    #[test]
+    fn the_last_layer_is_frozen_in_the_first_epochs_only() {
+        let mut cfg = RunConfig::default();
+        cfg.method.name = "temi".into();
+        cfg.dataset.name = "embeddings".into();
+        cfg.dataset.num_classes = 3;
+        cfg.model.backbone = "none".into();
+        cfg.method.temi.heads = 2;
+        cfg.method.temi.hidden = 8;
+        cfg.method.temi.bottleneck = 4;
+        cfg.method.temi.freeze_last_layer = 1;
+        let dev = Device::Cpu;
+        let mut t = crate::train::Trainer::new(&cfg, 5, &dev).unwrap();
+        let x = crate::nn::seeded_normal(1, "test", &[6, 5]).unwrap();
+        let y = crate::nn::seeded_normal(2, "test", &[6, 5]).unwrap();
+        let value = |t: &crate::train::Trainer, k: &str| -> Vec<f32> {
+            let all = t.params.trainable();
+            let v = &all.iter().find(|(n, _)| n == k).unwrap().1;
+            v.as_tensor().flatten_all().unwrap().to_vec1().unwrap()
+        };
+        let names = [
+            "temi.student.1.last_layer.weight_v",
+            "temi.student.0.mlp.0.weight",
+        ];
+        for (epoch, last_moves) in [(1, false), (2, true)] {
+            t.opt.frozen = t.method.frozen(epoch);
+            assert_eq!(t.opt.frozen.len(), if last_moves { 0 } else { 4 });
+            let before: Vec<Vec<f32>> = names.iter().map(|k| value(&t, k)).collect();
+            t.step(&[x.clone(), y.clone()]).unwrap();
+            let after: Vec<Vec<f32>> = names.iter().map(|k| value(&t, k)).collect();
+            assert_eq!(
+                before[0] != after[0],
+                last_moves,
+                "epoch {epoch}: last layer"
+            );
+            assert_ne!(before[1], after[1], "epoch {epoch}: first layer");
+        }
     }
 }

@@ -36,6 +36,7 @@ pub fn published_setup(cfg: &mut RunConfig) {
             cfg.optimizer.name = "adamw".into();
             cfg.optimizer.weight_decay = 1e-4;
             cfg.optimizer.warmup_epochs = 20;
+            cfg.method.temi.freeze_last_layer = 1;
         }
         "scan" => {
             cfg.method.scan.heads = 10;

@@ -151,6 +151,8 @@ impl Session<'_> {
         } = self;
         let knn = knn.as_deref();
         let cached = cached.as_ref().map(|c| &c.train);
+        // Parameters the method holds fixed this epoch (TEMI's last layer in its first).
+        trainer.opt.frozen = trainer.method.frozen(epoch);
         let (cfg, ds, device, ctx, b, steps, u_steps) =
             (*cfg, *ds, *device, *ctx, *b, *steps, *u_steps);
         let order = permutation(

@@ -17,6 +17,8 @@ pub struct Adam {
     /// Steps of linear warm-up (`optimizer.warmup_epochs` × steps per epoch; the session sets
     /// it once it knows the epoch's length).
     pub warmup_steps: u64,
+    /// Parameters left untouched by the next steps (`methods::Method::frozen`), by name.
+    pub frozen: Vec<String>,
 }
 
 impl Adam {
@@ -37,6 +39,7 @@ impl Adam {
             step: 0,
             cfg,
             warmup_steps: 0,
+            frozen: Vec::new(),
         })
     }
 
@@ -115,6 +118,9 @@ impl Adam {
             let Some(g) = grads.get(p.as_tensor()) else {
                 continue;
             };
+            if self.frozen.iter().any(|f| f == name) {
+                continue;
+            }
             let decays = p.as_tensor().rank() >= 2 && !name.ends_with(".bias");
             if decoupled && decays && self.cfg.weight_decay > 0.0 {
                 let keep = 1.0 - lr * self.cfg.weight_decay;
