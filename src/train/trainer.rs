@@ -296,3 +296,50 @@ pub fn check_init(cfg: &RunConfig, channels: usize) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::RunConfig;
+    use candle_core::Device;
+
+    /// With `freeze_last_layer: 1` a step of epoch 1 leaves every student head's last layer
+    /// as it was and moves the rest; in epoch 2 the last layer moves too.
+    #[test]
+    fn the_last_layer_is_frozen_in_the_first_epochs_only() {
+        let mut cfg = RunConfig::default();
+        cfg.method.name = "temi".into();
+        cfg.dataset.name = "embeddings".into();
+        cfg.dataset.num_classes = 3;
+        cfg.model.backbone = "none".into();
+        cfg.method.temi.heads = 2;
+        cfg.method.temi.hidden = 8;
+        cfg.method.temi.bottleneck = 4;
+        cfg.method.temi.freeze_last_layer = 1;
+        let dev = Device::Cpu;
+        let mut t = super::Trainer::new(&cfg, 5, &dev).unwrap();
+        let x = crate::nn::seeded_normal(1, "test", &[6, 5]).unwrap();
+        let y = crate::nn::seeded_normal(2, "test", &[6, 5]).unwrap();
+        let value = |t: &super::Trainer, k: &str| -> Vec<f32> {
+            let all = t.params.trainable();
+            let v = &all.iter().find(|(n, _)| n == k).unwrap().1;
+            v.as_tensor().flatten_all().unwrap().to_vec1().unwrap()
+        };
+        let names = [
+            "temi.student.1.last_layer.weight_v",
+            "temi.student.0.mlp.0.weight",
+        ];
+        for (epoch, last_moves) in [(1, false), (2, true)] {
+            t.opt.frozen = t.method.frozen(epoch);
+            assert_eq!(t.opt.frozen.len(), if last_moves { 0 } else { 4 });
+            let before: Vec<Vec<f32>> = names.iter().map(|k| value(&t, k)).collect();
+            t.step(&[x.clone(), y.clone()]).unwrap();
+            let after: Vec<Vec<f32>> = names.iter().map(|k| value(&t, k)).collect();
+            assert_eq!(
+                before[0] != after[0],
+                last_moves,
+                "epoch {epoch}: last layer"
+            );
+            assert_ne!(before[1], after[1], "epoch {epoch}: first layer");
+        }
+    }
+}
