@@ -173,6 +173,8 @@ pub struct SweepArgs {
     /// Grid file or name (default: the embedded experiments/smoke.yaml).
     pub grid: Option<String>,
     /// List every cell with its run id, status and what the sweep would do; run nothing.
+    /// Downloads nothing: `hf:` weights missing from the Hugging Face cache leave their cells'
+    /// run ids provisional (a note on stderr names them).
     #[arg(long)]
     pub dry_run: bool,
     /// With --dry-run: print every cell's resolved config instead, as YAML documents separated
