@@ -193,6 +193,26 @@ fn a_k_sweep_on_unlabelled_images_records_label_free_scores_only() {
         "{svg}"
     );
     assert!(dir.join("reports/own/silhouette-vs-k.png").is_file());
+    // The default layout (K in the column groups, the effective `method.num_clusters` a row
+    // key) draws the same lines: the implied K is the x axis, not a line per K.
+    std::fs::remove_file(dir.join("reports/own/silhouette-vs-k.svg")).unwrap();
+    let o = clusterlab(
+        dir,
+        &[
+            "report",
+            "g.yaml",
+            "--rows",
+            "method.name,method.num_clusters",
+            "--columns",
+            "dataset.name,dataset.num_classes",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let svg = std::fs::read_to_string(dir.join("reports/own/silhouette-vs-k.svg")).unwrap();
+    assert!(
+        svg.contains("kmeans") && !svg.contains("num_clusters="),
+        "{svg}"
+    );
     // An epoch chosen by label cannot be asked of the report either.
     let o = clusterlab(dir, &["report", "g.yaml", "--epoch", "best"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));

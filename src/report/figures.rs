@@ -183,7 +183,12 @@ fn silhouette_vs_k(table: &Table, dir: &Path) -> Result<Option<Figure>> {
                 .row_keys
                 .iter()
                 .zip(row)
-                .filter(|(key, _)| *key != K_KEY)
+                // The K itself, and the clusters it implies (`method.num_clusters` recorded as
+                // the effective K), are the x axis, not a line of their own.
+                .filter(|(key, v)| {
+                    *key != K_KEY
+                        && !(key.as_str() == "method.num_clusters" && v.parse::<f64>() == Ok(k))
+                })
                 .map(|(key, v)| match key.as_str() {
                     "method.name" => v.clone(),
                     _ => format!("{}={v}", key.rsplit('.').next().unwrap_or(key)),
