@@ -73,22 +73,7 @@ pub fn predict(
             )))
         }
     };
-    let _precision = crate::nn::PrecisionScope::set(cfg.train.precision);
-    let trainer = Trainer::new(cfg, ds.channels, device)?;
-    trainer.params.load_state(&tensors)?;
-    tracing::info!("predicting with {}", path.display());
-    let aug = Augmenter::new(cfg.augment.clone(), cfg.dataset.image_size);
-    let (clusters, feats, dim) = predict_with_features(
-        cfg,
-        (ds, None),
-        &aug,
-        &trainer.backbone,
-        trainer.method.as_ref(),
-        device,
-        cfg.train.epochs,
-    )?;
-    let n = clusters.len();
-    Ok(Assignment::from_features(clusters, &feats, n, dim))
+    apply(cfg, (&path, &tensors), (ds, None), device)
 }
 
 /// [`predict`] for a run on a frozen foundation backbone: the new images' features from the
@@ -123,14 +108,28 @@ fn predict_on_features(
         })
         .collect::<Result<Vec<_>>>()?;
     let feats = super::cached::concat(each);
+    apply(cfg, (&path, &tensors), (ds, Some(&feats)), device)
+}
+
+/// The run's final weights (`checkpoint`: its path and tensors) applied to `ds` (or to the
+/// features standing in for its images), the method's argmax and the 2-D maps.
+fn apply(
+    cfg: &RunConfig,
+    (path, tensors): (
+        &Path,
+        &std::collections::HashMap<String, candle_core::Tensor>,
+    ),
+    (ds, feats): (&Dataset, Option<&crate::features::cache::Features>),
+    device: &Device,
+) -> Result<Assignment> {
     let _precision = crate::nn::PrecisionScope::set(cfg.train.precision);
     let trainer = Trainer::new(cfg, ds.channels, device)?;
-    trainer.params.load_state(&tensors)?;
+    trainer.params.load_state(tensors)?;
     tracing::info!("predicting with {}", path.display());
     let aug = Augmenter::new(cfg.augment.clone(), cfg.dataset.image_size);
     let (clusters, f, dim) = predict_with_features(
         cfg,
-        (ds, Some(&feats)),
+        (ds, feats),
         &aug,
         &trainer.backbone,
         trainer.method.as_ref(),
