@@ -50,7 +50,7 @@ pub fn run(g: &GlobalArgs, store: &Store, a: FeaturesArgs, out: &mut dyn Write) 
                     .progress_chars("=> "),
             );
             bar.set_message(format!("{} {} {split}", cfg.model.backbone, ds.name));
-            let f = features::cached(cfg, &ds, split, &store.root, &device, |done| {
+            let f = features::cached(cfg, &ds, &key, &store.root, &device, |done| {
                 bar.set_position(done as u64)
             })?;
             bar.finish_and_clear();

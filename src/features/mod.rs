@@ -372,18 +372,18 @@ pub fn key(cfg: &crate::config::RunConfig, ds: &crate::data::Dataset, split: &st
     }
 }
 
-/// `cfg`'s features of `ds` from the store's cache at `root`, computed there first when
-/// missing (the model is loaded only then); `progress(done)` while computing.
+/// `cfg`'s features of `ds` under `key` (`key(cfg, ds, split)`, computed once by the caller:
+/// it hashes every image) from the store's cache at `root`, computed there first when missing
+/// (the model is loaded only then); `progress(done)` while computing.
 pub fn cached(
     cfg: &crate::config::RunConfig,
     ds: &crate::data::Dataset,
-    split: &str,
+    key: &cache::Key,
     root: &Path,
     device: &Device,
     progress: impl FnMut(usize),
 ) -> Result<cache::Features> {
-    let key = key(cfg, ds, split);
-    cache::get_or_compute(root, &key, || {
+    cache::get_or_compute(root, key, || {
         extractor(cfg, device)?.extract(ds, cfg.train.eval_batch_size, progress)
     })
 }

@@ -54,28 +54,28 @@ impl Cached {
                 cfg.method.name, cfg.model.backbone
             )));
         }
-        // One cache entry per part (`features::part_config`), concatenated row by row.
-        let part = |cfg: &RunConfig, d: &Dataset, split: &str| -> Result<Features> {
-            match ctx.dir.and_then(|d| d.parent()).and_then(|g| g.parent()) {
-                Some(root) => crate::features::cached(cfg, d, split, root, device, |_| {}),
-                None => extract(cfg, d, device),
-            }
-        };
+        // One cache entry per part (`features::part_config`), concatenated row by row; each
+        // entry's key hashes the images once.
         let configs: Vec<RunConfig> = (0..parts.len())
             .map(|i| crate::features::part_config(cfg, i))
             .collect();
-        let get = |d: &Dataset, split: &str| -> Result<Features> {
-            let each = (configs.iter())
-                .map(|c| part(c, d, split))
-                .collect::<Result<Vec<_>>>()?;
-            Ok(concat(each))
+        let root = ctx.dir.and_then(|d| d.parent()).and_then(|g| g.parent());
+        let get = |d: &Dataset, split: &str| -> Result<(Features, Vec<String>)> {
+            let mut ids = Vec::new();
+            let mut each = Vec::new();
+            for c in &configs {
+                let key = crate::features::key(c, d, split);
+                each.push(match root {
+                    Some(root) => crate::features::cached(c, d, &key, root, device, |_| {})?,
+                    None => extract(c, d, device)?,
+                });
+                ids.push(key.id());
+            }
+            Ok((concat(each), ids))
         };
-        let train = get(ds, "train")?;
-        let heldout = heldout.map(|h| get(h, "heldout")).transpose()?;
-        let key = (configs.iter())
-            .map(|c| crate::features::key(c, ds, "train").id())
-            .collect::<Vec<_>>()
-            .join("+");
+        let (train, ids) = get(ds, "train")?;
+        let heldout = heldout.map(|h| get(h, "heldout")).transpose()?.map(|h| h.0);
+        let key = ids.join("+");
         Ok(Some(Self {
             key,
             train,

@@ -199,20 +199,32 @@ struct BnFwd {
     stats: Tensor,
 }
 
+/// `launches` over the three inputs of a normalising forward and the batch statistics
+/// `stats` (a fourth buffer): an f32 output shaped as the first input (BN+ReLU here, the
+/// residual BN + add + ReLU in `residual.rs`).
+pub(super) fn with_stats<S: DeviceStorage>(
+    launches: &[Launch],
+    ins: [(&S, &Layout); 3],
+    stats: &Tensor,
+    len: usize,
+) -> Result<(S, Shape)> {
+    let y = with_buffer(stats, |st: &S, sl| {
+        S::op(
+            launches,
+            &[ins[0], ins[1], ins[2], (st, sl)],
+            DType::F32,
+            len,
+        )
+    })?;
+    launch::count_output();
+    Ok((y, ins[0].1.shape().clone()))
+}
+
 impl BnFwd {
     fn run<S: DeviceStorage>(&self, ins: [(&S, &Layout); 3]) -> Result<(S, Shape)> {
         self.op
             .check_f32(&[ins[0].0.dtype(), ins[1].0.dtype(), ins[2].0.dtype()])?;
-        let y = with_buffer(&self.stats, |st: &S, sl| {
-            S::op(
-                &self.op.fwd_launches(),
-                &[ins[0], ins[1], ins[2], (st, sl)],
-                DType::F32,
-                self.op.len(),
-            )
-        })?;
-        launch::count_output();
-        Ok((y, ins[0].1.shape().clone()))
+        with_stats(&self.op.fwd_launches(), ins, &self.stats, self.op.len())
     }
 }
 

@@ -15,7 +15,7 @@
 //! whose columns would exceed the launch limit. f32 and bf16 (`train.precision: bf16` casts
 //! the operands before the call; the CPU's product takes f32 only, and the CPU rounds instead).
 
-use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor};
+use candle_core::{CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor};
 
 use super::launch::{self, Arg, DeviceStorage, Launch};
 
@@ -151,7 +151,12 @@ fn contiguous(what: &str, l: &Layout) -> Result<()> {
 }
 
 impl Conv {
-    fn forward<S: DeviceStorage>(&self, x: &S, xl: &Layout, w: &S, wl: &Layout) -> Result<S> {
+    /// The product (of the shape [`Conv::shape`]) on any storage (`fwd2_by_run!`).
+    fn run<S: DeviceStorage>(
+        &self,
+        (x, xl): (&S, &Layout),
+        (w, wl): (&S, &Layout),
+    ) -> Result<(S, Shape)> {
         self.g.check()?;
         contiguous("weights", wl)?;
         let (g, dtype) = (&self.g, x.dtype());
@@ -168,7 +173,7 @@ impl Conv {
         let wb = view(wl, &[g.n, self.cout, k], vec![0, k, 1]);
         let y = launch::gemm((w, &wb), (&cols, &cl), (g.n, self.cout, p, k))?;
         launch::count_output();
-        Ok(y)
+        Ok((y, self.shape()))
     }
 
     fn shape(&self) -> Shape {
@@ -182,26 +187,7 @@ impl CustomOp2 for Conv {
         "conv2d-device"
     }
 
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        Ok((self.forward(s1, l1, s2, l2)?, self.shape()))
-    }
-
-    #[cfg(feature = "cuda")]
-    fn cuda_fwd(
-        &self,
-        s1: &candle_core::CudaStorage,
-        l1: &Layout,
-        s2: &candle_core::CudaStorage,
-        l2: &Layout,
-    ) -> Result<(candle_core::CudaStorage, Shape)> {
-        Ok((self.forward(s1, l1, s2, l2)?, self.shape()))
-    }
+    fwd2_by_run!();
 
     fn bwd(
         &self,
@@ -232,12 +218,8 @@ enum Wrt {
 struct ConvGrad(Conv, Wrt);
 
 impl ConvGrad {
-    fn run<S: DeviceStorage>(
-        &self,
-        x: (&S, &Layout),
-        w: (&S, &Layout),
-        dy: (&S, &Layout),
-    ) -> Result<S> {
+    /// The gradient (of the shape [`ConvGrad::shape`]) on any storage (`fwd3_by_run!`).
+    fn run<S: DeviceStorage>(&self, [x, w, dy]: [(&S, &Layout); 3]) -> Result<(S, Shape)> {
         let (cv, dtype) = (&self.0, x.0.dtype());
         let g = &cv.g;
         let (k, p, np) = (g.kdim(), g.pdim(), g.n * g.pdim());
@@ -289,7 +271,7 @@ impl ConvGrad {
             }
         };
         launch::count_output();
-        Ok(out)
+        Ok((out, self.shape()))
     }
 
     fn shape(&self) -> Shape {
@@ -306,30 +288,7 @@ impl CustomOp3 for ConvGrad {
         "conv2d-device-grad"
     }
 
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-        s3: &CpuStorage,
-        l3: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        Ok((self.run((s1, l1), (s2, l2), (s3, l3))?, self.shape()))
-    }
-
-    #[cfg(feature = "cuda")]
-    fn cuda_fwd(
-        &self,
-        s1: &candle_core::CudaStorage,
-        l1: &Layout,
-        s2: &candle_core::CudaStorage,
-        l2: &Layout,
-        s3: &candle_core::CudaStorage,
-        l3: &Layout,
-    ) -> Result<(candle_core::CudaStorage, Shape)> {
-        Ok((self.run((s1, l1), (s2, l2), (s3, l3))?, self.shape()))
-    }
+    fwd3_by_run!();
 }
 
 /// y = conv2d(x, w) with `stride` and `pad` (x: N×C×H×W, w: Cout×C×k×k, same dtype).

@@ -10,7 +10,7 @@
 use candle_core::{CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor};
 
 use super::batchnorm::{self, BnTrain};
-use super::launch::{self, with_buffer, Arg, DeviceStorage, Launch};
+use super::launch::{self, Arg, DeviceStorage, Launch};
 
 /// Forward: x, r, [γ; β] → y, with the batch statistics held by the op.
 struct BnAddRelu {
@@ -45,16 +45,7 @@ impl BnAddRelu {
                 ins[0].1.dims()
             )
         }
-        let y = with_buffer(&self.stats, |st: &S, sl| {
-            S::op(
-                &self.launches(),
-                &[ins[0], ins[1], ins[2], (st, sl)],
-                DType::F32,
-                self.op.len(),
-            )
-        })?;
-        launch::count_output();
-        Ok((y, ins[0].1.shape().clone()))
+        batchnorm::with_stats(&self.launches(), ins, &self.stats, self.op.len())
     }
 }
 
