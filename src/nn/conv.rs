@@ -111,41 +111,58 @@ impl Conv {
     /// and dy of the chunk side by side, one product (the products of the backward that also
     /// computes dx, in the same order: the same bits).
     fn weight_grad(&self, x: &[f32], dy: &[f32], first: usize, b: usize, dw: &mut [f32]) {
+        let ld = b * self.pdim();
+        let dyt_len = if b > 1 { self.cout * ld } else { 0 };
+        with_scratch([self.kdim() * ld, 0, dyt_len], |cols, _, dyt| {
+            self.stage_weight_grad(x, dy, (first, b), (cols, dyt), dw);
+        });
+    }
+
+    /// Stages images `first..first + b`: their columns into `cols` (K × B·P, row stride B·P)
+    /// and, for more than one image, their dy as Cout × B·P into `dyt`; then dW (Cout × K) =
+    /// dy · colsᵀ into `dw`. Returns the dy it multiplied (`dyt`, or the one image's own), for
+    /// the dx product that may follow.
+    fn stage_weight_grad<'a>(
+        &self,
+        x: &[f32],
+        dy: &'a [f32],
+        (first, b): (usize, usize),
+        (cols, dyt): (&mut [f32], &'a mut [f32]),
+        dw: &mut [f32],
+    ) -> &'a [f32] {
         let (kd, p) = (self.kdim(), self.pdim());
         let (img, oimg) = (self.c * self.h * self.w, self.cout * p);
         let ld = b * p;
-        let dyt_len = if b > 1 { self.cout * ld } else { 0 };
-        with_scratch([kd * ld, 0, dyt_len], |cols, _, dyt| {
-            for j in 0..b {
-                let i = first + j;
-                self.im2col(&x[i * img..(i + 1) * img], &mut cols[j * p..], ld);
-                if b > 1 {
-                    let g = &dy[i * oimg..(i + 1) * oimg];
-                    for (co, src) in g.chunks(p).enumerate() {
-                        dyt[co * ld + j * p..][..p].copy_from_slice(src);
-                    }
+        for j in 0..b {
+            let i = first + j;
+            self.im2col(&x[i * img..(i + 1) * img], &mut cols[j * p..], ld);
+            if b > 1 {
+                let g = &dy[i * oimg..(i + 1) * oimg];
+                for (co, src) in g.chunks(p).enumerate() {
+                    dyt[co * ld + j * p..][..p].copy_from_slice(src);
                 }
             }
-            let g: &[f32] = if b > 1 {
-                dyt
-            } else {
-                &dy[first * oimg..(first + 1) * oimg]
-            };
-            // dW (Cout × K) = dy (Cout × B·P) · colsᵀ (B·P × K)
-            mm(
-                self.cout,
-                kd,
-                ld,
-                as_uninit(dw),
-                false,
-                g,
-                1,
-                ld as isize,
-                cols,
-                ld as isize,
-                1,
-            );
-        });
+        }
+        let g: &[f32] = if b > 1 {
+            dyt
+        } else {
+            &dy[first * oimg..(first + 1) * oimg]
+        };
+        // dW (Cout × K) = dy (Cout × B·P) · colsᵀ (B·P × K)
+        mm(
+            self.cout,
+            kd,
+            ld,
+            as_uninit(dw),
+            false,
+            g,
+            1,
+            ld as isize,
+            cols,
+            ld as isize,
+            1,
+        );
+        g
     }
 
     /// Adds one image's columns (laid out as in [`Conv::im2col`]) back into its dx.
@@ -356,6 +373,17 @@ pub(super) fn backward(
     Ok((Some(dx), Some(dw)))
 }
 
+/// The chunks' weight gradients summed in chunk order (`len` values each).
+fn sum_parts(len: usize, parts: Vec<Vec<f32>>) -> Vec<f32> {
+    let mut sum = vec![0f32; len];
+    for part in parts {
+        for (a, b) in sum.iter_mut().zip(part) {
+            *a += b;
+        }
+    }
+    sum
+}
+
 /// Backward: packed [dx; dW], or dW alone without `.1` (no input gradient: no dcols
 /// product, no col2im; dW the same bits).
 struct ConvBwd(Conv, bool);
@@ -379,7 +407,7 @@ impl CustomOp3 for ConvBwd {
         let wt = super::contiguous_f32(s2, l2, "conv")?;
         let dy = super::contiguous_f32(s3, l3, "conv")?;
         let (kd, p) = (cv.kdim(), cv.pdim());
-        let (img, oimg) = (cv.c * cv.h * cv.w, cv.cout * p);
+        let img = cv.c * cv.h * cv.w;
         let wlen = cv.cout * kd;
         let chunk = chunk(cv.n, p);
         if !self.1 {
@@ -392,12 +420,7 @@ impl CustomOp3 for ConvBwd {
                     dw
                 })
                 .collect();
-            let mut dw = vec![0f32; wlen];
-            for part in partials {
-                for (a, b) in dw.iter_mut().zip(part) {
-                    *a += b;
-                }
-            }
+            let dw = sum_parts(wlen, partials);
             return Ok((CpuStorage::F32(dw), Shape::from(wlen)));
         }
         let (mut dx, partials) =
@@ -408,36 +431,7 @@ impl CustomOp3 for ConvBwd {
                 let mut dw = vec![0f32; wlen];
                 let dyt_len = if b > 1 { cv.cout * ld } else { 0 };
                 with_scratch([kd * ld, kd * ld, dyt_len], |cols, dcols, dyt| {
-                    for j in 0..b {
-                        let i = ci * chunk + j;
-                        cv.im2col(&x[i * img..(i + 1) * img], &mut cols[j * p..], ld);
-                        // dy of the chunk as Cout × B·P (for one image, dy itself).
-                        if b > 1 {
-                            let g = &dy[i * oimg..(i + 1) * oimg];
-                            for (co, src) in g.chunks(p).enumerate() {
-                                dyt[co * ld + j * p..][..p].copy_from_slice(src);
-                            }
-                        }
-                    }
-                    let g: &[f32] = if b > 1 {
-                        dyt
-                    } else {
-                        &dy[ci * chunk * oimg..(ci * chunk + 1) * oimg]
-                    };
-                    // dW (Cout × K) = dy (Cout × B·P) · colsᵀ (B·P × K)
-                    mm(
-                        cv.cout,
-                        kd,
-                        ld,
-                        as_uninit(&mut dw),
-                        false,
-                        g,
-                        1,
-                        ld as isize,
-                        cols,
-                        ld as isize,
-                        1,
-                    );
+                    let g = cv.stage_weight_grad(x, dy, (ci * chunk, b), (cols, dyt), &mut dw);
                     // dcols (K × B·P) = Wᵀ (K × Cout) · dy (Cout × B·P)
                     mm(
                         kd,
@@ -458,13 +452,7 @@ impl CustomOp3 for ConvBwd {
                 });
                 dw
             });
-        let mut dw = vec![0f32; wlen];
-        for part in partials {
-            for (a, b) in dw.iter_mut().zip(part) {
-                *a += b;
-            }
-        }
-        dx.extend(dw);
+        dx.extend(sum_parts(wlen, partials));
         let len = dx.len();
         Ok((CpuStorage::F32(dx), Shape::from(len)))
     }

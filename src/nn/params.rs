@@ -52,7 +52,9 @@ impl Params {
         }
     }
 
-    fn insert(
+    /// A tensor with the given values: trainable, or a buffer (an EMA teacher's copy, a
+    /// running statistic).
+    pub fn values(
         &mut self,
         name: &str,
         data: Vec<f32>,
@@ -81,7 +83,7 @@ impl Params {
         let data = (0..n)
             .map(|_| (normal(&mut self.rng) * std) as f32)
             .collect();
-        self.insert(name, data, shape, true)
+        self.values(name, data, shape, true)
     }
 
     /// A conv weight of shape (c_out, c_in, k, k) by [`Params::conv_init`].
@@ -103,7 +105,7 @@ impl Params {
         let data = (0..n)
             .map(|_| uniform(&mut self.rng, -bound, bound) as f32)
             .collect();
-        self.insert(name, data, shape, true)
+        self.values(name, data, shape, true)
     }
 
     /// N(0, std²) truncated to [−2, 2] (absolute bounds, redrawn outside them): timm's and
@@ -118,31 +120,19 @@ impl Params {
                 }
             })
             .collect();
-        self.insert(name, data, shape, true)
-    }
-
-    /// A tensor with the given values: trainable, or a buffer (an EMA teacher's copy, a
-    /// running statistic).
-    pub fn values(
-        &mut self,
-        name: &str,
-        data: Vec<f32>,
-        shape: &[usize],
-        trainable: bool,
-    ) -> Result<Var> {
-        self.insert(name, data, shape, trainable)
+        self.values(name, data, shape, true)
     }
 
     /// A trainable tensor filled with `value` (BatchNorm γ = 1, β = 0).
     pub fn constant(&mut self, name: &str, shape: &[usize], value: f32) -> Result<Var> {
         let n: usize = shape.iter().product();
-        self.insert(name, vec![value; n], shape, true)
+        self.values(name, vec![value; n], shape, true)
     }
 
     /// A non-trainable buffer filled with `value` (running mean 0, running var 1).
     pub fn buffer(&mut self, name: &str, shape: &[usize], value: f32) -> Result<Var> {
         let n: usize = shape.iter().product();
-        self.insert(name, vec![value; n], shape, false)
+        self.values(name, vec![value; n], shape, false)
     }
 
     /// Trainable parameters in name order.
