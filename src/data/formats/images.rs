@@ -241,6 +241,9 @@ pub fn load_unlabelled(paths: &[PathBuf], size: usize) -> Result<Dataset> {
     let images = paths
         .par_iter()
         .map(|p| decode(&Item::File(p.clone()), size))
+        .collect::<Vec<Result<Vec<u8>>>>()
+        // The first bad image in path order, whichever thread met it first.
+        .into_iter()
         .collect::<Result<Vec<Vec<u8>>>>()?;
     Ok(Dataset {
         name: "images".into(),
@@ -371,6 +374,9 @@ pub fn load(cfg: &DatasetConfig) -> Result<Dataset> {
     let decoded: Vec<Vec<u8>> = items
         .par_iter()
         .map(|(_, item)| decode(item, size))
+        .collect::<Vec<Result<Vec<u8>>>>()
+        // The first bad image in path order, whichever thread met it first.
+        .into_iter()
         .collect::<Result<_>>()?;
     Ok(Dataset {
         name: cfg.name.clone(),
