@@ -24,13 +24,12 @@
 //! the method's heads unchanged; every view of a sample is the vector itself (a vector has no
 //! augmentation), and `View::Neighbour` a mined neighbour's vector (`methods::neighbours`).
 
-use std::io::Read;
 use std::path::Path;
 use std::sync::Arc;
 
 use candle_core::{Device, Tensor};
 
-use super::formats::arrays::{parse_npy, Npy};
+use super::formats::arrays::{parse_npy, Npy, Npz};
 use super::Dataset;
 use crate::config::run::DatasetConfig;
 use crate::error::{Error, Result};
@@ -208,18 +207,8 @@ fn read_npy_pair(p: &Path, labels: Option<&str>) -> Result<(Vec<f32>, usize, Lab
 }
 
 fn read_npz(p: &Path, labels: Option<&str>) -> Result<(Vec<f32>, usize, Labels)> {
-    let bad = |e: &dyn std::fmt::Display| {
-        Error::BadInput(format!(
-            "{}: not a readable .npz (zip) file ({e})",
-            p.display()
-        ))
-    };
-    let f = std::fs::File::open(p)
-        .map_err(|e| Error::BadInput(format!("cannot open {}: {e}", p.display())))?;
-    let mut zip = zip::ZipArchive::new(f).map_err(|e| bad(&e))?;
-    let members: Vec<String> = (zip.file_names())
-        .filter_map(|n| n.ok()?.strip_suffix(".npy").map(str::to_string))
-        .collect();
+    let mut zip = Npz::open(p)?;
+    let members = zip.members();
     let label_member = labels.unwrap_or("labels");
     let emb = if members.iter().any(|m| m == "embeddings") {
         "embeddings".to_string()
@@ -236,14 +225,8 @@ fn read_npz(p: &Path, labels: Option<&str>) -> Result<(Vec<f32>, usize, Labels)>
             }
         }
     };
-    let mut get = |member: &str| -> Result<(String, Npy)> {
-        let mut entry = zip.by_name(&format!("{member}.npy")).map_err(|e| bad(&e))?;
-        let mut bytes = Vec::new();
-        entry.read_to_end(&mut bytes).map_err(|e| bad(&e))?;
-        let name = format!("{}:{member}.npy", p.display());
-        let a = parse_npy(&name, &bytes)?;
-        Ok((name, a))
-    };
+    let hint = "np.savez(path, embeddings=X, labels=y)";
+    let mut get = |member: &str| zip.get(member, hint);
     let (name, a) = get(&emb)?;
     let (values, dim) = matrix(&name, &a)?;
     let labels = if members.iter().any(|m| m == label_member) {

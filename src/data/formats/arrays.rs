@@ -162,28 +162,61 @@ fn read_file(path: &Path) -> Result<Vec<u8>> {
     })
 }
 
-fn read_npz(path: &Path) -> Result<(Npy, Npy)> {
-    let bad = |e: &dyn std::fmt::Display| {
+/// An `.npz` archive (NumPy's zip of `.npy` members), opened for reading its arrays.
+pub struct Npz {
+    path: std::path::PathBuf,
+    zip: zip::ZipArchive<std::fs::File>,
+}
+
+impl Npz {
+    pub fn open(path: &Path) -> Result<Self> {
+        let f = std::fs::File::open(path)
+            .map_err(|e| Error::BadInput(format!("cannot open {}: {e}", path.display())))?;
+        let zip = zip::ZipArchive::new(f).map_err(|e| Self::unreadable(path, &e))?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            zip,
+        })
+    }
+
+    fn unreadable(path: &Path, e: &dyn std::fmt::Display) -> Error {
         Error::BadInput(format!(
             "{}: not a readable .npz (zip) file ({e})",
             path.display()
         ))
-    };
-    let f = std::fs::File::open(path)
-        .map_err(|e| Error::BadInput(format!("cannot open {}: {e}", path.display())))?;
-    let mut zip = zip::ZipArchive::new(f).map_err(|e| bad(&e))?;
-    let mut get = |member: &str| -> Result<Npy> {
-        let mut entry = zip.by_name(&format!("{member}.npy")).map_err(|_| {
+    }
+
+    /// The arrays' names (the members' names without `.npy`).
+    pub fn members(&self) -> Vec<String> {
+        (self.zip.file_names())
+            .filter_map(|n| n.ok()?.strip_suffix(".npy").map(str::to_string))
+            .collect()
+    }
+
+    /// The array `member` and the name errors give it (`path:member.npy`); a missing one is
+    /// an error naming it, with `hint` (how the file should have been saved).
+    pub fn get(&mut self, member: &str, hint: &str) -> Result<(String, Npy)> {
+        let path = &self.path;
+        let mut entry = self.zip.by_name(&format!("{member}.npy")).map_err(|_| {
             Error::BadInput(format!(
-                "{}: no array named {member:?} (np.savez(path, images=..., labels=...))",
+                "{}: no array named {member:?} ({hint})",
                 path.display()
             ))
         })?;
         let mut bytes = Vec::new();
-        entry.read_to_end(&mut bytes).map_err(|e| bad(&e))?;
-        parse_npy(&format!("{}:{member}.npy", path.display()), &bytes)
-    };
-    Ok((get("images")?, get("labels")?))
+        entry
+            .read_to_end(&mut bytes)
+            .map_err(|e| Self::unreadable(path, &e))?;
+        let name = format!("{}:{member}.npy", path.display());
+        let a = parse_npy(&name, &bytes)?;
+        Ok((name, a))
+    }
+}
+
+fn read_npz(path: &Path) -> Result<(Npy, Npy)> {
+    let mut z = Npz::open(path)?;
+    let hint = "np.savez(path, images=..., labels=...)";
+    Ok((z.get("images", hint)?.1, z.get("labels", hint)?.1))
 }
 
 /// Loads the `arrays` dataset.
